@@ -1,0 +1,42 @@
+"""Verdict fusion: one decision and one score from rule, lexicon and classifier evidence.
+
+The decision is the strictest action among the reasons. The classifier adds a reason of its own
+when its probability reaches the policy's ``review_at`` or ``block_at``. The score is a risk in
+0..1: the classifier probability when a model ran, raised to the severity weight of the worst
+reason (so a blocked message never shows a low score).
+"""
+
+from __future__ import annotations
+
+from ._policy import ACTION_RANK, Thresholds
+from ._verdict import ClassifierResult, Decision, Reason
+
+SEVERITY_WEIGHT = {"low": 0.35, "medium": 0.65, "high": 0.95}
+_DECISIONS: tuple[Decision, ...] = ("pass", "review", "block")
+
+
+def classifier_reason(result: ClassifierResult, thresholds: Thresholds) -> Reason | None:
+    if result.score >= thresholds.block_at:
+        action: Decision = "block"
+        severity = "high"
+    elif result.score >= thresholds.review_at:
+        action, severity = "review", "medium"
+    else:
+        return None
+    return Reason(
+        code="classifier.score",
+        category=result.category or "spam",
+        severity=severity,
+        source="classifier",
+        action=action,
+        message=f"classifier probability {result.score:.3f} ≥ {action} threshold",
+    )
+
+
+def fuse(reasons: list[Reason], classifier: ClassifierResult | None) -> tuple[Decision, float]:
+    rank = max((ACTION_RANK[r.action] for r in reasons), default=0)
+    score = classifier.score if classifier else 0.0
+    for r in reasons:
+        if r.action != "pass":
+            score = max(score, SEVERITY_WEIGHT.get(r.severity, 0.0))
+    return _DECISIONS[rank], round(score, 4)

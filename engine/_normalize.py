@@ -1,0 +1,258 @@
+"""Text normalization with a map back to the original characters.
+
+Two views of a message are built, both with ``str.translate`` over a table computed once per
+process (so the per-character work runs in C):
+
+* the **folded** view, which lexicon matching and contact detection read: NFKC, accents
+  stripped, lower case, traditional → simplified (per character, OpenCC), Cyrillic/Greek/math
+  look-alikes → ASCII letters (Unicode confusables), digit look-alikes → ASCII digits
+  (一二三, 壹贰叁, ①②, ⑴⑵, ０-９, 〇/零, and o/O between digits), and noise removed (spaces,
+  punctuation, symbols, emoji, control/zero-width characters, combining marks).
+* the **light** view, which link, signature and code rules read: NFKC and lower case only, with
+  ideographic full stops read as dots and zero-width characters removed; spaces and punctuation
+  stay so URLs and 【signatures】 keep their shape.
+
+Because noise is deleted and a few characters expand (``ﬁ`` → ``fi``), indexes in a view are
+not indexes in the original. :class:`OffsetMap` converts a view span back to the span of the
+original text that produced it; it is only built for messages that have something to report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from functools import cache
+from importlib import resources
+
+import opencc
+
+# Chinese numerals and financial numerals as digits. 两 and 十 are left alone: they are
+# everyday words, and a phone number is never spelled with them.
+_CHINESE_DIGITS = {
+    "〇": "0",
+    "零": "0",
+    "一": "1",
+    "二": "2",
+    "三": "3",
+    "四": "4",
+    "五": "5",
+    "六": "6",
+    "七": "7",
+    "八": "8",
+    "九": "9",
+    "幺": "1",
+    "壹": "1",
+    "贰": "2",
+    "叁": "3",
+    "肆": "4",
+    "伍": "5",
+    "陆": "6",
+    "柒": "7",
+    "捌": "8",
+    "玖": "9",
+}
+# Symbols that stand for a word in contact-diversion spam (➕V, ➕薇): read them as the word.
+_SYMBOL_WORDS = {"➕": "加", "✚": "加", "✙": "加"}
+_NOISE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Mn", "Me", "Zs", "Zl", "Zp"})
+_CJK_RANGES = ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00), (0x20000, 0x2FA20))
+_DIGIT_O = re.compile(r"(?<=[0-9])o+(?=[0-9])")
+
+
+def _is_noise(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat in _NOISE_CATEGORIES or cat[0] in "PS"
+
+
+def _strip_marks(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me"))
+    return unicodedata.normalize("NFKC", kept)
+
+
+def _confusables() -> dict[str, str]:
+    """Non-ASCII characters that look like an ASCII letter or digit, from Unicode's data."""
+    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    out: dict[str, str] = {}
+    for target in "abcdefghijklmnopqrstuvwxyz0123456789":
+        for item in data.get(target, ()) + data.get(target.upper(), ()):
+            ch = item["c"]
+            if len(ch) != 1 or ch.isascii() or _is_cjk(ord(ch)) or unicodedata.category(ch)[0] != "L":
+                continue
+            out.setdefault(ch, target)
+    return out
+
+
+def _is_cjk(cp: int) -> bool:
+    return any(lo <= cp < hi for lo, hi in _CJK_RANGES) or 0x3000 <= cp < 0x3400 or 0xFF00 <= cp < 0xFFF0
+
+
+def _assigned_code_points() -> Iterable[int]:
+    for cp in range(0x110000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        if unicodedata.category(chr(cp)) != "Cn":
+            yield cp
+
+
+class _Tables:
+    """The translate tables and the regexes that describe what they delete or expand."""
+
+    def __init__(self) -> None:
+        t2s = opencc.OpenCC("t2s")
+        simplified: dict[str, str] = {}
+        for lo, hi in _CJK_RANGES:
+            for cp in range(lo, hi):
+                ch = chr(cp)
+                out = t2s.convert(ch)
+                if out != ch and len(out) == 1:
+                    simplified[ch] = out
+        look_alike = _confusables()
+
+        def fold_char(ch: str) -> str:
+            if ch in _SYMBOL_WORDS:
+                return _SYMBOL_WORDS[ch]
+            out = []
+            for c in _strip_marks(ch).lower():
+                if _is_noise(c):
+                    continue
+                c = simplified.get(c, c)
+                c = _CHINESE_DIGITS.get(c, c)
+                if not c.isascii():
+                    if c in look_alike:
+                        c = look_alike[c]
+                    elif unicodedata.digit(c, None) is not None:  # Nd and No digits: ０, ①, ⑴, ⒈, ²
+                        c = str(unicodedata.digit(c))
+                out.append(c)
+            return "".join(out)
+
+        def light_char(ch: str) -> str:
+            if unicodedata.category(ch) in ("Cf", "Cc") and ch not in "\t\n\r":
+                return ""
+            out = unicodedata.normalize("NFKC", ch).lower()
+            return out.replace("。", ".").replace("｡", ".")
+
+        self.fold = _build(fold_char)
+        self.light = _build(light_char)
+
+
+class _Table:
+    __slots__ = ("deleted", "expanding", "mapping")
+
+    def __init__(self, mapping: dict[int, str | None]) -> None:
+        self.mapping = mapping
+        self.deleted = _char_class(cp for cp, v in mapping.items() if v is None)
+        self.expanding = _char_class(cp for cp, v in mapping.items() if v is not None and len(v) > 1)
+
+
+def _build(char_fn: Callable[[str], str]) -> _Table:
+    mapping: dict[int, str | None] = {}
+    for cp in _assigned_code_points():
+        ch = chr(cp)
+        out = char_fn(ch)
+        if out != ch:
+            mapping[cp] = out or None
+    return _Table(mapping)
+
+
+def _char_class(code_points: Iterable[int]) -> re.Pattern[str]:
+    ranges: list[list[int]] = []
+    for cp in sorted(code_points):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    if not ranges:
+        return re.compile(r"(?!)")
+    parts = (re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return re.compile("[" + "".join(parts) + "]")
+
+
+@cache
+def _tables() -> _Tables:
+    return _Tables()
+
+
+class OffsetMap:
+    """Maps spans of a view back to spans of the original text.
+
+    Built from the original text and the table that made the view, so it is exact whatever the
+    table deleted or expanded. ``span(start, end)`` takes a half-open view span and returns the
+    half-open original span covering every original character that produced it.
+    """
+
+    __slots__ = ("_deleted", "_origin")
+
+    def __init__(self, original: str, table: _Table) -> None:
+        self._origin: list[int] | None = None
+        self._deleted: list[int] = []
+        if table.expanding.search(original) is None:
+            # Only deletions: view index k is original index k + (deletions before it).
+            self._deleted = [m.start() - i for i, m in enumerate(table.deleted.finditer(original))]
+        else:
+            origin: list[int] = []
+            get = table.mapping.get
+            for i, ch in enumerate(original):
+                out = get(ord(ch), ch)
+                if out:
+                    origin.extend([i] * len(out))
+            self._origin = origin
+
+    def index(self, k: int) -> int:
+        """The original index of view character ``k``."""
+        if self._origin is not None:
+            return self._origin[k]
+        return k + bisect_right(self._deleted, k)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span of the non-empty view span ``[start, end)``."""
+        return self.index(start), self.index(end - 1) + 1
+
+
+class Normalizer:
+    """Builds the folded and light views of texts; one instance serves the whole process."""
+
+    def __init__(self) -> None:
+        tables = _tables()
+        self._fold = tables.fold
+        self._light = tables.light
+        self._fold_map = tables.fold.mapping
+        self._light_map = tables.light.mapping
+
+    def fold(self, text: str) -> str:
+        out = text.translate(self._fold_map)
+        if "o" in out:
+            out = _DIGIT_O.sub(_zeros, out)
+        return out
+
+    def fold_many(self, texts: list[str]) -> list[str]:
+        """Fold a batch; one regex pass over the joined batch instead of one per text."""
+        mapping = self._fold_map
+        folded = [t.translate(mapping) for t in texts]
+        joined = "\x00".join(folded)  # \x00 never survives folding, so it cannot join two texts
+        if "o" in joined:
+            fixed = _DIGIT_O.sub(_zeros, joined)
+            if fixed != joined:
+                folded = fixed.split("\x00")
+        return folded
+
+    def light(self, text: str) -> str:
+        return text.translate(self._light_map)
+
+    def fold_offsets(self, original: str) -> OffsetMap:
+        return OffsetMap(original, self._fold)
+
+    def light_offsets(self, original: str) -> OffsetMap:
+        return OffsetMap(original, self._light)
+
+
+def _zeros(m: re.Match[str]) -> str:
+    return "0" * (m.end() - m.start())
+
+
+@cache
+def normalizer() -> Normalizer:
+    """The process-wide normalizer (its tables take about half a second to build)."""
+    return Normalizer()

@@ -1,0 +1,297 @@
+"""SMS compliance rules, driven by policy.yaml.
+
+Form rules (skipped with ``content_only``): signature present and well formed, marketing carries
+an opt-out instruction, a verification message is one 4–6 character code with no link and no
+marketing. Content rules (always): links only to allowed domains (bare IPs and URL shorteners
+flagged), no diversion to private contacts (phone numbers, WeChat / QQ ids, however obfuscated),
+and the length limit.
+
+Rules read two views of the text (see ``_normalize``): the folded view for anything an evader
+would disguise (contacts, opt-out wording, cue words), the light view where punctuation matters
+(URLs, 【signatures】, codes). Every span is mapped back to the original text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from ipaddress import ip_address
+
+from ._normalize import Normalizer, OffsetMap
+from ._policy import Policy, RuleSetting, TenantPolicy
+from ._verdict import Message, Reason
+
+# Every rule code with its built-in setting; policy.yaml must set each one (so a reader of the
+# policy sees the whole list) and may change severity, action and per-kind actions.
+RULE_CODES: dict[str, str] = {
+    "signature.missing": "no 【signature】 at the start or end of the message",
+    "signature.length": "signature must be {min}–{max} characters",
+    "signature.multiple": "more than one 【signature】",
+    "signature.unregistered": "signature is not one of the tenant's registered signatures",
+    "marketing.optout_missing": "marketing message without an opt-out instruction (e.g. 回T退订)",
+    "verification.no_code": "verification message without a {min}–{max} character code",
+    "verification.multiple_codes": "verification message with more than one code-like value",
+    "verification.link": "verification message must not contain a link",
+    "verification.marketing": "verification message must not carry marketing content",
+    "link.not_allowed": "link to a domain not on the allowed list",
+    "link.shortener": "link through a URL shortener hides its destination",
+    "link.bare_ip": "link to a bare IP address",
+    "contact.phone": "private phone number (diversion to a personal contact)",
+    "contact.wechat": "WeChat id (diversion to a private contact)",
+    "contact.qq": "QQ number (diversion to a private contact)",
+    "contact.email": "e-mail address (diversion to a private contact)",
+    "length.over_limit": "message is {length} characters, over the {max} character limit",
+}
+
+_SIG_START = re.compile(r"^\s*【([^【】]*)】")
+_SIG_END = re.compile(r"【([^【】]*)】\s*$")
+_SIG_ANY = re.compile(r"【[^【】]*】")
+_URL_STOP = r"\s<>\"'，。、；！？（）【】《》「」{}|\\^`\u4e00-\u9fff"
+_EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+_MOBILE = re.compile(r"(?<![0-9])(?:86)?(1[3-9][0-9]{9})(?![0-9])")
+_LANDLINE = re.compile(r"(?<![0-9])(0[1-9][0-9]{1,2}[2-9][0-9]{6,7})(?![0-9])")
+# Numbers written with separators in the light view ("138 0013-8000").
+_MOBILE_SPACED = re.compile(r"(?<![0-9])(1[3-9](?:[ \-.]?[0-9]){9})(?![0-9])")
+_CODE = re.compile(r"(?<![a-z0-9])([a-z0-9]{%d,%d})(?![a-z0-9])")
+_GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+
+@dataclass(slots=True)
+class TextViews:
+    """The original text and its views, with offset maps built on first use."""
+
+    original: str
+    folded: str
+    light: str
+    norm: Normalizer
+    _fold_map: OffsetMap | None = None
+    _light_map: OffsetMap | None = None
+
+    def from_folded(self, start: int, end: int) -> tuple[int, int]:
+        if self._fold_map is None:
+            self._fold_map = self.norm.fold_offsets(self.original)
+        return self._fold_map.span(start, end)
+
+    def from_light(self, start: int, end: int) -> tuple[int, int]:
+        if self._light_map is None:
+            self._light_map = self.norm.light_offsets(self.original)
+        return self._light_map.span(start, end)
+
+
+class Rules:
+    """The rules compiled against one policy (cue words folded, regexes built once)."""
+
+    def __init__(self, policy: Policy, norm: Normalizer) -> None:
+        self.policy = policy
+        self._norm = norm
+
+        def alternation(words: list[str]) -> str:
+            folded = sorted({norm.fold(w) for w in words if norm.fold(w)}, key=len, reverse=True)
+            return "|".join(map(re.escape, folded)) or "(?!)"
+
+        self._verification_cue = re.compile(alternation(policy.kinds.verification))
+        self._marketing_cue = re.compile(alternation(policy.kinds.marketing))
+        self._optout = [re.compile(p) for p in policy.optout_patterns]
+        self._wechat = re.compile(
+            rf"(?:{alternation(policy.contacts.wechat_cues)})(?:号|id|账号|帐号)?(?:是|为)?([a-z][a-z0-9]{{4,19}}|[0-9]{{5,12}})"
+        )
+        self._qq = re.compile(rf"(?:{alternation(policy.contacts.qq_cues)})(?:号|群)?(?:是|为)?([0-9]{{5,11}})")
+        tlds = "|".join(sorted(map(re.escape, policy.links.tlds), key=len, reverse=True)) or "(?!)"
+        self._url = re.compile(
+            rf"(?:https?://|www\.)[^{_URL_STOP}]+"
+            rf"|(?<![0-9.])(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}(?=[:/])[^{_URL_STOP}]*"
+            rf"|(?<![a-z0-9@._-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{tlds})(?![a-z0-9-])(?:[/:?#][^{_URL_STOP}]*)?"
+        )
+        v = policy.verification
+        self._code = re.compile(_CODE.pattern % (v.code_min, v.code_max))
+        self._shorteners = {s.lower() for s in policy.links.shorteners}
+
+    # -- kind ----------------------------------------------------------------------------------
+    def infer_kind(self, views: TextViews) -> str:
+        if self._verification_cue.search(views.folded):
+            return "verification"
+        if self._marketing_cue.search(views.folded) or self._has_optout(views.folded):
+            return "marketing"
+        return "notification"
+
+    def _has_optout(self, folded: str) -> bool:
+        return any(p.search(folded) for p in self._optout)
+
+    # -- all rules -----------------------------------------------------------------------------
+    def check(self, msg: Message, views: TextViews, kind: str, *, content_only: bool) -> tuple[list[Reason], int, int]:
+        """Run every rule; returns the reasons plus the billed length and segment count."""
+        out: list[Reason] = []
+        tenant = self.policy.tenant(msg.tenant)
+        signature = self._signature(msg, views, tenant, kind, out, check=not content_only)
+        links = self._links(views, tenant, kind, out, form=not content_only)
+        self._contacts(views, tenant, kind, out)
+        if not content_only:
+            if kind == "marketing" and not self._has_optout(views.folded):
+                out.append(self._reason("marketing.optout_missing", kind))
+            if kind == "verification":
+                self._verification(views, kind, links, out)
+        length, segments = self._length(msg.text, signature, kind, out)
+        return out, length, segments
+
+    def _reason(
+        self, code: str, kind: str, *, term: str | None = None, span: tuple[int, int] | None = None, **fmt: object
+    ) -> Reason:
+        setting: RuleSetting = self.policy.rules[code]
+        return Reason(
+            code=code,
+            category=setting.category,
+            severity=setting.severity,
+            source="rule",
+            action=setting.action_for(kind),
+            message=RULE_CODES[code].format(**fmt) if fmt else RULE_CODES[code],
+            term=term,
+            start=span[0] if span else None,
+            end=span[1] if span else None,
+        )
+
+    def _enabled(self, code: str) -> bool:
+        return self.policy.rules[code].enabled
+
+    # -- signature -----------------------------------------------------------------------------
+    def _signature(
+        self, msg: Message, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, check: bool
+    ) -> str | None:
+        """The signature in force: the one in the text, else the one the sender passed separately."""
+        text = msg.text
+        m = _SIG_START.search(text) or _SIG_END.search(text)
+        in_text = m.group(1) if m else None
+        signature = in_text if in_text is not None else msg.signature
+        if not check:
+            return None if in_text is not None else msg.signature
+        if signature is None:
+            if self._enabled("signature.missing"):
+                out.append(self._reason("signature.missing", kind))
+            return None
+        span = (m.start(1) - 1, m.end(1) + 1) if m else None
+        s = self.policy.signature
+        if not s.min_len <= len(signature.strip()) <= s.max_len and self._enabled("signature.length"):
+            out.append(self._reason("signature.length", kind, term=signature, span=span, min=s.min_len, max=s.max_len))
+        if len(_SIG_ANY.findall(text)) > 1 and self._enabled("signature.multiple"):
+            out.append(self._reason("signature.multiple", kind))
+        if tenant.signatures and signature.strip() not in tenant.signatures and self._enabled("signature.unregistered"):
+            out.append(self._reason("signature.unregistered", kind, term=signature, span=span))
+        return None if in_text is not None else signature
+
+    # -- links ---------------------------------------------------------------------------------
+    def _links(
+        self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, form: bool
+    ) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        light = views.light
+        if "." not in light:
+            return found
+        emails = [(m.start(), m.end()) for m in _EMAIL.finditer(light)]
+        for m in self._url.finditer(light):
+            if any(a <= m.start() < b for a, b in emails):
+                continue
+            url = m.group(0).rstrip(".,;:!?")
+            span = views.from_light(m.start(), m.start() + len(url))
+            found.append(span)
+            if kind == "verification" and form:
+                continue  # verification.link reports it
+            host = _host(url)
+            if _is_ip(host):
+                code = "link.bare_ip"
+            elif self._domain_in(host, self._shorteners):
+                code = "link.shortener"
+            elif self._domain_in(host, set(self.policy.links.allowed_domains) | set(tenant.allowed_domains)):
+                continue
+            else:
+                code = "link.not_allowed"
+            if self._enabled(code):
+                out.append(self._reason(code, kind, term=views.original[span[0] : span[1]], span=span))
+        if emails and self._enabled("contact.email"):
+            for a, b in emails:
+                span = views.from_light(a, b)
+                out.append(self._reason("contact.email", kind, term=views.original[span[0] : span[1]], span=span))
+        return found
+
+    @staticmethod
+    def _domain_in(host: str, domains: set[str]) -> bool:
+        return any(host == d or host.endswith("." + d) for d in domains)
+
+    # -- contacts ------------------------------------------------------------------------------
+    def _contacts(self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason]) -> None:
+        folded = views.folded
+        registered = set(tenant.registered_numbers)
+        taken: list[tuple[int, int]] = []
+
+        def add(code: str, start: int, end: int, value: str, from_light: bool = False) -> None:
+            span = views.from_light(start, end) if from_light else views.from_folded(start, end)
+            if any(a < span[1] and span[0] < b for a, b in taken):
+                return
+            taken.append(span)
+            if self._enabled(code):
+                out.append(self._reason(code, kind, term=views.original[span[0] : span[1]], span=span))
+
+        for m in self._wechat.finditer(folded):
+            if m.group(1) not in registered:
+                add("contact.wechat", m.start(), m.end(), m.group(1))
+        for m in self._qq.finditer(folded):
+            add("contact.qq", m.start(), m.end(), m.group(1))
+        for pattern in (_MOBILE, _LANDLINE):
+            for m in pattern.finditer(folded):
+                number = m.group(1)
+                if number in registered:
+                    continue
+                add("contact.phone", m.start(1), m.end(1), number)
+        for m in _MOBILE_SPACED.finditer(views.light):
+            number = re.sub(r"[^0-9]", "", m.group(1))
+            if number not in registered:
+                add("contact.phone", m.start(1), m.end(1), number, from_light=True)
+
+    # -- verification --------------------------------------------------------------------------
+    def _verification(self, views: TextViews, kind: str, links: list[tuple[int, int]], out: list[Reason]) -> None:
+        v = self.policy.verification
+        body = _SIG_ANY.sub(lambda m: " " * len(m.group(0)), views.light)
+        codes = [m for m in self._code.finditer(body) if any(c.isdigit() for c in m.group(1))]
+        if not codes and self._enabled("verification.no_code"):
+            out.append(self._reason("verification.no_code", kind, min=v.code_min, max=v.code_max))
+        elif len(codes) > 1 and self._enabled("verification.multiple_codes"):
+            span = views.from_light(codes[1].start(), codes[1].end())
+            out.append(self._reason("verification.multiple_codes", kind, term=codes[1].group(1), span=span))
+        if self._enabled("verification.link"):
+            for span in links:
+                out.append(self._reason("verification.link", kind, term=views.original[span[0] : span[1]], span=span))
+        m = self._marketing_cue.search(views.folded)
+        if m and self._enabled("verification.marketing"):
+            span = views.from_folded(m.start(), m.end())
+            out.append(self._reason("verification.marketing", kind, term=views.original[span[0] : span[1]], span=span))
+
+    # -- length --------------------------------------------------------------------------------
+    def _length(self, text: str, extra_signature: str | None, kind: str, out: list[Reason]) -> tuple[int, int]:
+        full = f"【{extra_signature}】{text}" if extra_signature else text
+        n = len(full)
+        ln = self.policy.length
+        single, segment = (ln.gsm7_single, ln.gsm7_segment) if _is_gsm7(full) else (ln.single, ln.segment)
+        segments = 1 if n <= single else math.ceil(n / segment)
+        if n > ln.max and self._enabled("length.over_limit"):
+            out.append(self._reason("length.over_limit", kind, length=n, max=ln.max))
+        return n, segments
+
+
+def _host(url: str) -> str:
+    rest = url.split("://", 1)[1] if "://" in url else url
+    host = re.split(r"[/:?#]", rest, maxsplit=1)[0]
+    return host.rsplit("@", 1)[-1].strip(".")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_gsm7(text: str) -> bool:
+    return all(c in _GSM7 for c in text)

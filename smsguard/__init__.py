@@ -1,0 +1,1 @@
+"""smsguard: the command line and process wiring around the screening engine."""
