@@ -1,0 +1,300 @@
+"""The gateway interface every adapter implements, the events it emits and the errors it raises.
+
+An adapter turns one :class:`OutboundMessage` into one or more protocol submits (long messages are
+split into parts) and reports each protocol event upward through a :class:`GatewayEvents` object:
+
+* :meth:`GatewayEvents.on_receipt` — a delivery receipt for one *gateway* message id (one part);
+* :meth:`GatewayEvents.on_inbound` — an MO message from a handset.
+
+The adapter awaits those callbacks *before* acknowledging the PDU to the peer, so an event is never
+acknowledged before whoever consumes it has made it durable (the peer re-sends what we did not ack).
+Mapping gateway ids back to our message ids and aggregating parts is the job of the store
+(``sending/_store.py``), which then emits :class:`DeliveryReport` to an :class:`EventSink`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import dataclasses
+import re
+import time
+from typing import Literal, Protocol
+
+from engine._errors import SmsguardError
+
+ReportStatus = Literal["delivered", "failed", "expired", "rejected", "unknown"]
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+
+
+class GatewayError(SmsguardError):
+    """A gateway could not take a message. ``carrier_code`` is the peer's own code (``smpp:0x58``)."""
+
+    code = "gateway.error"
+    status_code = 502
+    transient = True
+
+    def __init__(
+        self, message: str, *, where: str | None = None, code: str | None = None, carrier_code: str | None = None
+    ) -> None:
+        super().__init__(message, where=where, code=code)
+        self.carrier_code = carrier_code
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {**super().to_dict(), "carrier_code": self.carrier_code}
+
+
+class TransientGatewayError(GatewayError):
+    """Worth retrying later on the same gateway: throttled (ESME_RTHROTTLED, CMPP result 8, HTTP 429) or 5xx."""
+
+    code = "gateway.transient"
+
+
+class PermanentGatewayError(GatewayError):
+    """The peer refused this message for good (bad number, bad content): never retried."""
+
+    code = "gateway.rejected"
+    status_code = 422
+    transient = False
+
+
+class GatewayUnavailable(TransientGatewayError):
+    """The gateway is not connected (down, auth failed, disconnected): try another channel."""
+
+    code = "gateway.unavailable"
+    status_code = 503
+
+
+class SubmitInDoubt(GatewayUnavailable):
+    """The submit was written to the peer but the connection dropped before its response.
+
+    The peer may or may not have accepted it, so re-sending blindly could send it twice; the worker
+    resolves it from the peer's receipts instead (see ``sending/_worker.py``).
+    """
+
+    code = "gateway.in_doubt"
+
+
+class GatewayConfigError(SmsguardError):
+    """A gateway or channel configuration is invalid; ``where`` names the key."""
+
+    code = "gateway.config"
+    status_code = 422
+
+
+# -- messages and events --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One message to one recipient. ``id`` is ours and unique; ``sender`` is the extension/source number."""
+
+    id: str
+    phone: str
+    text: str
+    sender: str = ""
+    tenant: str = ""
+
+    def to_fields(self) -> dict[str, str]:
+        return {"id": self.id, "phone": self.phone, "text": self.text, "sender": self.sender, "tenant": self.tenant}
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> OutboundMessage:
+        return cls(
+            id=fields["id"],
+            phone=fields["phone"],
+            text=fields["text"],
+            sender=fields.get("sender", ""),
+            tenant=fields.get("tenant", ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """The peer accepted every part; ``gateway_ids`` has one id per part, in part order."""
+
+    message_id: str
+    gateway: str
+    gateway_ids: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery receipt as the peer sent it: about ONE gateway message id (one part)."""
+
+    gateway: str
+    gateway_id: str
+    phone: str
+    status: ReportStatus
+    carrier_code: str
+    received_at: float = dataclasses.field(default_factory=time.time)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """The outcome of one of OUR messages (all parts), mapped back from gateway ids."""
+
+    message_id: str
+    phone: str
+    status: ReportStatus
+    carrier_code: str
+    gateway: str
+    gateway_ids: tuple[str, ...] = ()
+    at: float = dataclasses.field(default_factory=time.time)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """An MO (mobile-originated) message: a handset replied to ``to`` (our sender number)."""
+
+    phone: str
+    text: str
+    gateway: str
+    to: str = ""
+    opt_out: bool = False
+    received_at: float = dataclasses.field(default_factory=time.time)
+
+
+# MO keywords that opt a number out (DESIGN.md): the whole reply, ignoring case, spaces and punctuation.
+OPT_OUT_KEYWORDS = frozenset({"td", "t", "n", "r", "退订", "取消", "stop", "unsubscribe", "退", "qx"})
+_NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def is_opt_out(text: str) -> bool:
+    """True when an MO reply is an opt-out instruction (TD, T, N, R, 退订, 取消, STOP, UNSUBSCRIBE…)."""
+    return _NOISE.sub("", text).lower() in OPT_OUT_KEYWORDS
+
+
+def inbound(phone: str, text: str, gateway: str, to: str = "") -> InboundMessage:
+    return InboundMessage(phone=phone, text=text, gateway=gateway, to=to, opt_out=is_opt_out(text))
+
+
+# -- the seams ------------------------------------------------------------------------------------------
+
+
+class GatewayEvents(Protocol):
+    """What an adapter reports to. Each call returns once the event is durable (or raises: then not acked)."""
+
+    async def on_receipt(self, receipt: Receipt) -> None: ...
+
+    async def on_inbound(self, message: InboundMessage) -> None: ...
+
+
+class EventSink(Protocol):
+    """Where mapped outcomes go: recipient status and opt-out handling (issue 7 plugs its storage in here)."""
+
+    async def on_report(self, report: DeliveryReport) -> None: ...
+
+    async def on_inbound(self, message: InboundMessage) -> None: ...
+
+
+class MemoryEvents:
+    """Collects raw adapter events in memory (contract tests, demos)."""
+
+    def __init__(self) -> None:
+        self.receipts: list[Receipt] = []
+        self.inbound: list[InboundMessage] = []
+        self._changed = asyncio.Event()
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        self.receipts.append(receipt)
+        self._changed.set()
+
+    async def on_inbound(self, message: InboundMessage) -> None:
+        self.inbound.append(message)
+        self._changed.set()
+
+    async def wait_for(self, predicate: object, timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` is true (re-checked after every event)."""
+        assert callable(predicate)
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("condition not met in time")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+
+class MemorySink:
+    """An in-process :class:`EventSink` for tests: keeps reports and MO, and the opt-outs they imply."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, DeliveryReport] = {}
+        self.inbound: list[InboundMessage] = []
+        self.opted_out: set[str] = set()
+        self._changed = asyncio.Event()
+
+    async def on_report(self, report: DeliveryReport) -> None:
+        self.reports[report.message_id] = report
+        self._changed.set()
+
+    async def on_inbound(self, message: InboundMessage) -> None:
+        self.inbound.append(message)
+        if message.opt_out:
+            self.opted_out.add(message.phone)
+        self._changed.set()
+
+    async def wait_for(self, predicate: object, timeout: float = 10.0) -> None:
+        assert callable(predicate)
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("condition not met in time")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+
+
+class Gateway(abc.ABC):
+    """One connection (or pool) to one SMS channel.
+
+    ``window`` bounds the submits in flight (written, response not yet read). ``submit`` may be called
+    concurrently; it returns when the peer accepted every part, or raises a :class:`GatewayError`.
+    """
+
+    kind: str = "gateway"
+
+    def __init__(self, name: str, *, window: int = 32) -> None:
+        if window < 1:
+            raise GatewayConfigError("window must be at least 1", where=f"gateways.{name}.window")
+        self.name = name
+        self.window = window
+        self.events: GatewayEvents = MemoryEvents()
+        self._slots = asyncio.Semaphore(window)
+
+    @property
+    def where(self) -> str:
+        return f"gateway {self.name} ({self.kind})"
+
+    @abc.abstractmethod
+    async def start(self, events: GatewayEvents) -> None:
+        """Connect (and bind/log in); receipts and MO flow to ``events`` from now on."""
+
+    @abc.abstractmethod
+    async def _submit(self, message: OutboundMessage) -> SubmitResult:
+        """Send every part of ``message``; called with a window slot held."""
+
+    async def submit(self, message: OutboundMessage) -> SubmitResult:
+        async with self._slots:
+            return await self._submit(message)
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool:
+        """True while the gateway can take submits."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Log out politely (unbind / TERMINATE) and release the connection."""
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

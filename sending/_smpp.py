@@ -1,0 +1,337 @@
+"""The SMPP 3.4 adapter on ``smpplib``: bind_transceiver, windowed submit_sm (long messages split with
+UDH by ``smpplib.gsm.make_parts``), deliver_sm receipts and MO, enquire_link keep-alive.
+
+smpplib is blocking, so each connection has one reader thread running ``Client.read_once`` (which also
+sends enquire_link when the link is idle for ``enquire_link_interval``) and hands results to the asyncio
+loop; submits are written from the loop thread. Every write goes through one lock so PDUs from the two
+threads never interleave on the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import threading
+from typing import Any
+
+import smpplib.client
+import smpplib.consts as c
+import smpplib.exceptions
+import smpplib.gsm
+import smpplib.smpp
+
+from sending._gateway import (
+    Gateway,
+    GatewayEvents,
+    GatewayUnavailable,
+    OutboundMessage,
+    PermanentGatewayError,
+    Receipt,
+    SubmitInDoubt,
+    SubmitResult,
+    TransientGatewayError,
+    inbound,
+)
+
+log = logging.getLogger(__name__)
+
+# submit_sm_resp statuses worth retrying later: throttled, queue full, temporary application errors.
+TRANSIENT_STATUSES = frozenset({c.SMPP_ESME_RTHROTTLED, c.SMPP_ESME_RMSGQFUL, c.SMPP_ESME_RX_T_APPN, 0x08})
+_RECEIPT = re.compile(rb"id:(?P<id>\S+).*?stat:(?P<stat>\w+)(?:.*?err:(?P<err>\w+))?", re.S)
+
+
+class _SequenceGenerator:
+    """smpplib's generator, made safe for the loop thread and the reader thread."""
+
+    MIN_SEQUENCE = 1
+    MAX_SEQUENCE = 0x7FFFFFFF
+
+    def __init__(self) -> None:
+        self._sequence = 0
+        self._lock = threading.Lock()
+
+    @property
+    def sequence(self) -> int:
+        return self._sequence
+
+    def next_sequence(self) -> int:
+        with self._lock:
+            self._sequence = self._sequence % self.MAX_SEQUENCE + 1
+            return self._sequence
+
+
+class _Client(smpplib.client.Client):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._send_lock = threading.Lock()
+        self.enquire_links = 0
+
+    def send_pdu(self, p: Any) -> bool:
+        if p.command == "enquire_link":
+            self.enquire_links += 1
+        with self._send_lock:
+            return super().send_pdu(p)
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value or "")
+
+
+def receipt_status(stat: str, err: str) -> tuple[str, str]:
+    """(status, carrier_code) of an SMPP receipt's stat/err."""
+    if stat == "DELIVRD":
+        return "delivered", stat
+    if stat == "EXPIRED":
+        return "expired", stat
+    if stat in {"ACCEPTD", "ENROUTE"}:
+        return "unknown", stat
+    return "failed", f"{stat}:{err}" if err else stat
+
+
+def decode_short_message(pdu: Any) -> str:
+    raw: bytes = pdu.short_message or b""
+    if (pdu.esm_class or 0) & c.SMPP_GSMFEAT_UDHI and raw:
+        raw = raw[raw[0] + 1 :]
+    coding = (pdu.data_coding or 0) & 0x0F
+    if coding == c.SMPP_ENCODING_ISO10646:
+        return raw.decode("utf-16-be", "replace")
+    if coding == 0x0F:
+        return raw.decode("gbk", "replace")
+    return raw.decode("latin-1")
+
+
+class SmppGateway(Gateway):
+    kind = "smpp"
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        system_id: str,
+        password: str,
+        *,
+        system_type: str = "",
+        source_addr: str = "",
+        window: int = 32,
+        enquire_link_interval: float = 30.0,
+        response_timeout: float = 10.0,
+        reconnect: bool = True,
+    ) -> None:
+        super().__init__(name, window=window)
+        self.host, self.port = host, port
+        self.system_id, self.password, self.system_type = system_id, password, system_type
+        self.source_addr = source_addr
+        self.enquire_link_interval = enquire_link_interval
+        self.response_timeout = response_timeout
+        self.reconnect = reconnect
+        self._client: _Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[int, asyncio.Future[tuple[int, str]]] = {}
+        self._closing = False
+        self._up = False
+        self._reconnecting = False
+        self._reconnector: asyncio.Future[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._up and self._client is not None
+
+    @property
+    def enquire_links_sent(self) -> int:
+        return self._client.enquire_links if self._client is not None else 0
+
+    # -- connection -----------------------------------------------------------------------------------
+
+    async def start(self, events: GatewayEvents) -> None:
+        self.events = events
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+        await self._connect()
+
+    async def _connect(self) -> None:
+        assert self._loop is not None
+        client = await self._loop.run_in_executor(None, self._open)
+        self._client = client
+        self._up = True
+        threading.Thread(target=self._read_forever, args=(client,), name=f"smpp-{self.name}", daemon=True).start()
+
+    def _open(self) -> _Client:
+        client = _Client(
+            self.host,
+            self.port,
+            timeout=self.enquire_link_interval,
+            sequence_generator=_SequenceGenerator(),
+            allow_unknown_opt_params=True,
+        )
+        client.set_message_sent_handler(self._on_sent)
+        client.set_message_received_handler(self._on_received)
+        client.set_error_pdu_handler(self._on_error_pdu)
+        try:
+            client.connect()
+            client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client.bind_transceiver(system_id=self.system_id, password=self.password, system_type=self.system_type)
+        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as e:
+            with contextlib.suppress(Exception):
+                client.disconnect()
+            raise GatewayUnavailable(f"cannot bind: {e}", where=self.where) from None
+        return client
+
+    def _read_forever(self, client: _Client) -> None:
+        why = "peer closed"
+        try:
+            while True:
+                client.read_once(auto_send_enquire_link=True)
+                if client.state == c.SMPP_CLIENT_STATE_OPEN:  # unbound (by us or by the SMSC)
+                    why = "unbound"
+                    break
+        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError, ValueError) as e:
+            why = repr(e)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._lost, client, why)
+
+    def _lost(self, client: _Client, why: str) -> None:
+        if self._client is not client:
+            return
+        self._up = False
+        self._client = None
+        with contextlib.suppress(Exception):
+            client.disconnect()
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(SubmitInDoubt(f"connection lost ({why}) before submit_sm_resp", where=self.where))
+        if self.reconnect and not self._closing and not self._reconnecting:
+            self._reconnector = asyncio.ensure_future(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        self._reconnecting = True
+        delay = 0.05
+        try:
+            while not self._closing and not self.connected:
+                try:
+                    await self._connect()
+                    return
+                except GatewayUnavailable:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            self._reconnecting = False
+
+    # -- reader-thread callbacks ----------------------------------------------------------------------
+
+    def _on_sent(self, pdu: Any, **_: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._resolve, pdu.sequence, pdu.status, _text(pdu.message_id))
+
+    def _on_error_pdu(self, pdu: Any) -> None:
+        # submit_sm_resp with an error status continues to _on_sent; only generic_nack needs handling here.
+        if pdu.command == "generic_nack":
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._resolve, pdu.sequence, pdu.status, "")
+
+    def _resolve(self, sequence: int, status: int, message_id: str) -> None:
+        fut = self._pending.pop(sequence, None)
+        if fut is not None and not fut.done():
+            fut.set_result((status, message_id))
+
+    def _on_received(self, pdu: Any, **_: Any) -> int | None:
+        """deliver_sm: hand the event to the loop and wait until it is durable, then smpplib acks it."""
+        if pdu.command != "deliver_sm":
+            return None
+        source = _text(pdu.source_addr)
+        if (pdu.esm_class or 0) & 0x04:  # SMSC delivery receipt
+            match = _RECEIPT.search(pdu.short_message or b"")
+            gateway_id = _text(getattr(pdu, "receipted_message_id", None)) or (
+                match.group("id").decode("latin-1") if match else ""
+            )
+            stat = match.group("stat").decode("latin-1") if match else "UNKNOWN"
+            err = (match.group("err") or b"").decode("latin-1") if match else ""
+            status, carrier = receipt_status(stat, err)
+            coro = self.events.on_receipt(Receipt(self.name, gateway_id, source, status, carrier))  # type: ignore[arg-type]
+        else:
+            coro = self.events.on_inbound(
+                inbound(source, decode_short_message(pdu), self.name, _text(pdu.destination_addr))
+            )
+        assert self._loop is not None
+        try:
+            asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=self.response_timeout)
+        except Exception:
+            log.exception("%s: could not hand over a deliver_sm; answering a temporary error", self.where)
+            return c.SMPP_ESME_RX_T_APPN  # the SMSC keeps it and tries again: nothing is lost
+        return None
+
+    # -- submit ---------------------------------------------------------------------------------------
+
+    async def _submit(self, message: OutboundMessage) -> SubmitResult:
+        client = self._client
+        if client is None or not self._up:
+            raise GatewayUnavailable("not bound", where=self.where)
+        parts, coding, esm_class = smpplib.gsm.make_parts(message.text, encoding=c.SMPP_ENCODING_ISO10646)
+        loop = asyncio.get_running_loop()
+        futures = []
+        try:
+            for part in parts:
+                pdu = smpplib.smpp.make_pdu(
+                    "submit_sm",
+                    client=client,
+                    source_addr_ton=c.SMPP_TON_UNK,
+                    source_addr_npi=c.SMPP_NPI_UNK,
+                    source_addr=message.sender or self.source_addr,
+                    dest_addr_ton=c.SMPP_TON_INTL if message.phone.startswith("+") else c.SMPP_TON_UNK,
+                    dest_addr_npi=c.SMPP_NPI_ISDN,
+                    destination_addr=message.phone.lstrip("+"),
+                    short_message=part,
+                    data_coding=coding,
+                    esm_class=esm_class,
+                    registered_delivery=c.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
+                )
+                fut: asyncio.Future[tuple[int, str]] = loop.create_future()
+                self._pending[pdu.sequence] = fut
+                futures.append(fut)
+                client.send_pdu(pdu)
+        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as e:
+            for fut in futures:
+                fut.cancel()
+            if futures[:-1]:
+                raise SubmitInDoubt(f"connection lost while sending parts: {e}", where=self.where) from None
+            raise GatewayUnavailable(f"cannot send: {e}", where=self.where) from None
+        try:
+            resps = await asyncio.wait_for(asyncio.gather(*futures), self.response_timeout)
+        except TimeoutError:
+            raise SubmitInDoubt("no submit_sm_resp in time", where=self.where) from None
+        ids = []
+        for status, message_id in resps:
+            if status in TRANSIENT_STATUSES:
+                raise TransientGatewayError(
+                    c.DESCRIPTIONS.get(status, "temporary error"), where=self.where, carrier_code=f"smpp:0x{status:02x}"
+                )
+            if status != c.SMPP_ESME_ROK:
+                raise PermanentGatewayError(
+                    c.DESCRIPTIONS.get(status, f"refused, status {status}"),
+                    where=self.where,
+                    carrier_code=f"smpp:0x{status:02x}",
+                )
+            ids.append(message_id)
+        return SubmitResult(message.id, self.name, tuple(ids))
+
+    async def close(self) -> None:
+        self._closing = True
+        client = self._client
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            client.send_pdu(smpplib.smpp.make_pdu("unbind", client=client))
+            for _ in range(40):  # the reader thread sees unbind_resp and stops
+                if self._client is None:
+                    break
+                await asyncio.sleep(0.025)
+        if self._client is client:
+            with contextlib.suppress(Exception):
+                client._socket.shutdown(socket.SHUT_RDWR)
+            self._lost(client, "closed")

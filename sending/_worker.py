@@ -1,0 +1,324 @@
+"""The gateway worker: takes messages from the outbox, routes each to a channel, throttles, submits,
+retries, fails over, and records the outcome — so that a crash of the worker or of the peer loses
+nothing and sends nothing twice.
+
+Per message:
+
+1. pick the first channel of the recipient's carrier route whose circuit allows it;
+2. ``begin``: state queued → sending (a message found already *sending* was in flight when a worker
+   died: it is **in doubt**, see below; one found submitted or final is only acknowledged);
+3. wait for the channel's throttle, submit;
+4. accepted → record the gateway ids (and any receipt that raced ahead) → ack the outbox entry;
+   permanent refusal → outcome failed with the carrier code → ack;
+   transient → back to queued, backoff, retry (after ``retry.max_attempts`` on one channel: next channel);
+   gateway down → back to queued, next channel at once (the circuit opens);
+   in doubt (written, no response) → resolve.
+
+In doubt: the peer may have taken it. A real SMSC/ISMG still sends its receipt (re-sent until we ack
+it, also over a new connection), which arrives with a gateway id we never learnt and is parked as an
+orphan for (gateway, phone). Resolving adopts that orphan; if none arrives within ``in_doubt_grace``
+seconds the peer never took the message and it is sent again (``in_doubt="resend"``) or given the
+outcome ``unknown`` (``in_doubt="hold"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import time
+from typing import Any, Literal
+
+from sending._circuit import CircuitBreaker
+from sending._failover import Router
+from sending._gateway import (
+    Gateway,
+    GatewayError,
+    GatewayUnavailable,
+    OutboundMessage,
+    PermanentGatewayError,
+    SubmitInDoubt,
+)
+from sending._retry import RetryPolicy
+from sending._store import MessageStore
+from sending._throttle import Throttle, Unlimited
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Channel:
+    gateway: Gateway
+    throttle: Throttle = dataclasses.field(default_factory=Unlimited)
+    breaker: CircuitBreaker = dataclasses.field(default_factory=CircuitBreaker)
+
+    @property
+    def name(self) -> str:
+        return self.gateway.name
+
+
+class GatewayWorker:
+    def __init__(
+        self,
+        store: MessageStore,
+        channels: list[Channel],
+        router: Router,
+        *,
+        consumer: str = "worker-1",
+        retry: RetryPolicy | None = None,
+        in_doubt_grace: float = 10.0,
+        in_doubt: Literal["resend", "hold"] = "resend",
+        max_in_flight: int | None = None,
+        claim_idle_ms: int = 30_000,
+    ) -> None:
+        self.store = store
+        self.channels = {c.name: c for c in channels}
+        self.router = router
+        self.consumer = consumer
+        self.retry = retry or RetryPolicy()
+        self.in_doubt_grace = in_doubt_grace
+        self.in_doubt = in_doubt
+        self.max_in_flight = max_in_flight or 2 * sum(c.gateway.window for c in channels)
+        self.claim_idle_ms = claim_idle_ms
+        self.stats = {"submitted": 0, "rejected": 0, "retries": 0, "failovers": 0, "in_doubt": 0,
+                      "resolved": 0, "resent": 0, "skipped": 0}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._claimed: set[str] = set()
+
+    async def start(self) -> None:
+        await self.store.ensure_groups()
+        for channel in self.channels.values():
+            try:
+                await channel.gateway.start(self.store)
+            except GatewayUnavailable:  # failed over meanwhile; keep trying to bring it up
+                channel.breaker.failure(down=True)
+                task = asyncio.create_task(self._keep_starting(channel))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _keep_starting(self, channel: Channel, every: float = 0.2) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await channel.gateway.start(self.store)
+                return
+            except GatewayUnavailable:
+                continue
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        for channel in self.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.gateway.close()
+
+    async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
+        """Work until ``stop`` is set (or, with ``until_idle``, until the outbox is drained)."""
+        stop = stop or asyncio.Event()
+        self._spawn(await self.store.recover(self.consumer))
+        last_steal = time.monotonic()
+        while not stop.is_set():
+            room = self.max_in_flight - len(self._tasks)
+            if room <= 0:
+                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            steal = time.monotonic() - last_steal > self.claim_idle_ms / 2000
+            if steal:
+                last_steal = time.monotonic()
+            entries = await self.store.claim(
+                self.consumer,
+                min(room, 500),
+                block_ms=20 if self._tasks else 200,
+                min_idle_ms=self.claim_idle_ms if steal else None,
+            )
+            self._spawn(entries)
+            if not entries:
+                if until_idle and not self._tasks and await self.store.backlog() == 0:
+                    return
+                if self._tasks:
+                    await asyncio.wait(self._tasks, timeout=0.02, return_when=asyncio.FIRST_COMPLETED)
+
+    def _spawn(self, entries: list[Any]) -> None:
+        for entry_id, fields in entries:
+            key = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            if key in self._claimed:  # already being worked on here
+                continue
+            self._claimed.add(key)
+            decoded = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                       for k, v in fields.items()}
+            task = asyncio.create_task(self._handle(key, OutboundMessage.from_fields(decoded)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, entry_id: str, message: OutboundMessage) -> None:
+        try:
+            await self._deliver(message)
+            await self.store.ack([entry_id])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Left un-acked: this worker (after a restart) or another one takes it again.
+            log.exception("message %s: unexpected error; left in the outbox", message.id)
+        finally:
+            self._claimed.discard(entry_id)
+
+    def _pick(self, message: OutboundMessage, excluded: set[str]) -> Channel | None:
+        for name in self.router.candidates(message.phone):
+            channel = self.channels.get(name)
+            if channel is None or name in excluded:
+                continue
+            if channel.gateway.connected and channel.breaker.allow():
+                return channel
+            if not channel.gateway.connected:
+                channel.breaker.failure(down=True)
+        return None
+
+    async def _deliver(self, message: OutboundMessage) -> None:
+        excluded: set[str] = set()
+        tries_here = 0
+        rounds = 0
+        while True:
+            channel = self._pick(message, excluded)
+            if channel is None:
+                # Every channel of the route is down, open or exhausted: wait and start over.
+                excluded.clear()
+                rounds += 1
+                await asyncio.sleep(self.retry.delay(min(rounds, 6)))
+                continue
+            state = await self.store.begin(message, channel.name)
+            if state == "done":
+                self.stats["skipped"] += 1
+                return
+            if state.startswith("in_doubt:"):
+                if await self._settle_in_doubt(message, state.split(":", 1)[1]):
+                    return
+                continue
+            await channel.throttle.acquire(1)
+            try:
+                result = await channel.gateway.submit(message)
+            except PermanentGatewayError as e:
+                channel.breaker.success()  # the channel works; the message is bad
+                await self.store.reject(message, channel.name, e.carrier_code or e.code)
+                self.stats["rejected"] += 1
+                return
+            except SubmitInDoubt:
+                channel.breaker.failure(down=True)
+                self.stats["in_doubt"] += 1
+                if await self._settle_in_doubt(message, channel.name):
+                    return
+                continue
+            except GatewayUnavailable:
+                channel.breaker.failure(down=True)
+                await self.store.release(message)
+                excluded.add(channel.name)
+                self.stats["failovers"] += 1
+                continue
+            except GatewayError:  # transient: throttled, 5xx
+                channel.breaker.failure()
+                await self.store.release(message)
+                tries_here += 1
+                if tries_here >= self.retry.max_attempts:
+                    excluded.add(channel.name)
+                    tries_here = 0
+                    self.stats["failovers"] += 1
+                    continue
+                self.stats["retries"] += 1
+                await asyncio.sleep(self.retry.delay(tries_here))
+                continue
+            channel.breaker.success()
+            await self.store.record_submitted(result)
+            self.stats["submitted"] += 1
+            return
+
+    async def _settle_in_doubt(self, message: OutboundMessage, gateway: str) -> bool:
+        """True when settled (adopted a receipt, or held as unknown); False: released, send again."""
+        deadline = time.monotonic() + self.in_doubt_grace
+        while True:
+            outcome = await self.store.resolve_in_doubt(message, gateway)
+            if outcome != "none":
+                self.stats["resolved"] += 1
+                return True
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(0.2, self.in_doubt_grace / 5))
+        if self.in_doubt == "hold":
+            await self.store.mark_unknown(message, gateway)
+            return True
+        await self.store.release(message)
+        self.stats["resent"] += 1
+        return False
+
+
+# -- a worker process (used by the crash tests and the benchmark) ---------------------------------------
+
+
+def _build_channel(spec: str, window: int, redis: Any, ns: str, rate: float) -> Channel:
+    from sending._cmpp_client import CmppGateway
+    from sending._http import HttpGateway, HttpProviderConfig
+    from sending._loopback import LoopbackGateway
+    from sending._peers import CMPP_ACCOUNT, HTTP_TOKEN, SMPP_ACCOUNT
+    from sending._smpp import SmppGateway
+    from sending._throttle import RedisThrottle
+
+    kind, name, port = [*spec.split(":"), "", ""][:3]
+    gateway: Gateway
+    if kind == "cmpp":
+        gateway = CmppGateway(name, "127.0.0.1", int(port), *CMPP_ACCOUNT, window=window)
+    elif kind == "smpp":
+        gateway = SmppGateway(name, "127.0.0.1", int(port), *SMPP_ACCOUNT, window=window)
+    elif kind == "http":
+        config = HttpProviderConfig(f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {HTTP_TOKEN}"},
+                                    poll_interval=0.05)
+        gateway = HttpGateway(name, config, window=window)
+    else:
+        gateway = LoopbackGateway(name, window=window)
+    throttle: Throttle = RedisThrottle(redis, f"{ns}:throttle:{name}", rate) if rate > 0 else Unlimited()
+    return Channel(gateway, throttle)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    from sending._store import redis_client
+
+    r = redis_client(args.redis)
+    store = MessageStore(r, args.ns)
+    channels = [_build_channel(spec, args.window, r, args.ns, args.rate) for spec in args.channel]
+    for c in channels:
+        c.breaker = CircuitBreaker(open_for=0.5)
+    router = Router({"default": [c.name for c in channels]})
+    worker = GatewayWorker(
+        store, channels, router, consumer=args.consumer, in_doubt_grace=args.in_doubt_grace,
+        retry=RetryPolicy(base=0.05, max_delay=1.0),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    print(f"READY {os.getpid()}", flush=True)
+    await worker.run(stop)
+    await worker.close()
+    await r.aclose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="run one gateway worker against local peers")
+    parser.add_argument("--redis", required=True)
+    parser.add_argument("--ns", required=True)
+    parser.add_argument("--consumer", default="worker-1")
+    parser.add_argument("--channel", action="append", required=True, help="KIND:NAME:PORT, in failover order")
+    parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=0.0, help="messages per second per channel (0 = no limit)")
+    parser.add_argument("--in-doubt-grace", type=float, default=10.0)
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_main(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
