@@ -1,46 +1,107 @@
-"""The screening API: POST /v1/screen, POST /v1/screen/batch, GET /healthz, OpenAPI at /schema.
+"""The screening API (litestar, msgspec models, OpenAPI at ``/schema``).
 
-Errors of this project answer with their status code and ``{"code", "message", "where"}``;
-request bodies that do not fit the schema answer 400 naming the JSON path.
+Routes: ``POST /v1/screen``, ``POST /v1/screen/batch`` (≤ 1,000 messages), ``GET /v1/verdicts/{id}``,
+``POST /v1/admin/reload`` (admin keys), ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+
+Every ``/v1`` route needs an API key (``Authorization: Bearer <key>`` or ``X-API-Key``). The key decides
+the tenant: a message's ``tenant`` field may be left out or repeat the key's tenant; any other value is
+rejected (400 ``input.tenant_mismatch``), never used. Errors answer ``{"code", "message", "where"}``:
+400 for a body that does not fit the schema (``where`` is the JSON path), 401 for a missing or bad key,
+403 for a non-admin key on an admin route, 404 for what the key's tenant cannot see (including other
+tenants' verdicts), 413 for a body over ``SMSGUARD_MAX_BODY``, 429 with ``Retry-After`` for a tenant over
+its rate limit, 503 when Redis or SQL is unreachable.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import msgspec
-from litestar import Litestar, Request, Response, get, post
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
+import redis.exceptions
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath, FromQuery, JSONBody
+from sqlalchemy.exc import OperationalError
 
-from engine import Engine, Message, SmsguardError, Verdict, default_config
+from engine import Engine, Message, SmsguardError, default_config
+from smsguard.settings import Settings, get_settings
 
-MAX_BATCH = 1000
+from . import _metrics as metrics
+from ._schemas import (
+    MAX_BATCH,
+    BatchVerdicts,
+    ErrorBody,
+    Health,
+    Ready,
+    ReloadRequest,
+    ReloadResult,
+    ScreenBatch,
+    ScreenVerdict,
+    StoredVerdict,
+)
+from ._service import Forbidden, Service
+
+_encode = msgspec.json.Encoder().encode
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
-class ScreenBatch(msgspec.Struct, forbid_unknown_fields=True):
-    messages: list[Message]
-    content_only: bool = False
+def _errors(*codes: int) -> dict[int, ResponseSpec]:
+    text = {
+        400: "The request does not fit the schema or a message is invalid; `where` names the JSON path",
+        401: "Missing, malformed, unknown or revoked API key",
+        403: "The key may not do this (admin routes need an admin key)",
+        404: "Not found for this key's tenant",
+        413: "Request body too large",
+        422: "A policy, lexicon or model file is invalid (reload)",
+        429: "The tenant is over its rate limit; see Retry-After",
+        503: "Redis or the database is unreachable",
+    }
+    return {c: ResponseSpec(data_container=ErrorBody, description=text[c], generate_examples=False) for c in codes}
 
 
-class BatchVerdicts(msgspec.Struct):
-    verdicts: list[Verdict]
+def _key_guard(service: Service):
+    async def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        headers = connection.headers
+        connection.state.key = await service.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+
+    return require_key
 
 
-class Health(msgspec.Struct):
-    status: str
-    policy: str
-    lexicon: str
-    model: str
-
-
-def create_app(engine: Engine | None = None) -> Litestar:
+def create_app(engine: Engine | None = None, *, settings: Settings | None = None) -> Litestar:
+    """The application; SQL, Redis and the audit writer start with it (migrations run then)."""
     engine = engine or Engine(default_config())
+    settings = settings or get_settings()
+    service = Service(engine, settings)
+    guard = _key_guard(service)
 
-    @post("/v1/screen", status_code=200, summary="Screen one message")
-    async def screen(data: Message, content_only: bool = False) -> Verdict:
-        return engine.screen(data, content_only=content_only)
+    @post(
+        "/v1/screen",
+        status_code=200,
+        summary="Screen one message",
+        guards=[guard],
+        security=_SECURITY,
+        responses=_errors(400, 401, 413, 429, 503),
+    )
+    async def screen(
+        request: Request, data: JSONBody[Message], content_only: FromQuery[bool] = False
+    ) -> Response[ScreenVerdict]:
+        [verdict] = await service.screen(request.state.key, [data], content_only=content_only, paths=["$"])
+        return Response(content=verdict, media_type=MediaType.JSON)
 
-    @post("/v1/screen/batch", status_code=200, summary="Screen up to 1,000 messages")
-    async def screen_batch(data: ScreenBatch) -> BatchVerdicts:
+    @post(
+        "/v1/screen/batch",
+        status_code=200,
+        summary=f"Screen up to {MAX_BATCH:,} messages",
+        guards=[guard],
+        security=_SECURITY,
+        responses=_errors(400, 401, 413, 429, 503),
+    )
+    async def screen_batch(request: Request, data: JSONBody[ScreenBatch]) -> Response[BatchVerdicts]:
         if not data.messages:
             raise SmsguardError("messages must not be empty", where="$.messages", code="input.empty_batch")
         if len(data.messages) > MAX_BATCH:
@@ -49,35 +110,139 @@ def create_app(engine: Engine | None = None) -> Litestar:
                 where="$.messages",
                 code="input.batch_too_large",
             )
-        for i, m in enumerate(data.messages):
-            if not m.text.strip():
-                raise SmsguardError("text must not be empty", where=f"$.messages[{i}].text", code="input.empty_text")
-        return BatchVerdicts(engine.screen_many(data.messages, content_only=data.content_only))
+        paths = [f"$.messages[{i}]" for i in range(len(data.messages))]
+        verdicts = await service.screen(request.state.key, data.messages, content_only=data.content_only, paths=paths)
+        return Response(content=b'{"verdicts":[' + b",".join(verdicts) + b"]}", media_type=MediaType.JSON)
+
+    @get(
+        "/v1/verdicts/{verdict_id:str}",
+        summary="A stored verdict of this key's tenant",
+        guards=[guard],
+        security=_SECURITY,
+        responses=_errors(401, 404, 503),
+    )
+    async def verdict(request: Request, verdict_id: FromPath[str]) -> StoredVerdict:
+        return await service.stored_verdict(request.state.key, verdict_id)
+
+    @post(
+        "/v1/admin/reload",
+        status_code=200,
+        summary="Reload policy, lexicons and/or model on every process (admin key)",
+        guards=[guard],
+        security=_SECURITY,
+        responses=_errors(400, 401, 403, 422, 503),
+    )
+    async def reload(request: Request, data: JSONBody[ReloadRequest]) -> ReloadResult:
+        if not request.state.key.admin:
+            raise Forbidden("reloading needs an admin key (smsguard key create --admin)", where="header Authorization")
+        v = await service.reload(list(dict.fromkeys(data.what)))
+        return ReloadResult(policy=v.policy, lexicon=v.lexicon, model=v.model)
 
     @get("/healthz", summary="Liveness and the versions in force")
     async def healthz() -> Health:
         v = engine.versions
         return Health(status="ok", policy=v.policy, lexicon=v.lexicon, model=v.model)
 
-    def smsguard_error(_: Request, exc: SmsguardError) -> Response:
-        return Response(exc.to_dict(), status_code=exc.status_code)
+    @get(
+        "/readyz",
+        summary="Readiness: SQL and Redis reachable",
+        responses={503: ResponseSpec(data_container=Ready, description="SQL or Redis unreachable")},
+    )
+    async def readyz() -> Response[Ready]:
+        database, redis_state = await service.check_ready()
+        ok = database == "ok" and redis_state == "ok"
+        body = Ready(status="ready" if ok else "unavailable", database=database, redis=redis_state)
+        return Response(body, status_code=200 if ok else 503)
 
-    def validation_error(_: Request, exc: ValidationException) -> Response:
-        extra = exc.extra if isinstance(exc.extra, list) else []
-        first = extra[0] if extra and isinstance(extra[0], dict) else {}
-        where = first.get("key") or first.get("source") or "$"
-        message = first.get("message") or exc.detail
-        return Response({"code": "input.schema", "message": message, "where": where}, status_code=400)
+    @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
+    async def metrics_route() -> Response[str]:
+        body, content_type = metrics.exposition()
+        return Response(content=body, media_type=content_type)
 
-    def http_error(_: Request, exc: HTTPException) -> Response:
-        return Response({"code": "http.error", "message": exc.detail, "where": None}, status_code=exc.status_code)
-
-    return Litestar(
-        route_handlers=[screen, screen_batch, healthz],
+    app = Litestar(
+        route_handlers=[screen, screen_batch, verdict, reload, healthz, readyz, metrics_route],
+        on_startup=[service.start],
+        on_shutdown=[service.stop],
+        middleware=[metrics.metrics_middleware],
         exception_handlers={
-            SmsguardError: smsguard_error,
-            ValidationException: validation_error,
-            HTTPException: http_error,
+            SmsguardError: _smsguard_error,
+            ValidationException: _validation_error,
+            HTTPException: _http_error,
+            redis.exceptions.ConnectionError: _unavailable,
+            redis.exceptions.TimeoutError: _unavailable,
+            OperationalError: _unavailable,
         },
-        openapi_config=OpenAPIConfig(title="smsguard", version="0.1.0"),
+        openapi_config=OpenAPIConfig(
+            title="smsguard",
+            version="0.1.0",
+            description="Moderation-first bulk-SMS screening.",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", description="API key"),
+                    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+                }
+            ),
+        ),
+        request_max_body_size=settings.max_body,
+    )
+    app.state.service = service
+    _document_strictness(app)
+    return app
+
+
+def _document_strictness(app: Litestar) -> None:
+    """Say in the OpenAPI document what msgspec enforces: request objects take no unknown fields, and a
+    message's text is not empty."""
+    schemas = app.openapi_schema.components.schemas or {}
+    for name in ("Message", "ScreenBatch", "ReloadRequest"):
+        if name in schemas:
+            schemas[name].additional_properties = False
+    if "Message" in schemas and schemas["Message"].properties:
+        text = schemas["Message"].properties["text"]
+        text.min_length = 1
+        text.description = "The SMS as sent; must not be blank (400 input.empty_text) nor contain NUL (400 input.nul)"
+
+
+def _smsguard_error(_: Request, exc: SmsguardError) -> Response:
+    return Response(exc.to_dict(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+
+
+def _validation_error(_: Request, exc: ValidationException) -> Response:
+    """400 naming where: ``$.messages[3].text`` for a body, ``query content_only`` for a parameter."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first: dict[str, Any] = extra[0] if extra and isinstance(extra[0], dict) else {}
+    message = str(first.get("message") or exc.detail)
+    key = str(first.get("key") or "")
+    source = first.get("source")
+    source = getattr(source, "value", source)
+    if source == "body" or not key:
+        where = "$" if key in ("", "data") else f"$.{key}"
+        if m := _UNKNOWN.search(message):
+            name = m["name"]
+            where += f".{name}" if name.isidentifier() else f"[{msgspec.json.encode(name).decode()}]"
+    else:
+        where = f"{source or 'parameter'} {key}"
+    return Response({"code": "input.schema", "message": message, "where": where}, status_code=400)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "input.too_large"}
+
+
+def _http_error(_: Request, exc: HTTPException) -> Response:
+    code = _HTTP_CODES.get(exc.status_code, "http.error")
+    where = "body" if exc.status_code == 413 else None
+    if exc.status_code == 400 and isinstance(exc.__cause__, SerializationException):  # the body is not JSON
+        code, where = "input.json", "$"
+    return Response(
+        {"code": code, "message": exc.detail, "where": where}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def _unavailable(_: Request, exc: Exception) -> Response:
+    return Response(
+        {"code": "unavailable", "message": f"{type(exc).__name__}: backing service unreachable", "where": None},
+        status_code=503,
     )

