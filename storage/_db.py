@@ -17,6 +17,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -60,7 +61,9 @@ def migrate(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        # "heads": each feature (audit, batches, review) keeps its own migration branch off 0001, so
+        # features can land in any order without rewriting each other's down_revision.
+        command.upgrade(config, "heads")
 
 
 @contextmanager
@@ -78,9 +81,15 @@ def _file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> frozenset[str]:
+    """The migration heads the database is at (one per feature branch); empty before the first migration."""
     with engine.connect() as conn:
         try:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return frozenset(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         except Exception:
-            return None
+            return frozenset()
+
+
+def script_heads() -> frozenset[str]:
+    """The newest migration of every branch in ``storage/migrations``."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
