@@ -114,14 +114,14 @@ class Engine:
                 where = "$.text" if len(messages) == 1 else f"$[{i}].text"
                 raise InputError("text must not be empty", where=where, code="input.empty_text")
         texts = [m.text for m in messages]
-        folded = self._norm.fold_many(texts)
-        hits = state.lexicon.scan_many(texts, folded)
+        folded, marked = self._norm.fold_many_marked(texts)  # marked: offset maps without a second pass
+        hits = state.lexicon.scan_many(texts, folded, marked)
         scores: Sequence[ClassifierResult | None] = (
             state.classifier.predict_many(texts) if state.classifier else [None] * len(texts)
         )
         return [
-            self._verdict(state, m, f, h, c, content_only)
-            for m, f, h, c in zip(messages, folded, hits, scores, strict=True)
+            self._verdict(state, m, f, k, h, c, content_only)
+            for m, f, k, h, c in zip(messages, folded, marked, hits, scores, strict=True)
         ]
 
     def _verdict(
@@ -129,11 +129,12 @@ class Engine:
         state: _Snapshot,
         message: Message,
         folded: str,
+        marked: str,
         hits: list[LexiconHit],
         scored: ClassifierResult | None,
         content_only: bool,
     ) -> Verdict:
-        views = TextViews(message.text, folded, self._norm.light(message.text), self._norm)
+        views = TextViews(message.text, folded, self._norm.light(message.text), self._norm, marked)
         kind = message.kind or state.rules.infer_kind(views)
         reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
         policy = state.policy

@@ -72,7 +72,10 @@ def parse_lines(raw: bytes, name: str, *, is_allow: bool) -> Iterable[Term]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise LexiconError(f"not UTF-8 ({e.reason} at byte {e.start})", where=name, code="lexicon.encoding") from None
+        line = e.object.count(b"\n", 0, e.start) + 1  # name the line, like every other lexicon error
+        raise LexiconError(
+            f"not UTF-8 ({e.reason} at byte {e.start})", where=f"{name}:{line}", code="lexicon.encoding"
+        ) from None
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue

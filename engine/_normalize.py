@@ -115,7 +115,8 @@ class _Tables:
             if ch in _SYMBOL_WORDS:
                 return _SYMBOL_WORDS[ch]
             out = []
-            for c in _strip_marks(ch).lower():
+            # Look-alikes first: lower-casing Β or В gives β or в, which Unicode lists as no Latin letter.
+            for c in "".join(look_alike.get(c, c) for c in _strip_marks(ch)).lower():
                 if _is_noise(c):
                     continue
                 c = simplified.get(c, c)
@@ -134,40 +135,63 @@ class _Tables:
             out = unicodedata.normalize("NFKC", ch).lower()
             return out.replace("。", ".").replace("｡", ".")
 
-        self.fold = _build(fold_char)
-        self.light = _build(light_char)
+        identity: _ListTable = list(range(_LIST_END))
+        self.fold = _build(fold_char, identity)
+        self.light = _build(light_char, identity)
+
+
+# str.translate looks a character up about 2.5x faster in a list indexed by code point than in a dict
+# (no hashing), and folding is a third of the lexicon stage's time. The lists stop at _LIST_END (BMP plus
+# emoji and mathematical letters; the identity entries are shared ints); translate leaves any character
+# past a list's end unchanged, so the rare text holding one is translated with the dict instead.
+_LIST_END = 0x20000
+_PAST_LIST = re.compile("[\U00020000-\U0010ffff]")
+_ListTable = list[int | str | None]
 
 
 class _Table:
-    __slots__ = ("deleted", "expanding", "mapping")
+    __slots__ = ("_list", "_marked_list", "mapping", "marked")
 
-    def __init__(self, mapping: dict[int, str | None]) -> None:
+    def __init__(self, mapping: dict[int, str | None], identity: _ListTable) -> None:
         self.mapping = mapping
-        self.deleted = _char_class(cp for cp, v in mapping.items() if v is None)
-        self.expanding = _char_class(cp for cp, v in mapping.items() if v is not None and len(v) > 1)
+        # The same table with every deleted character written as NUL instead: translating with it keeps one
+        # output character per input character unless something expands, so deletions can be located
+        # with str.find (C speed) rather than a per-character Python loop or a huge regex character class.
+        self.marked: dict[int, str] = {cp: "\0" if v is None else v for cp, v in mapping.items()}
+        assert mapping.get(0, "") is None and not any(v and "\0" in v for v in mapping.values())
+        self._list = _as_list(mapping, identity)
+        self._marked_list = _as_list(self.marked, identity)
+
+    def translate(self, text: str) -> str:
+        return text.translate(self.mapping if _PAST_LIST.search(text) else self._list)
+
+    def translate_marked(self, text: str) -> str:
+        return text.translate(self.marked if _PAST_LIST.search(text) else self._marked_list)
+
+    def translate_many(self, texts: list[str], *, marked: bool = False) -> list[str]:
+        table, full = (self._marked_list, self.marked) if marked else (self._list, self.mapping)
+        out = [t.translate(table) for t in texts]
+        if _PAST_LIST.search("".join(texts)):  # one scan of the batch; fix up only the texts concerned
+            out = [t.translate(full) if _PAST_LIST.search(t) else o for t, o in zip(texts, out, strict=True)]
+        return out
 
 
-def _build(char_fn: Callable[[str], str]) -> _Table:
+def _as_list(mapping: dict[int, str] | dict[int, str | None], identity: _ListTable) -> _ListTable:
+    table = identity.copy()
+    for cp, value in mapping.items():
+        if cp < _LIST_END:
+            table[cp] = value
+    return table
+
+
+def _build(char_fn: Callable[[str], str], identity: _ListTable) -> _Table:
     mapping: dict[int, str | None] = {}
     for cp in _assigned_code_points():
         ch = chr(cp)
         out = char_fn(ch)
         if out != ch:
             mapping[cp] = out or None
-    return _Table(mapping)
-
-
-def _char_class(code_points: Iterable[int]) -> re.Pattern[str]:
-    ranges: list[list[int]] = []
-    for cp in sorted(code_points):
-        if ranges and ranges[-1][1] == cp - 1:
-            ranges[-1][1] = cp
-        else:
-            ranges.append([cp, cp])
-    if not ranges:
-        return re.compile(r"(?!)")
-    parts = (re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-    return re.compile("[" + "".join(parts) + "]")
+    return _Table(mapping, identity)
 
 
 @cache
@@ -185,12 +209,21 @@ class OffsetMap:
 
     __slots__ = ("_deleted", "_origin")
 
-    def __init__(self, original: str, table: _Table) -> None:
+    def __init__(self, original: str, table: _Table, marked: str | None = None) -> None:
+        """``marked`` is ``original`` translated with ``table.marked``, when the caller already has it."""
         self._origin: list[int] | None = None
         self._deleted: list[int] = []
-        if table.expanding.search(original) is None:
-            # Only deletions: view index k is original index k + (deletions before it).
-            self._deleted = [m.start() - i for i, m in enumerate(table.deleted.finditer(original))]
+        if marked is None:
+            marked = table.translate_marked(original)
+        if len(marked) == len(original):
+            # Nothing expanded, so marked[i] comes from original[i]. Only deletions (NULs) move indexes:
+            # view index k is original index k + (deletions before it); _deleted holds, for each
+            # deletion, the view index it sits before.
+            deleted = self._deleted
+            i = marked.find("\0")
+            while i != -1:
+                deleted.append(i - len(deleted))
+                i = marked.find("\0", i + 1)
         else:
             origin: list[int] = []
             get = table.mapping.get
@@ -208,7 +241,11 @@ class OffsetMap:
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span of the non-empty view span ``[start, end)``."""
-        return self.index(start), self.index(end - 1) + 1
+        # index() inlined: this runs once per lexicon hit and rule finding.
+        if self._origin is not None:
+            return self._origin[start], self._origin[end - 1] + 1
+        deleted = self._deleted
+        return start + bisect_right(deleted, start), end + bisect_right(deleted, end - 1)
 
 
 class Normalizer:
@@ -218,34 +255,44 @@ class Normalizer:
         tables = _tables()
         self._fold = tables.fold
         self._light = tables.light
-        self._fold_map = tables.fold.mapping
-        self._light_map = tables.light.mapping
 
     def fold(self, text: str) -> str:
-        out = text.translate(self._fold_map)
+        out = self._fold.translate(text)
         if "o" in out:
             out = _DIGIT_O.sub(_zeros, out)
         return out
 
     def fold_many(self, texts: list[str]) -> list[str]:
         """Fold a batch; one regex pass over the joined batch instead of one per text."""
-        mapping = self._fold_map
-        folded = [t.translate(mapping) for t in texts]
-        joined = "\x00".join(folded)  # \x00 never survives folding, so it cannot join two texts
-        if "o" in joined:
-            fixed = _DIGIT_O.sub(_zeros, joined)
-            if fixed != joined:
-                folded = fixed.split("\x00")
-        return folded
+        return _digit_o_many(self._fold.translate_many(texts))
+
+    def fold_many_marked(self, texts: list[str]) -> tuple[list[str], list[str]]:
+        """``fold_many(texts)`` plus each text's *marked* fold (deleted characters kept as NUL).
+
+        The marked fold costs no more than the plain one and lets ``fold_offsets(text, marked)`` map
+        spans back without translating the text a second time.
+        """
+        marked = self._fold.translate_many(texts, marked=True)
+        return _digit_o_many([m.replace("\0", "") for m in marked]), marked
 
     def light(self, text: str) -> str:
-        return text.translate(self._light_map)
+        return self._light.translate(text)
 
-    def fold_offsets(self, original: str) -> OffsetMap:
-        return OffsetMap(original, self._fold)
+    def fold_offsets(self, original: str, marked: str | None = None) -> OffsetMap:
+        """Offsets of the folded view; pass the marked fold from ``fold_many_marked`` if you have it."""
+        return OffsetMap(original, self._fold, marked)
 
     def light_offsets(self, original: str) -> OffsetMap:
         return OffsetMap(original, self._light)
+
+
+def _digit_o_many(folded: list[str]) -> list[str]:
+    joined = "\x00".join(folded)  # \x00 never survives folding, so it cannot join two texts
+    if "o" in joined:
+        fixed = _DIGIT_O.sub(_zeros, joined)
+        if fixed != joined:
+            return fixed.split("\x00")
+    return folded
 
 
 def _zeros(m: re.Match[str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -96,6 +96,64 @@ class ContactRules(_Strict):
     qq_cues: list[str] = []
 
 
+class AuditPolicy(_Strict):
+    """The audit log: events older than ``retention_days`` may be archived (never silently deleted); the
+    service signs a checkpoint of the chain head every ``checkpoint_minutes``."""
+
+    retention_days: Annotated[int, msgspec.Meta(ge=1)] = 365
+    checkpoint_minutes: Annotated[int, msgspec.Meta(ge=1)] = 60
+
+
+class FrequencyCap(_Strict):
+    """At most ``max`` messages per number, signature and kind in each fixed window of ``per`` seconds."""
+
+    per: int
+    max: int
+
+
+class CapRules(_Strict):
+    """Frequency caps per message kind, checked at release time (Redis counters, rebuilt from SQL)."""
+
+    verification: list[FrequencyCap] = msgspec.field(
+        default_factory=lambda: [FrequencyCap(per=60, max=1), FrequencyCap(per=3600, max=5),
+                                 FrequencyCap(per=86400, max=10)]
+    )
+    notification: list[FrequencyCap] = msgspec.field(
+        default_factory=lambda: [FrequencyCap(per=3600, max=10), FrequencyCap(per=86400, max=30)]
+    )
+    marketing: list[FrequencyCap] = msgspec.field(default_factory=lambda: [FrequencyCap(per=86400, max=1)])
+
+    def for_kind(self, kind: str) -> list[FrequencyCap]:
+        return getattr(self, kind, [])
+
+
+class QuietHours(_Strict):
+    """Local hours in which ``kinds`` are not released; their recipients are deferred to ``end``, not dropped."""
+
+    start: str = "20:00"
+    end: str = "08:00"
+    timezone: str = "Asia/Shanghai"
+    kinds: list[Kind] = msgspec.field(default_factory=lambda: ["marketing"])
+
+
+class Prices(_Strict):
+    """Price of one segment per carrier, in ``currency`` (the cost estimate is segments × price)."""
+
+    currency: str = "CNY"
+    mobile: float = 0.045
+    unicom: float = 0.045
+    telecom: float = 0.045
+    broadnet: float = 0.045
+    virtual: float = 0.05
+    other: float = 0.05
+
+    def for_carrier(self, carrier: str) -> float:
+        return getattr(self, carrier) if carrier in _CARRIERS else self.other
+
+
+_CARRIERS = frozenset({"mobile", "unicom", "telecom", "broadnet", "virtual", "other"})
+
+
 class TenantPolicy(_Strict):
     signatures: list[str] = []
     allowed_domains: list[str] = []
@@ -116,7 +174,19 @@ class Policy(_Strict):
     kinds: KindCues = KindCues()
     optout_patterns: list[str] = []
     contacts: ContactRules = ContactRules()
+    optout_keywords: list[str] = msgspec.field(
+        default_factory=lambda: ["td", "t", "n", "r", "退订", "取消", "stop", "unsubscribe", "退", "qx"]
+    )
+    """MO replies (the whole reply, case, spaces and punctuation ignored) that opt a number out."""
+    optin_keywords: list[str] = msgspec.field(default_factory=lambda: ["start", "订阅", "恢复"])
+    """MO replies that opt a number back in."""
+    complaint_keywords: list[str] = msgspec.field(default_factory=lambda: ["投诉", "举报", "12321"])
+    """Words anywhere in an MO reply that record a complaint (and opt the number out tenant-wide)."""
+    caps: CapRules = CapRules()
+    quiet_hours: QuietHours = QuietHours()
+    prices: Prices = Prices()
     tenants: dict[str, TenantPolicy] = {}
+    audit: AuditPolicy = AuditPolicy()
 
     def category_actions(self, category: str) -> SeverityActions:
         return self.categories.get(category, self.default_category)
@@ -130,7 +200,8 @@ class Policy(_Strict):
 
 
 _NO_TENANT = TenantPolicy()
-_AT_PATH = re.compile(r"^(.*) - at `(\$[^`]*)`$")
+_AT_PATH = re.compile(r"^(.*) - at `(key` in `)?(\$[^`]*)`$")
+_PATH_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])")
 
 
 def load_policy(path: Path, *, known_rules: frozenset[str] = frozenset()) -> tuple[Policy, str]:
@@ -149,12 +220,55 @@ def parse_policy(
         policy = msgspec.yaml.decode(raw, type=Policy)
     except msgspec.ValidationError as e:
         m = _AT_PATH.match(str(e))
-        message, path = (m.group(1), m.group(2)) if m else (str(e), "$")
+        message, path = (m.group(1), m.group(3)) if m else (str(e), "$")
+        if m and m.group(2):
+            message += " (a key)"
+        if "[...]" in path:
+            path = _name_keys(raw, path, str(e))
         raise PolicyError(message, where=f"{name}: {path}", code="policy.schema") from None
     except msgspec.DecodeError as e:
         raise PolicyError(f"not valid YAML: {e}", where=name, code="policy.syntax") from None
     _check(policy, name, known_rules)
     return policy, f"{policy.version}+{hashlib.sha256(raw).hexdigest()[:8]}"
+
+
+def _name_keys(raw: bytes, path: str, error: str) -> str:
+    """msgspec writes every mapping key as ``[...]`` (``$.tenants[...].thresholds``); name the key.
+
+    The failing entry is the first one that, kept alone in its mapping, reproduces the same error.
+    Only runs on the error path, so trying each entry in turn costs nothing in normal use.
+    """
+    data = msgspec.yaml.decode(raw)
+    node: object = data
+    out = "$"
+    for m in _PATH_SEGMENT.finditer(path):
+        field, index, anykey = m.groups()
+        if field is not None and isinstance(node, dict):
+            out, node = f"{out}.{field}", node.get(field)
+        elif index is not None and isinstance(node, list) and int(index) < len(node):
+            out, node = f"{out}[{index}]", node[int(index)]
+        elif anykey is not None and isinstance(node, dict):
+            entries = list(node.items())
+            culprit = None
+            try:
+                for key, value in entries:
+                    node.clear()
+                    node[key] = value
+                    try:
+                        msgspec.convert(data, Policy)
+                    except msgspec.ValidationError as e:
+                        if str(e) == error:
+                            culprit = key
+                            break
+            finally:
+                node.clear()
+                node.update(entries)
+            if culprit is None:
+                return out + path[m.start() :]
+            out, node = f"{out}.{culprit}", node[culprit]
+        else:
+            return out + path[m.start() :]
+    return out
 
 
 def _check(policy: Policy, name: str, known_rules: frozenset[str]) -> None:
@@ -191,6 +305,23 @@ def _check(policy: Policy, name: str, known_rules: frozenset[str]) -> None:
     v = policy.verification
     if not 1 <= v.code_min <= v.code_max:
         fail("verification.code_min", "must be at least 1 and not above code_max")
+    for kind in ("verification", "notification", "marketing"):
+        for i, cap in enumerate(policy.caps.for_kind(kind)):
+            if cap.per < 1 or cap.max < 1:
+                fail(f"caps.{kind}[{i}]", "per (seconds) and max must both be at least 1")
+    q = policy.quiet_hours
+    for key in ("start", "end"):
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", getattr(q, key)):
+            fail(f"quiet_hours.{key}", f"{getattr(q, key)!r} must be HH:MM (24 h)")
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(q.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        fail("quiet_hours.timezone", f"unknown time zone {q.timezone!r}")
+    for key in ("mobile", "unicom", "telecom", "broadnet", "virtual", "other"):
+        if getattr(policy.prices, key) < 0:
+            fail(f"prices.{key}", "must not be negative")
     for i, pattern in enumerate(policy.optout_patterns):
         try:
             re.compile(pattern)

@@ -54,6 +54,7 @@ _LANDLINE = re.compile(r"(?<![0-9])(0[1-9][0-9]{1,2}[2-9][0-9]{6,7})(?![0-9])")
 # Numbers written with separators in the light view ("138 0013-8000").
 _MOBILE_SPACED = re.compile(r"(?<![0-9])(1[3-9](?:[ \-.]?[0-9]){9})(?![0-9])")
 _CODE = re.compile(r"(?<![a-z0-9])([a-z0-9]{%d,%d})(?![a-z0-9])")
+_CUE_GAP = 8  # characters allowed between a code cue (验证码) and its code: "是", "为：", " is "
 _GSM7 = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
     "¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -68,12 +69,13 @@ class TextViews:
     folded: str
     light: str
     norm: Normalizer
+    marked: str | None = None  # the marked fold (Normalizer.fold_many_marked), when the caller has it
     _fold_map: OffsetMap | None = None
     _light_map: OffsetMap | None = None
 
     def from_folded(self, start: int, end: int) -> tuple[int, int]:
         if self._fold_map is None:
-            self._fold_map = self.norm.fold_offsets(self.original)
+            self._fold_map = self.norm.fold_offsets(self.original, self.marked)
         return self._fold_map.span(start, end)
 
     def from_light(self, start: int, end: int) -> tuple[int, int]:
@@ -94,12 +96,24 @@ class Rules:
             return "|".join(map(re.escape, folded)) or "(?!)"
 
         self._verification_cue = re.compile(alternation(policy.kinds.verification))
+        light_cues = sorted({norm.light(w) for w in policy.kinds.verification}, key=len, reverse=True)
+        self._code_cue = re.compile("|".join(map(re.escape, light_cues)) or "(?!)")
         self._marketing_cue = re.compile(alternation(policy.kinds.marketing))
         self._optout = [re.compile(p) for p in policy.optout_patterns]
-        self._wechat = re.compile(
-            rf"(?:{alternation(policy.contacts.wechat_cues)})(?:号|id|账号|帐号)?(?:是|为)?([a-z][a-z0-9]{{4,19}}|[0-9]{{5,12}})"
-        )
-        self._qq = re.compile(rf"(?:{alternation(policy.contacts.qq_cues)})(?:号|群)?(?:是|为)?([0-9]{{5,11}})")
+        def cues(words: list[str], ids: str) -> str:
+            # The folded view has no spaces, so a Latin cue must not continue a Latin word ("new Xiaomi"
+            # folds to "newxiaomi", which holds "wx"), and a one-character cue (微, 薇) is only trusted
+            # before a number ("张薇Vivian" is a name).
+            latin = [w for w in words if norm.fold(w).isascii()]
+            short = [w for w in words if len(norm.fold(w)) == 1 and w not in latin]
+            other = [w for w in words if w not in latin and w not in short]
+            return (
+                rf"(?:(?<![a-z])(?:{alternation(latin)})|(?:{alternation(other)}))(?:号|id|账号|帐号)?(?:是|为)?"
+                rf"(?P<id>{ids})|(?:{alternation(short)})(?:号)?(?P<num>[0-9]{{5,12}})"
+            )
+
+        self._wechat = re.compile(cues(policy.contacts.wechat_cues, r"[a-z][a-z0-9]{4,19}|[0-9]{5,12}"))
+        self._qq = re.compile(cues(policy.contacts.qq_cues, r"[0-9]{5,11}"))
         tlds = "|".join(sorted(map(re.escape, policy.links.tlds), key=len, reverse=True)) or "(?!)"
         self._url = re.compile(
             rf"(?:https?://|www\.)[^{_URL_STOP}]+"
@@ -233,11 +247,10 @@ class Rules:
             if self._enabled(code):
                 out.append(self._reason(code, kind, term=views.original[span[0] : span[1]], span=span))
 
-        for m in self._wechat.finditer(folded):
-            if m.group(1) not in registered:
-                add("contact.wechat", m.start(), m.end(), m.group(1))
-        for m in self._qq.finditer(folded):
-            add("contact.qq", m.start(), m.end(), m.group(1))
+        for code, pattern in (("contact.wechat", self._wechat), ("contact.qq", self._qq)):
+            for m in pattern.finditer(folded):
+                if (m.group("id") or m.group("num")) not in registered:
+                    add(code, m.start(), m.end(), m.group(0))
         for pattern in (_MOBILE, _LANDLINE):
             for m in pattern.finditer(folded):
                 number = m.group(1)
@@ -254,6 +267,8 @@ class Rules:
         v = self.policy.verification
         body = _SIG_ANY.sub(lambda m: " " * len(m.group(0)), views.light)
         codes = [m for m in self._code.finditer(body) if any(c.isdigit() for c in m.group(1))]
+        if len(codes) > 1:
+            codes = self._codes_near_cue(body, codes)
         if not codes and self._enabled("verification.no_code"):
             out.append(self._reason("verification.no_code", kind, min=v.code_min, max=v.code_max))
         elif len(codes) > 1 and self._enabled("verification.multiple_codes"):
@@ -266,6 +281,21 @@ class Rules:
         if m and self._enabled("verification.marketing"):
             span = views.from_folded(m.start(), m.end())
             out.append(self._reason("verification.marketing", kind, term=views.original[span[0] : span[1]], span=span))
+
+    def _codes_near_cue(self, body: str, codes: list[re.Match[str]]) -> list[re.Match[str]]:
+        """The code candidates right after (else right before) a cue such as 验证码.
+
+        Templates carry other 4–6 digit values (注册12306账号, 客服95118); the code variable is the
+        value the cue word introduces.
+        """
+        cues = [(m.start(), m.end()) for m in self._code_cue.finditer(body)]
+        if not cues:
+            return codes
+        after = [c for c in codes if any(0 <= c.start() - end <= _CUE_GAP for _, end in cues)]
+        if after:
+            return after
+        before = [c for c in codes if any(0 <= start - c.end() <= _CUE_GAP for start, _ in cues)]
+        return before or codes
 
     # -- length --------------------------------------------------------------------------------
     def _length(self, text: str, extra_signature: str | None, kind: str, out: list[Reason]) -> tuple[int, int]:
