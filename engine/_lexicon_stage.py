@@ -7,9 +7,10 @@ allowlist; an allowlisted occurrence suppresses every sensitive hit it overlaps.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
+
+import numpy as np
 
 from ._errors import LexiconError
 from ._lexicon import Lexicon, Term
@@ -82,27 +83,86 @@ class LexiconStage:
         out: list[list[LexiconHit]] = [[] for _ in texts]
         if not texts:
             return out
-        # One automaton pass over the whole batch: per-call overhead dominates on short messages. No key
-        # contains NUL (folding deletes it), so no match spans two texts; starts[j] is text j's offset.
-        starts = [0]
-        for f in folded[:-1]:
-            starts.append(starts[-1] + len(f) + 1)
-        by_text: dict[int, list[tuple[int, int, int]]] = {}
-        for match in self.matcher.find_all("\0".join(folded)):
-            j = bisect_right(starts, match[1]) - 1
-            found = by_text.get(j)
-            if found is None:
-                by_text[j] = [match]
-            else:
-                found.append(match)
-        if self._exact:
-            exact = self._exact
-            for j, f in enumerate(folded):
-                if f in exact and j not in by_text:
-                    by_text[j] = []
-        for j, found in by_text.items():
-            out[j] = self._hits(texts[j], folded[j], found, starts[j], None if marked is None else marked[j])
+        if marked is None:
+            marked = self._norm.fold_many_marked(texts)[1]
+        # Texts where a character expanded (ﬁ → fi) break the one-to-one raw/marked indexes the batch path
+        # relies on; they are rare and take the per-text path.
+        plain = [j for j, (t, m) in enumerate(zip(texts, marked, strict=True)) if len(t) == len(m)]
+        if len(plain) == len(texts):
+            self._scan_plain(texts, folded, marked, out, plain)
+            return out
+        for j in sorted(set(range(len(texts))) - set(plain)):
+            out[j] = self._hits(texts[j], folded[j], self.matcher.find_all(folded[j]), 0, marked[j])
+        if plain:
+            pick = [texts[j] for j in plain], [folded[j] for j in plain], [marked[j] for j in plain]
+            self._scan_plain(*pick, out, plain)
         return out
+
+    def _scan_plain(
+        self, texts: list[str], folded: list[str], marked: list[str], out: list[list[LexiconHit]], slots: list[int]
+    ) -> None:
+        """The batch path: one automaton pass over the joined batch and vectorized offset mapping.
+
+        Per-hit Python work is what limits the stage (most messages hit a large lexicon), so spans are
+        mapped for all hits at once: in the marked fold, deleted characters are NUL and every other
+        character is one folded character, so the positions of the non-NUL characters of the joined
+        marked batch ARE the original index of each folded character (nothing expanded here).
+        """
+        joined = "\x01".join(folded)  # folding deletes \x01, so no key can match across two texts
+        matches = self.matcher.find_all(joined)
+        exact = [j for j, f in enumerate(folded) if f in self._exact] if self._exact else []
+        if not matches and not exact:
+            return
+        codes = np.frombuffer("\x01".join(marked).encode("utf-32-le"), dtype=np.uint32)
+        kept = np.flatnonzero(codes)  # index in the joined marked (= raw) batch of each joined folded char
+        raw_start = np.zeros(len(texts), dtype=np.int64)
+        np.cumsum([len(t) + 1 for t in texts[:-1]], out=raw_start[1:])
+        fold_start = np.zeros(len(texts), dtype=np.int64)
+        np.cumsum([len(f) + 1 for f in folded[:-1]], out=fold_start[1:])
+        payload = self._payload
+        allowed: dict[int, list[tuple[int, int]]] = {}
+        rows: list[tuple[int, tuple[Term, ...], int, int, int, int]] = []
+        if matches:
+            m = np.array(matches, dtype=np.int64)
+            starts, ends = m[:, 1], m[:, 2]
+            text_of = np.searchsorted(fold_start, starts, side="right") - 1
+            base = raw_start[text_of]
+            o_starts = kept[starts] - base
+            o_ends = kept[ends - 1] + 1 - base
+            f_base = fold_start[text_of]
+            for j, index, o_start, o_end, f_start, f_end in zip(
+                text_of.tolist(),
+                m[:, 0].tolist(),
+                o_starts.tolist(),
+                o_ends.tolist(),
+                (starts - f_base).tolist(),
+                (ends - f_base).tolist(),
+                strict=True,
+            ):
+                terms, is_allow = payload[index]
+                if is_allow:
+                    allowed.setdefault(j, []).append((f_start, f_end))
+                if terms:
+                    rows.append((j, terms, o_start, o_end, f_start, f_end))
+        for j in exact:
+            f0 = int(fold_start[j])
+            o_start = int(kept[f0] - raw_start[j])
+            o_end = int(kept[f0 + len(folded[j]) - 1] + 1 - raw_start[j])
+            rows.append((j, self._exact[folded[j]], o_start, o_end, 0, len(folded[j])))
+        bounds: dict[int, set[int]] = {}
+        for j, terms, o_start, o_end, f_start, f_end in rows:
+            allow = allowed.get(j)
+            if allow is not None and any(a < f_end and f_start < b for a, b in allow):
+                continue
+            hits = out[slots[j]]
+            for term in terms:
+                if term.mode == "word":
+                    words = bounds.get(j)
+                    if words is None:
+                        words = bounds[j] = self._tokenizer.boundaries(texts[j])
+                    if o_start not in words or o_end not in words:
+                        continue
+                hits.append(LexiconHit(term, o_start, o_end))
 
     def _hits(
         self, text: str, folded: str, found: list[tuple[int, int, int]], base: int, marked: str | None
