@@ -3,7 +3,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench
+.PHONY: run test bench browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,9 +14,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/smsguard serve
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
+
+# The reviewer-UI tests drive Debian's chromium (Playwright never downloads a browser here); the CJK font
+# makes its screenshots readable.
+browser:
+	@dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/engine.py

@@ -1,4 +1,9 @@
-"""The reviewer web queue (pages, templates, static assets), served by the API application.
+"""The reviewer web queue (``/review``): pages, templates and static assets, served by the API's app.
 
-Lands with the human-review issue; the engine already marks uncertain messages ``review``.
+``ReviewUI(service)`` is created by ``api.create_app``; its ``router`` is mounted there and its ``start`` /
+``stop`` run with the app.
 """
+
+from ._routes import ReviewUI
+
+__all__ = ["ReviewUI"]

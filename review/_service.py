@@ -1,0 +1,539 @@
+"""What the reviewer UI calls: the queue view, claims, the item view, decisions (optimistic version check,
+four-eyes rule, bulk for identical content), and the hand-over of final decisions to their sources.
+
+Synchronous: the web handlers run these in the thread pool. Every decision is one SQL transaction that checks
+and bumps the item's ``version`` (``UPDATE … WHERE id = :id AND version = :seen``), records the action, and,
+when final, writes the training label, runs the source's decision handler and appends the audit event, so
+all of it commits or none of it does. Redis (acknowledging or releasing the stream entry) is touched only
+after the commit; if that fails, the reaper trims the entry later.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, func, insert, select, update
+
+from engine import SmsguardError
+from storage._models import Tenant
+
+from ._audit import emit
+from ._config import ReviewConfig
+from ._items import Decision, decision_handler
+from ._queue import Lease, Queue
+from ._tables import OPEN_STATUSES, review_actions, review_items, review_labels, review_users
+from ._users import User
+
+ACTIONS = ("approve", "reject", "escalate")
+PAGE = 50
+
+
+class ReviewError(SmsguardError):
+    status_code = 400
+    code = "review.invalid"
+
+
+class Conflict(ReviewError):
+    """Somebody else decided or holds the item: the reviewer's view is out of date."""
+
+    status_code = 409
+    code = "review.conflict"
+
+
+class Forbidden(ReviewError):
+    status_code = 403
+    code = "review.forbidden"
+
+
+class NotFound(ReviewError):
+    status_code = 404
+    code = "review.not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Queue filters, as in the queue page's URL: ``?tenant=acme&category=loan&age=60&priority=1``."""
+
+    tenant: str | None = None
+    category: str | None = None
+    min_age_minutes: int | None = None
+    min_priority: int | None = None
+    status: str | None = None  # pending | escalated | second; None = every open status
+
+    @classmethod
+    def from_query(cls, q: dict[str, Any]) -> Filters:
+        def num(name: str) -> int | None:
+            v = str(q.get(name) or "").strip()
+            return int(v) if v.lstrip("-").isdigit() else None
+
+        status = q.get("status") or None
+        return cls(
+            tenant=(q.get("tenant") or "").strip() or None,
+            category=(q.get("category") or "").strip() or None,
+            min_age_minutes=num("age"),
+            min_priority=num("priority"),
+            status=status if status in OPEN_STATUSES else None,
+        )
+
+    def query(self) -> dict[str, str]:
+        out = {"tenant": self.tenant, "category": self.category, "age": self.min_age_minutes,
+               "priority": self.min_priority, "status": self.status}
+        return {k: str(v) for k, v in out.items() if v is not None}
+
+
+@dataclass(slots=True)
+class Outcome:
+    item_id: int
+    status: str
+    final: bool
+    message: str
+    bulk_done: int = 0
+    bulk_skipped: int = 0
+
+
+@dataclass(slots=True)
+class QueueView:
+    counts: dict[str, int]
+    total: int
+    oldest_age_seconds: float | None
+    rows: list[dict[str, Any]]
+    categories: list[str]
+    tenants: list[str]
+
+
+@dataclass(slots=True)
+class ItemView:
+    item: dict[str, Any]
+    verdict: dict[str, Any]
+    segments: list[tuple[str, list[int], str]]
+    recipients: list[str]
+    lease: Lease
+    lease_holder: str | None
+    actions: list[dict[str, Any]]
+    similar: list[dict[str, Any]]
+    identical_open: int
+    tenant: str
+    can_decide: bool
+    why_not: str | None = None
+    approvers: list[str] = field(default_factory=list)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:  # SQLite hands back naive UTC
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+def eligible_statuses(user: User) -> tuple[str, ...]:
+    """Which open items a user may take: reviewers plain pending ones; seniors and admins also escalated items
+    and four-eyes items waiting for their second approval; auditors none."""
+    if not user.can_act:
+        return ()
+    return OPEN_STATUSES if user.is_senior else ("pending",)
+
+
+def highlight_segments(text: str, reasons: Sequence[dict[str, Any]]) -> list[tuple[str, list[int], str]]:
+    """Cut ``text`` at every reason's span boundary: ``(piece, indices of the reasons covering it, worst
+    severity)``. Spans index the original text, so no offset translation is needed here."""
+    spans = []
+    for i, r in enumerate(reasons):
+        s, e = r.get("start"), r.get("end")
+        if isinstance(s, int) and isinstance(e, int) and 0 <= s < e <= len(text):
+            spans.append((s, e, i))
+    cuts = sorted({0, len(text), *[s for s, _, _ in spans], *[e for _, e, _ in spans]})
+    rank = {"low": 1, "medium": 2, "high": 3}
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        covering = [i for s, e, i in spans if s <= a and b <= e]
+        sev = max((str(reasons[i].get("severity")) for i in covering), key=lambda v: rank.get(v, 0), default="")
+        out.append((text[a:b], covering, sev))
+    return out
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def _bigrams(text: str) -> set[str]:
+    t = _DIGIT.sub("x", "".join(text.split()).lower())  # digits vary per message (codes, amounts)
+    return {t[i : i + 2] for i in range(len(t) - 1)} or {t}
+
+
+class ReviewService:
+    def __init__(self, db: Engine, queue: Queue, config: ReviewConfig) -> None:
+        self.db = db
+        self.queue = queue
+        self.config = config
+        self._names: dict[str, str] = {}
+
+    # -- queue ---------------------------------------------------------------------------------------
+    def _filtered(self, f: Filters, statuses: Sequence[str]) -> list[Any]:
+        c = review_items.c
+        cond = [c.status.in_(statuses)]
+        if f.status:
+            cond.append(c.status == f.status)
+        if f.tenant:
+            cond.append(c.tenant_id == select(Tenant.id).where(Tenant.name == f.tenant).scalar_subquery())
+        if f.category:
+            cond.append(c.category == f.category)
+        if f.min_age_minutes is not None:
+            cond.append(c.created_at <= now() - timedelta(minutes=f.min_age_minutes))
+        if f.min_priority is not None:
+            cond.append(c.priority >= f.min_priority)
+        return cond
+
+    def queue_view(self, f: Filters, *, limit: int = PAGE) -> QueueView:
+        c = review_items.c
+        cond = self._filtered(f, OPEN_STATUSES)
+        with self.db.connect() as conn:
+            counts = {s: 0 for s in OPEN_STATUSES}
+            oldest = None
+            for status, n, first in conn.execute(
+                select(c.status, func.count(), func.min(c.created_at)).where(*cond).group_by(c.status)
+            ):
+                counts[status] = int(n)
+                first = _aware(first)
+                oldest = first if oldest is None or (first is not None and first < oldest) else oldest
+            rows = conn.execute(
+                select(c.id, c.text, c.category, c.severity, c.score, c.priority, c.batch_size, c.status, c.source,
+                       c.created_at, c.stream_id, c.required_approvals, Tenant.name.label("tenant"))
+                .join(Tenant, Tenant.id == c.tenant_id)
+                .where(*cond)
+                .order_by(c.priority.desc(), c.created_at, c.id)
+                .limit(limit)
+            ).all()
+            open_categories = select(c.category).where(c.status.in_(OPEN_STATUSES)).distinct()
+            categories = sorted(conn.execute(open_categories).scalars())
+            tenants = sorted(conn.execute(select(Tenant.name)).scalars())
+        leases = self.queue.leases([r.stream_id for r in rows])
+        t = now()
+        out = []
+        for r, lease in zip(rows, leases, strict=True):
+            d = r._asdict()
+            d["age_seconds"] = (t - _aware(r.created_at)).total_seconds()
+            d["holder"] = self.username(lease.owner) if lease.owner else None
+            out.append(d)
+        return QueueView(
+            counts=counts,
+            total=sum(counts.values()),
+            oldest_age_seconds=None if oldest is None else (t - oldest).total_seconds(),
+            rows=out,
+            categories=categories,
+            tenants=tenants,
+        )
+
+    def username(self, consumer: str | None) -> str | None:
+        if not consumer:
+            return None
+        if consumer not in self._names and consumer[1:].isdigit():
+            with self.db.connect() as conn:
+                name = conn.execute(
+                    select(review_users.c.username).where(review_users.c.id == int(consumer[1:]))
+                ).scalar_one_or_none()
+            self._names[consumer] = name or consumer
+        return self._names.get(consumer, consumer)
+
+    def claim_next(self, user: User, f: Filters = Filters()) -> int | None:
+        """Claim the most urgent item ``user`` may take (priority, then age), honouring the filters."""
+        statuses = eligible_statuses(user)
+        if not statuses:
+            return None
+        c = review_items.c
+        mine = exists().where(
+            review_actions.c.item_id == c.id, review_actions.c.user_id == user.id, review_actions.c.action == "approve"
+        )
+        cond = [*self._filtered(f, statuses), ~mine]
+        for page in range(5):
+            with self.db.connect() as conn:
+                rows = conn.execute(
+                    select(c.id, c.stream_id, c.dispatch_epoch)
+                    .where(*cond)
+                    .order_by(c.priority.desc(), c.created_at, c.id)
+                    .offset(page * 20)
+                    .limit(20)
+                ).all()
+            if not rows:
+                return None
+            got = self.queue.claim(user.consumer, [tuple(r) for r in rows])
+            if got is not None:
+                return got
+        return None
+
+    def claim(self, user: User, item_id: int) -> tuple[bool, str | None]:
+        """Take ``item_id`` (or keep it, when already ours). ``(False, holder)`` when somebody else holds it."""
+        row = self._row(item_id)
+        if row.status not in eligible_statuses(user):
+            return False, None
+        got = self.queue.claim(user.consumer, [(row.id, row.stream_id, row.dispatch_epoch)])
+        if got is not None:
+            return True, None
+        row = self._row(item_id)
+        [lease] = self.queue.leases([row.stream_id])
+        return False, self.username(lease.owner)
+
+    def extend(self, user: User, item_id: int) -> bool:
+        row = self._row(item_id)
+        return bool(row.stream_id) and self.queue.extend(user.consumer, row.stream_id)
+
+    def release(self, user: User, item_id: int) -> bool:
+        row = self._row(item_id)
+        return bool(row.stream_id) and self.queue.release(user.consumer, row.stream_id)
+
+    def _row(self, item_id: int) -> Any:
+        with self.db.connect() as conn:
+            row = conn.execute(select(review_items).where(review_items.c.id == item_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"no review item {item_id}", where="item")
+        return row
+
+    # -- item ----------------------------------------------------------------------------------------
+    def item_view(self, user: User, item_id: int) -> ItemView:
+        row = self._row(item_id)
+        verdict = json.loads(row.verdict)
+        reasons = [r for r in verdict.get("reasons") or [] if isinstance(r, dict)]
+        with self.db.connect() as conn:
+            tenant = conn.execute(select(Tenant.name).where(Tenant.id == row.tenant_id)).scalar_one_or_none() or "?"
+            actions = [
+                r._asdict()
+                for r in conn.execute(
+                    select(review_actions).where(review_actions.c.item_id == item_id).order_by(review_actions.c.id)
+                )
+            ]
+            identical = int(
+                conn.execute(
+                    select(func.count()).where(
+                        review_items.c.content_hash == row.content_hash,
+                        review_items.c.status.in_(OPEN_STATUSES),
+                        review_items.c.id != item_id,
+                    )
+                ).scalar_one()
+            )
+        [lease] = self.queue.leases([row.stream_id])
+        approvers = [a["username"] for a in actions if a["action"] == "approve"]
+        why = None
+        if row.status not in OPEN_STATUSES:
+            why = f"already {row.status}"
+        elif not user.can_act:
+            why = "your role (auditor) is read-only"
+        elif row.status not in eligible_statuses(user):
+            why = "needs a senior reviewer" + (" (second approval)" if row.status == "second" else " (escalated)")
+        elif user.username in approvers:
+            why = "you gave the first approval; a different senior must give the second"
+        elif lease.owner and lease.owner != user.consumer:
+            why = f"claimed by {self.username(lease.owner)}"
+        return ItemView(
+            item=row._asdict(),
+            verdict=verdict,
+            segments=highlight_segments(row.text, reasons),
+            recipients=json.loads(row.sample_recipients or "[]"),
+            lease=lease,
+            lease_holder=self.username(lease.owner),
+            actions=actions,
+            similar=self.similar(row),
+            identical_open=identical,
+            tenant=tenant,
+            can_decide=why is None,
+            why_not=why,
+            approvers=approvers,
+        )
+
+    def similar(self, row: Any, *, limit: int = 5, scan: int = 400, threshold: float = 0.3) -> list[dict[str, Any]]:
+        """Previously decided items like this one: identical content first, then by character-bigram Jaccard
+        overlap (digits folded) among the most recent decisions."""
+        c = review_items.c
+        cols = (c.id, c.text, c.status, c.decided_at, c.decision_reason, c.category, c.content_hash)
+        with self.db.connect() as conn:
+            same = conn.execute(
+                select(*cols)
+                .where(c.content_hash == row.content_hash, c.decided_at.is_not(None), c.id != row.id)
+                .order_by(c.decided_at.desc())
+                .limit(limit)
+            ).all()
+            recent = conn.execute(
+                select(*cols)
+                .where(c.decided_at.is_not(None), c.id != row.id, c.content_hash != row.content_hash)
+                .order_by(c.decided_at.desc())
+                .limit(scan)
+            ).all()
+        out = [{**r._asdict(), "similarity": 1.0} for r in same]
+        mine = _bigrams(row.text)
+        scored = []
+        for r in recent:
+            other = _bigrams(r.text)
+            sim = len(mine & other) / len(mine | other)
+            if sim >= threshold:
+                scored.append((sim, r))
+        scored.sort(key=lambda x: -x[0])
+        out += [{**r._asdict(), "similarity": round(s, 2)} for s, r in scored[: max(0, limit - len(out))]]
+        return out
+
+    # -- decisions -----------------------------------------------------------------------------------
+    def decide(self, user: User, item_id: int, *, version: int, action: str, reason: str | None = None,
+               category: str | None = None, bulk: bool = False) -> Outcome:
+        outcome = self._decide_one(user, item_id, version=version, action=action, reason=reason, category=category)
+        if bulk and action in ("approve", "reject"):
+            done = skipped = 0
+            row = self._row(item_id)
+            with self.db.connect() as conn:
+                twins = conn.execute(
+                    select(review_items.c.id, review_items.c.version).where(
+                        review_items.c.content_hash == row.content_hash,
+                        review_items.c.status.in_(eligible_statuses(user)),
+                        review_items.c.id != item_id,
+                    ).order_by(review_items.c.id).limit(1000)
+                ).all()
+            for twin_id, twin_version in twins:
+                try:
+                    self._decide_one(user, twin_id, version=twin_version, action=action, reason=reason,
+                                     category=category, bulk_of=item_id)
+                    done += 1
+                except ReviewError:  # taken by someone else, decided meanwhile, or a handler refused: skip it
+                    skipped += 1
+            outcome.bulk_done, outcome.bulk_skipped = done, skipped
+            outcome.message += f"; {done} identical item(s) too" + (f", {skipped} skipped" if skipped else "")
+        return outcome
+
+    def _decide_one(self, user: User, item_id: int, *, version: int, action: str, reason: str | None,
+                    category: str | None, bulk_of: int | None = None) -> Outcome:
+        if action not in ACTIONS:
+            raise ReviewError(f"action must be one of {', '.join(ACTIONS)}", where="action")
+        reason = (reason or "").strip() or None
+        if action == "reject" and not reason:
+            raise ReviewError("a rejection needs a reason", where="reason", code="review.reason_required")
+        if not user.can_act:
+            raise Forbidden(f"role {user.role} is read-only", where="role")
+        row = self._row(item_id)
+        if row.version != version or row.status not in OPEN_STATUSES:
+            raise Conflict(self._conflict_message(row), where="version")
+        if row.status not in eligible_statuses(user):
+            raise Forbidden("this item needs a senior reviewer", where="role")
+        if action == "escalate" and row.status != "pending":
+            raise ReviewError("only a pending item can be escalated", where="action")
+        with self.db.connect() as conn:
+            approvers = list(
+                conn.execute(
+                    select(review_actions.c.username).where(
+                        review_actions.c.item_id == item_id, review_actions.c.action == "approve"
+                    ).order_by(review_actions.c.id)
+                ).scalars()
+            )
+        if action == "approve" and user.username in approvers:
+            raise Forbidden("the four-eyes rule needs a second, different approver", where="user",
+                            code="review.four_eyes")
+        # Hold the lease (ours already, or free/expired): a reviewer who lost it to somebody else must not decide
+        # over their shoulder. The SQL version check below is what makes a double decision impossible.
+        got, holder = self.claim(user, item_id)
+        if not got:
+            raise Conflict(f"item {item_id} is being reviewed by {holder or 'someone else'}", where="lease")
+        row = self._row(item_id)  # the claim may have re-dispatched it (new stream entry after a Redis loss)
+
+        if action == "reject":
+            status, final = "rejected", True
+        elif action == "escalate":
+            status, final = "escalated", False
+        elif len(approvers) + 1 >= row.required_approvals:
+            status, final = "approved", True
+        else:
+            status, final = "second", False
+        t = now()
+        with self.db.begin() as conn:
+            changed = conn.execute(
+                update(review_items)
+                .where(review_items.c.id == item_id, review_items.c.version == version)
+                .values(
+                    version=version + 1,
+                    status=status,
+                    decided_at=t if final else None,
+                    decision_reason=reason if final else row.decision_reason,
+                    decision_category=(category or (row.category if action == "reject" else None)) if final else None,
+                )
+            ).rowcount
+            if changed != 1:
+                raise Conflict(self._conflict_message(self._row(item_id)), where="version")
+            conn.execute(
+                insert(review_actions).values(
+                    item_id=item_id, user_id=user.id, username=user.username, role=user.role, action=action,
+                    reason=reason, category=category, item_version=version, created_at=t,
+                )
+            )
+            deciders = [*approvers, user.username] if action == "approve" else [user.username]
+            if final:
+                label_category = category or (row.category if action == "reject" else None)
+                conn.execute(
+                    insert(review_labels).values(
+                        item_id=item_id, tenant_id=row.tenant_id, text=row.text, label=0 if action == "approve" else 1,
+                        category=label_category, created_at=t,
+                    )
+                )
+                handler = decision_handler(row.source)
+                if handler is not None:
+                    handler(conn, Decision(item_id=item_id, source=row.source, source_ref=row.source_ref,
+                                           tenant_id=row.tenant_id, approved=action == "approve", reason=reason,
+                                           deciders=deciders, category=label_category, decided_at=t))
+            payload: dict[str, Any] = {"action": action, "status": status, "final": final, "version": version + 1,
+                                       "source": row.source, "source_ref": row.source_ref, "deciders": deciders}
+            if reason:
+                payload["reason"] = reason
+            if category:
+                payload["category"] = category
+            if bulk_of is not None:
+                payload["bulk_of"] = bulk_of
+            emit(conn, event_type=f"review.{action}", actor=f"user:{user.username}", tenant_id=row.tenant_id,
+                 subject=f"review:{item_id}", payload=payload)
+        try:
+            if final:
+                self.queue.finish(row.stream_id)
+            else:
+                self.release(user, item_id)
+        except Exception:  # committed already; the reaper trims or frees the entry later
+            pass
+        msg = {
+            "approved": f"item {item_id} approved" + (" (second approval)" if row.required_approvals > 1 else ""),
+            "rejected": f"item {item_id} rejected",
+            "escalated": f"item {item_id} escalated to a senior reviewer",
+            "second": f"item {item_id}: first approval recorded; a senior must give the second (four-eyes)",
+        }[status]
+        return Outcome(item_id=item_id, status=status, final=final, message=msg)
+
+    def _conflict_message(self, row: Any) -> str:
+        with self.db.connect() as conn:
+            last = conn.execute(
+                select(review_actions.c.username, review_actions.c.action, review_actions.c.created_at)
+                .where(review_actions.c.item_id == row.id)
+                .order_by(review_actions.c.id.desc())
+                .limit(1)
+            ).one_or_none()
+        if last is None:
+            return f"item {row.id} changed since you opened it; reload it"
+        when = _aware(last.created_at).strftime("%H:%M:%S UTC")
+        verb = {"approve": "approved", "reject": "rejected", "escalate": "escalated"}.get(last.action, last.action)
+        return f"conflict: {last.username} already {verb} item {row.id} at {when} (it is now {row.status}); " \
+               "your decision was not recorded"
+
+    # -- API verdicts --------------------------------------------------------------------------------
+    def api_status(self, verdict_id: str) -> dict[str, Any] | None:
+        return api_review_status(self.db, verdict_id)
+
+
+def api_review_status(db: Engine, verdict_id: str) -> dict[str, Any] | None:
+    """The human decision on a screening-API verdict: ``{"status": pending|approved|rejected, "decided_at"}``."""
+    with db.connect() as conn:
+        row = conn.execute(
+            select(review_items.c.status, review_items.c.decided_at).where(
+                and_(review_items.c.source == "api", review_items.c.source_ref == verdict_id)
+            )
+        ).one_or_none()
+    if row is None:
+        return None
+    decided = _aware(row.decided_at)
+    return {"status": row.status if row.status in ("approved", "rejected") else "pending",
+            "decided_at": decided.isoformat() if decided else None}

@@ -1,0 +1,156 @@
+"""``smsguard review demo`` and ``smsguard user create|list|passwd``: the reviewer queue's set-up commands.
+
+``review demo`` screens realistic sample messages with the real engine and puts the ones that need a human
+into the queue (tenants, batch sizes, masked sample recipients, a few high-risk four-eyes items and identical
+copies for bulk decisions), and creates demo reviewer accounts, so ``/review`` shows a working queue at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import random
+import sys
+
+# Message templates in the style of real Chinese bulk SMS; {n} varies the numbers so items are not identical.
+_TEMPLATES = [
+    "【速达金融】无需抵押，凭身份证即可申请贷款，最高{n}万，当天放款，详询139{p}",
+    "【安心贷】信用卡逾期？专业代还，低息周转，额度{n}万起，回T退订",
+    "【城市停车】您的车辆违章未处理，请登录 http://wz-pay{n}.cc 缴纳罚款，逾期将扣分",
+    "【惠民贷】公积金贷款预审通过，可贷{n}万，年化低至3.{n}%，回T退订",
+    "【易借钱】急用钱？秒批{n}千元，不查征信，拒收请回复R",
+    "【社保服务】您的社保卡即将停用，请访问 http://sb-update{n}.com 重新认证",
+    "【金牛理财】新客专享年化{n}%理财，联系客户经理136{p}，回T退订",
+    "【积分商城】您有{n}00积分即将清零，请登录 http://jf-mall{n}.net 兑换礼品，回T退订",
+    "【速通ETC】您的ETC已失效，请尽快登录 http://etc-renew{n}.cn 更新信息",
+    "【佳佳装修】免费量房设计，家装贷款0首付，热线158{p}，退订回T",
+]
+_DUPLICATE = "【安心贷】信用卡逾期？专业代还，低息周转，额度5万起，回T退订"
+_TENANTS = ("acme-mall", "fastpay", "citylife")
+_USERS = (("alice", "reviewer"), ("bob", "senior"), ("carol", "senior"), ("admin", "admin"), ("audrey", "auditor"))
+DEMO_PASSWORD = "review-demo-1"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("review", help="human review queue: demo data")
+    rsub = p.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    demo = rsub.add_parser("demo", help="fill the queue with realistic sample items and create demo reviewers")
+    demo.add_argument("--items", type=int, default=40, help="about how many items (default 40)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(handler=run_demo)
+
+    u = sub.add_parser("user", help="reviewer accounts of the web UI (/review)")
+    usub = u.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = usub.add_parser("create", help="create a reviewer account")
+    create.add_argument("username")
+    create.add_argument("--role", required=True, choices=("reviewer", "senior", "admin", "auditor"))
+    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    create.set_defaults(handler=run_user_create)
+    lst = usub.add_parser("list", help="list reviewer accounts")
+    lst.set_defaults(handler=run_user_list)
+    passwd = usub.add_parser("passwd", help="set a reviewer's password")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(handler=run_user_passwd)
+
+
+def _open_db():
+    from smsguard.commands.tenant import open_db
+
+    return open_db()
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        from engine import SmsguardError
+
+        raise SmsguardError("the passwords differ", where="password", code="user.password")
+    return first
+
+
+def run_user_create(args: argparse.Namespace) -> int:
+    from review._users import create_user
+
+    user = create_user(_open_db(), args.username, _read_password(args), args.role)
+    print(f"user {user.username} created (id {user.id}, role {user.role})")
+    return 0
+
+
+def run_user_list(args: argparse.Namespace) -> int:
+    from review._users import list_users
+
+    for user, disabled in list_users(_open_db()):
+        state = "\tdisabled" if disabled else ""
+        print(f"{user.username}\tid={user.id}\trole={user.role}{state}")
+    return 0
+
+
+def run_user_passwd(args: argparse.Namespace) -> int:
+    from review._users import set_password
+
+    set_password(_open_db(), args.username, _read_password(args))
+    print(f"password of {args.username} changed")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import msgspec
+
+    import review
+    from engine import Engine, Message, default_config
+    from review._users import UserError, create_user
+    from storage import Conflict, create_tenant, get_tenant
+
+    db = _open_db()
+    rng = random.Random(args.seed)
+    tenants = {}
+    for name in _TENANTS:
+        try:
+            tenants[name] = create_tenant(db, name).id
+        except Conflict:
+            tenants[name] = get_tenant(db, name).id
+    created = []
+    for name, role in _USERS:
+        try:
+            create_user(db, name, DEMO_PASSWORD, role)
+            created.append(f"{name} ({role})")
+        except UserError:
+            pass
+
+    engine = Engine(default_config())
+    texts = []
+    for i in range(args.items * 3):
+        t = _TEMPLATES[i % len(_TEMPLATES)]
+        texts.append(t.format(n=rng.randint(2, 9), p=f"{rng.randint(0, 99_999_999):08d}"))
+    verdicts = engine.screen_many([Message(text=t) for t in texts])
+    chosen = [(t, v) for t, v in zip(texts, verdicts, strict=True) if v.decision == "review"][: args.items]
+    dup = engine.screen_many([Message(text=_DUPLICATE)])[0]
+    run = os.urandom(3).hex()  # a fresh source_ref per run: running the demo twice adds a second set
+    n = 0
+    with db.begin() as conn:
+        for i, (text, verdict) in enumerate(chosen):
+            batch_size = rng.choice([0, 0, 120, 800, 3_000, 25_000])
+            numbers = [f"1{rng.choice('3589')}{rng.randint(0, 999_999_999):09d}" for _ in range(3)]
+            recipients = numbers if batch_size else []
+            review.submit(
+                conn, tenant_id=tenants[_TENANTS[i % len(_TENANTS)]], source="demo", source_ref=f"{run}:{i}",
+                text=text, verdict=msgspec.to_builtins(verdict), priority=rng.choice([0, 0, 0, 1, 2]),
+                batch_size=batch_size, sample_recipients=recipients,
+            )
+            n += 1
+        if dup.decision == "review":  # identical content from several tenants: one bulk decision settles them
+            for j in range(3):
+                review.submit(conn, tenant_id=tenants[_TENANTS[j]], source="demo", source_ref=f"{run}:dup{j}",
+                              text=_DUPLICATE, verdict=msgspec.to_builtins(dup), batch_size=500)
+                n += 1
+    print(f"review demo: {n} items queued for review (tenants {', '.join(_TENANTS)})")
+    if created:
+        print(f"demo reviewers created, password '{DEMO_PASSWORD}': {', '.join(created)}")
+    else:
+        print(f"demo reviewers exist already (alice, bob, carol, admin, audrey; password '{DEMO_PASSWORD}')")
+    print("open http://127.0.0.1:8000/review and log in (a running `smsguard serve` dispatches them within 1 s)")
+    return 0
