@@ -155,7 +155,7 @@ class Engine:
             )
         notes: list[str] = []
         if scored is not None:
-            r = classifier_reason(scored, policy.thresholds_for(message.tenant))
+            r = classifier_reason(scored, policy.thresholds_for(message.tenant), policy, kind)
             if r is not None:
                 reasons.append(r)
         else:

@@ -164,6 +164,9 @@ class TenantPolicy(_Strict):
 class Policy(_Strict):
     version: str
     thresholds: Thresholds = Thresholds()
+    classifier_caps: dict[str, dict[Kind, Action]] = {}
+    """Highest action the classifier may take for a category, by message kind (e.g. ad → pass when the
+    message is declared marketing: the rules already demand its signature and opt-out)."""
     categories: dict[str, SeverityActions] = {}
     default_category: SeverityActions = SeverityActions()
     rules: dict[str, RuleSetting] = {}

@@ -90,7 +90,7 @@ def _drop(path: str) -> Callable[[dict[str, Any]], None]:
         # threshold out of range, review above block
         (_set("thresholds/block_at", 1.5), "$.thresholds.block_at", "policy.value", "between 0 and 1"),
         (_set("thresholds/review_at", -0.1), "$.thresholds.review_at", "policy.value", "between 0 and 1"),
-        (_set("thresholds/review_at", 0.95), "$.thresholds.review_at", "policy.value", "must not exceed block_at"),
+        (_set("thresholds/review_at", 0.9995), "$.thresholds.review_at", "policy.value", "must not exceed block_at"),
         (
             _set("tenants/demo/thresholds", {"review_at": 0.8, "block_at": 0.7}),
             "$.tenants.demo.thresholds.review_at",
