@@ -35,6 +35,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     label: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False, default="client", server_default="client")
+    """``client``, ``admin`` (= ``admin`` true), ``auditor`` or ``auditor_full`` (migration audit_0002)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

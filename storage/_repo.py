@@ -30,6 +30,9 @@ PREFIX_LEN = 12
 _KEY_RE = re.compile(r"^sg_[A-Za-z0-9_-]{43}$")
 _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 LOCAL_TENANT = "local"
+ROLES = ("client", "admin", "auditor", "auditor_full")
+"""What a key may do: screen (every role), reload (admin), read its tenant's audit log with numbers masked
+(auditor) or every tenant's with numbers as stored (auditor_full)."""
 
 
 class NotFound(SmsguardError):
@@ -60,6 +63,7 @@ class KeyInfo:
     tenant: str
     rate_limit: int | None
     admin: bool
+    role: str = "client"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,7 @@ class KeyListing:
     admin: bool
     created_at: datetime
     revoked_at: datetime | None
+    role: str = "client"
 
 
 def now() -> datetime:
@@ -122,8 +127,15 @@ def set_rate_limit(db: Engine, name: str, rate_limit: int | None) -> TenantInfo:
     return get_tenant(db, name)
 
 
-def create_key(db: Engine, tenant: str, *, label: str = "", admin: bool = False) -> tuple[str, KeyListing]:
-    """A new key for ``tenant``: the plain key (show it once, it is not stored) and its listing."""
+def create_key(
+    db: Engine, tenant: str, *, label: str = "", admin: bool = False, role: str | None = None
+) -> tuple[str, KeyListing]:
+    """A new key for ``tenant``: the plain key (show it once, it is not stored) and its listing. ``admin=True``
+    is ``role="admin"``."""
+    role = role or ("admin" if admin else "client")
+    if role not in ROLES:
+        raise SmsguardError(f"role must be one of {', '.join(ROLES)}", where="role", code="key.role")
+    admin = role == "admin"
     t = get_tenant(db, tenant)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     created = now()
@@ -135,17 +147,18 @@ def create_key(db: Engine, tenant: str, *, label: str = "", admin: bool = False)
                 key_hash=hash_key(key),
                 label=label,
                 admin=admin,
+                role=role,
                 created_at=created,
             )
         )
-    return key, KeyListing(prefix=key[:PREFIX_LEN], label=label, admin=admin, created_at=created, revoked_at=None)
+    return key, KeyListing(key[:PREFIX_LEN], label, admin, created, None, role)
 
 
 def list_keys(db: Engine, tenant: str) -> list[KeyListing]:
     t = get_tenant(db, tenant)
     with db.connect() as conn:
         rows = conn.execute(select(ApiKey.__table__).where(ApiKey.tenant_id == t.id).order_by(ApiKey.id)).all()
-    return [KeyListing(r.prefix, r.label, r.admin, r.created_at, r.revoked_at) for r in rows]
+    return [KeyListing(r.prefix, r.label, r.admin, r.created_at, r.revoked_at, r.role) for r in rows]
 
 
 def revoke_key(db: Engine, prefix: str) -> int:
@@ -169,13 +182,16 @@ def find_key(db: Engine, key: str) -> KeyInfo | None:
     digest = hash_key(key)
     with db.connect() as conn:
         rows = conn.execute(
-            select(ApiKey.id, ApiKey.prefix, ApiKey.key_hash, ApiKey.admin, Tenant.id, Tenant.name, Tenant.rate_limit)
+            select(
+                ApiKey.id, ApiKey.prefix, ApiKey.key_hash, ApiKey.admin, Tenant.id, Tenant.name, Tenant.rate_limit,
+                ApiKey.role,
+            )
             .join(Tenant, Tenant.id == ApiKey.tenant_id)
             .where(ApiKey.prefix == key[:PREFIX_LEN], ApiKey.revoked_at.is_(None))
         ).all()
-    for key_id, prefix, key_hash, admin, tenant_id, tenant, rate_limit in rows:
+    for key_id, prefix, key_hash, admin, tenant_id, tenant, rate_limit, role in rows:
         if hmac.compare_digest(key_hash, digest):
-            return KeyInfo(key_id, prefix, tenant_id, tenant, rate_limit, admin)
+            return KeyInfo(key_id, prefix, tenant_id, tenant, rate_limit, admin, role)
     return None
 
 
@@ -211,28 +227,36 @@ VERDICT_COLUMNS = (
 )
 
 
-def insert_verdicts(db: Engine, rows: Sequence[Sequence[Any]]) -> None:
-    """Insert verdict rows (tuples in ``VERDICT_COLUMNS`` order, ``created_at`` an aware UTC datetime) in one
-    transaction. Plain DBAPI ``executemany``: this is the hot write path, and both drivers batch it
-    (sqlite3 in C, psycopg 3 in pipeline mode)."""
+def insert_verdicts(db: Engine, rows: Sequence[Sequence[Any]], actors: Sequence[str] | None = None) -> None:
+    """Insert verdict rows (tuples in ``VERDICT_COLUMNS`` order, ``created_at`` an aware UTC datetime) and one
+    ``verdict`` audit event per row (``actors[i]`` did row i; default ``api``) in one transaction. Plain DBAPI
+    ``executemany`` for the rows: this is the hot write path, and both drivers batch it (sqlite3 in C,
+    psycopg 3 in pipeline mode)."""
     if not rows:
         return
+    from audit import AuditEvent, append_many, mask_phones_in  # audit's tables import storage: import late
+
     sqlite = db.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     sql = f"INSERT INTO verdicts ({', '.join(VERDICT_COLUMNS)}) VALUES ({', '.join([mark] * len(VERDICT_COLUMNS))})"
+    events = [
+        AuditEvent(
+            event_type="verdict",
+            actor=actor,
+            tenant_id=r[1],
+            subject=f"verdict:{r[0]}",
+            payload={
+                "decision": r[5], "score": r[6], "content_hash": r[4], "policy": r[7], "lexicon": r[8], "model": r[9],
+                "cached": bool(r[10]), "message_id": None if r[3] is None else mask_phones_in(r[3]),
+            },
+        )
+        for r, actor in zip(rows, actors or ["api"] * len(rows), strict=True)
+    ]
     if sqlite:  # stored the way SQLAlchemy's SQLite DateTime reads it back: naive UTC text
         rows = [(r[0], r[1], r[2].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), *r[3:]) for r in rows]
-    raw = db.raw_connection()
-    try:
-        cur = raw.cursor()
-        cur.executemany(sql, rows)
-        cur.close()
-        raw.commit()
-    except BaseException:
-        raw.rollback()
-        raise
-    finally:
-        raw.close()
+    with db.begin() as conn:
+        conn.exec_driver_sql(sql, list(rows))
+        append_many(conn, events)  # last: the chain lock is held from here to the commit
 
 
 def get_verdict(db: Engine, tenant_id: int, verdict_id: str) -> Any | None:

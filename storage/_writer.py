@@ -1,7 +1,8 @@
 """Group commit for audit rows: a request hands its rows over and is answered only after they commit.
 
 One writer thread per process drains whatever has queued up while the previous transaction ran and
-inserts it in one multi-row INSERT, so under load one commit carries many requests' rows, and at rest
+inserts it in one multi-row INSERT (plus one ``verdict`` audit event per row, chained in the same
+transaction), so under load one commit carries many requests' rows, and at rest
 a row is written at once. Nothing is acknowledged before it is in SQL: ``write`` returns only when its
 transaction has committed and raises if it failed.
 """
@@ -36,13 +37,14 @@ class AuditWriter:
             self._thread = threading.Thread(target=self._run, name="smsguard-audit-writer", daemon=True)
             self._thread.start()
 
-    async def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Return once ``rows`` are committed; raise what the commit raised."""
+    async def write(self, rows: Sequence[Sequence[Any]], *, actor: str = "api") -> None:
+        """Return once ``rows`` and their ``verdict`` audit events (by ``actor``) are committed; raise what the
+        commit raised."""
         if self._thread is None:
             raise RuntimeError("AuditWriter.start() was not called")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put((rows, future, loop))
+        self._queue.put((rows, future, loop, actor))
         await future
 
     def close(self) -> None:
@@ -71,28 +73,28 @@ class AuditWriter:
             if not items:
                 continue
             try:
-                self._insert([row for r, _, _ in items for row in r])
+                self._insert([row for r, *_ in items for row in r], [a for r, _, _, a in items for _ in r])
                 results: list[BaseException | None] = [None] * len(items)
             except BaseException as e:
                 if len(items) == 1:
                     results = [e]
                 else:  # one request's bad row must not fail the others: retry each on its own
                     results = []
-                    for rows, _, _ in items:
+                    for rows, _, _, actor in items:
                         try:
-                            self._insert(rows)
+                            self._insert(rows, [actor] * len(rows))
                             results.append(None)
                         except BaseException as each:
                             results.append(each)
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, BaseException | None]]] = {}
-            for (_, future, loop), error in zip(items, results, strict=True):
+            for (_, future, loop, _), error in zip(items, results, strict=True):
                 by_loop.setdefault(loop, []).append((future, error))
             for loop, settled in by_loop.items():
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                     loop.call_soon_threadsafe(_settle, settled)
 
-    def _insert(self, rows: list[Any]) -> None:
-        insert_verdicts(self._db, rows)
+    def _insert(self, rows: list[Any], actors: list[str]) -> None:
+        insert_verdicts(self._db, rows, actors)
         self.batches += 1
         self.rows += len(rows)
 

@@ -12,7 +12,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     create = ksub.add_parser("create", help="create an API key for a tenant (printed once)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--label", default="", help="a note to tell keys apart in listings")
-    create.add_argument("--admin", action="store_true", help="may reload policy/lexicons/model for the service")
+    create.add_argument("--admin", action="store_true", help="may reload policy/lexicons/model (= --role admin)")
+    create.add_argument(
+        "--role",
+        choices=("client", "admin", "auditor", "auditor_full"),
+        default=None,
+        help="client: screen; admin: also reload; auditor: its tenant's audit log, numbers masked; "
+        "auditor_full: every tenant's audit log, numbers as stored",
+    )
     create.set_defaults(handler=run_create)
     lst = ksub.add_parser("list", help="list a tenant's keys (prefixes only)")
     lst.add_argument("--tenant", required=True)
@@ -27,8 +34,9 @@ def run_create(args: argparse.Namespace) -> int:
 
     from .tenant import open_db
 
-    key, _ = create_key(open_db(), args.tenant, label=args.label, admin=args.admin)
-    print(f"API key for tenant {args.tenant}{' (admin)' if args.admin else ''}, shown once, store it now:")
+    key, listing = create_key(open_db(), args.tenant, label=args.label, admin=args.admin, role=args.role)
+    role = f" ({listing.role})" if listing.role != "client" else ""
+    print(f"API key for tenant {args.tenant}{role}, shown once, store it now:")
     print(key)
     return 0
 
@@ -40,7 +48,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     for k in list_keys(open_db(), args.tenant):
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live"
-        role = "admin" if k.admin else "screen"
+        role = k.role
         print(f"{k.prefix}…\t{role}\t{state}\tcreated={k.created_at:%Y-%m-%d %H:%M}\t{k.label}")
     return 0
 
