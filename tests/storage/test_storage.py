@@ -15,10 +15,10 @@ from storage import (
     AuditWriter,
     Conflict,
     NotFound,
+    applied_revisions,
     count_verdicts,
     create_key,
     create_tenant,
-    current_revisions,
     ensure_local_tenant,
     find_key,
     get_tenant,
@@ -39,7 +39,7 @@ def _row(verdict_id: str, tenant_id: int, text_: str = "短信内容") -> tuple:
 
 def test_migrations_create_the_schema_and_are_idempotent(migrated_db) -> None:
     migrate(migrated_db)  # a second run (a second process starting) changes nothing
-    assert current_revisions(migrated_db) == script_heads()
+    assert script_heads() <= applied_revisions(migrated_db)
     tables = set(inspect(migrated_db).get_table_names())
     assert {"tenants", "api_keys", "verdicts", "alembic_version"} <= tables
 
@@ -64,7 +64,7 @@ def test_concurrent_migrations_do_not_collide(backend) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert current_revisions(engines[0]) == script_heads()
+    assert script_heads() <= applied_revisions(engines[0])
     for db in engines:
         db.dispose()
 
