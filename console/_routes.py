@@ -1,0 +1,565 @@
+"""The customer web console under ``/console``: templates, contact lists, compose, batches and reports.
+
+Server-rendered (Jinja2) pages whose forms work without JavaScript; ``console.js`` adds the live character /
+segment / cost counter (backed by ``POST /console/api/estimate``), reason highlighting before submitting,
+and live batch progress over server-sent events (``/console/batches/{id}/events``, polling as fallback).
+
+Security is the reviewer UI's machinery, reused: litestar server-side sessions in SQL (``review_sessions``,
+keys prefixed ``console:``), litestar's CSRF middleware on this router (forms carry ``_csrf_token``, fetches
+send ``X-CSRFToken``), argon2id accounts. Accounts are bound to one tenant and every read and write below
+takes the tenant from the session, never from the request; another tenant's id answers 404 as if it did not
+exist. Role ``viewer`` reads; only ``customer`` writes (403 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio.to_thread
+from litestar import Request, Response, Router, get, post
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.params import Body, FromPath, FromQuery
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, ServerSentEvent, Stream
+from litestar.response.sse import ServerSentEventMessage
+from litestar.static_files import create_static_files_router
+from litestar.utils.scope.state import ScopeState
+
+import audit
+import batches
+from engine import SmsguardError
+from review_ui._sessions import load_secret
+
+from . import _data as model
+from ._highlight import highlight
+from ._sessions import ConsoleSessionStore
+from ._users import ConsoleUser, authenticate, get_user
+
+log = logging.getLogger("smsguard.console")
+HERE = Path(__file__).resolve().parent
+STORE = "console_sessions"
+SESSION_COOKIE = "sg_console"
+SESSION_MAX_AGE = 12 * 3600
+SSE_MAX_SECONDS = 120.0
+"""An event stream closes after this long (the browser's EventSource reconnects by itself), so a forgotten tab
+never pins a server task and a graceful shutdown never waits on one for long."""
+SSE_INTERVAL = 1.0
+
+
+class Forbidden(SmsguardError):
+    status_code = 403
+    code = "console.forbidden"
+
+
+def _money(v: Any) -> str:
+    return f"{float(v):,.4f}" if v is not None else "–"
+
+
+class ConsoleUI:
+    """The console's per-process state; ``start``/``stop`` run with the app."""
+
+    def __init__(self, api_service: Any, batch_api: Any) -> None:
+        self.api = api_service
+        self.batch_api = batch_api
+        self.templates = JinjaTemplateEngine(directory=HERE / "templates")
+        env = self.templates.engine
+        env.filters["money"] = _money
+        env.globals["highlight"] = highlight
+        env.globals["urlencode"] = urlencode
+        env.globals["local"] = model.local
+        env.globals["carrier_label"] = model.CARRIER_LABELS.get
+        self.router = self._build_router()
+
+    async def start(self, app: Any) -> None:
+        app.stores.register(STORE, ConsoleSessionStore(self.api.db), allow_override=True)
+
+    async def stop(self) -> None:
+        return None
+
+    @property
+    def ctx(self) -> batches.Context:
+        """The batches Context of ``api._batches.BatchApi`` (SQL, Redis, phone vault, engine), built at start."""
+        ctx = self.batch_api.ctx
+        if ctx is None:
+            raise SmsguardError("the service is starting", where=None, code="unavailable")
+        return ctx
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
+        ctx.setdefault("user", request.scope.get("console_user"))
+        ctx["csrf_token"] = ScopeState.from_scope(request.scope).csrf_token
+        ctx["flash"] = request.session.pop("flash", None) if request.scope.get("session") else None
+        ctx.setdefault("nav", name.split(".")[0])
+        html = self.templates.get_template(name).render(**ctx)
+        return Response(html, status_code=status, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                 "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                                 "style-src 'self'; script-src 'self'; frame-ancestors 'none'"})
+
+    async def current_user(self, request: Request) -> ConsoleUser | None:
+        uid = request.session.get("cuid") if request.scope.get("session") is not None else None
+        if not uid:
+            return None
+        user = await anyio.to_thread.run_sync(get_user, self.api.db, int(uid))
+        request.scope["console_user"] = user  # type: ignore[typeddict-unknown-key]
+        return user
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A ``batches`` function with this process's Context, in the thread pool (SQL and Redis are sync)."""
+        ctx = self.ctx
+        return await anyio.to_thread.run_sync(lambda: fn(ctx, *args, **kwargs))
+
+    # -- routes ----------------------------------------------------------------------------------
+    def _build_router(self) -> Router:
+        ui = self
+
+        def login_redirect(request: Request) -> Response:
+            if request.url.path.startswith("/console/api/") or request.headers.get("accept") == "text/event-stream":
+                return Response({"code": "login", "message": "log in again", "where": None}, status_code=401)
+            nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return Redirect(f"/console/login?{urlencode({'next': nxt})}")
+
+        async def need(request: Request, *, write: bool = False) -> ConsoleUser | Response:
+            user = await ui.current_user(request)
+            if user is None:
+                return login_redirect(request)
+            if write and not user.can_write:
+                raise Forbidden(f"role {user.role} may only read; ask for a customer account", where=None)
+            return user
+
+        def actor(user: ConsoleUser) -> str:
+            return f"console:{user.username}"
+
+        # ---- log-in ---------------------------------------------------------------------------
+        @get("/login", include_in_schema=False)
+        async def login_page(request: Request, next: FromQuery[str] = "/console") -> Response:
+            return ui.render(request, "login.html", next=next, error=None)
+
+        @post("/login", include_in_schema=False)
+        async def login(
+            request: Request, data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED)  # noqa: B008
+        ) -> Response:
+            username = (data.get("username") or "").strip()
+            user = await ui.run(authenticate, ui.api.db, username, data.get("password") or "")
+            nxt = data.get("next") or "/console"
+            if not nxt.startswith("/console") or nxt.startswith("//"):  # no open redirects
+                nxt = "/console"
+            if user is None:
+                return ui.render(request, "login.html", status=401, next=nxt, error="wrong user name or password")
+
+            def record() -> None:
+                with ui.api.db.begin() as conn:
+                    audit.append(conn, event_type="login", actor=actor(user), tenant_id=user.tenant_id,
+                                 subject=f"console_user:{user.id}", payload={"role": user.role, "via": "console"})
+
+            await ui.run(record)
+            request.clear_session()  # a fresh session id at log-in: no session fixation
+            request.set_session({"cuid": user.id, "realm": "console"})
+            return Redirect(nxt)
+
+        @post("/logout", include_in_schema=False)
+        async def logout(request: Request) -> Response:
+            user = await ui.current_user(request)
+            if user is not None:
+
+                def record() -> None:
+                    with ui.api.db.begin() as conn:
+                        audit.append(conn, event_type="login.logout", actor=actor(user), tenant_id=user.tenant_id,
+                                     subject=f"console_user:{user.id}", payload={"via": "console"})
+
+                await ui.run(record)
+            request.clear_session()
+            return Redirect("/console/login")
+
+        @get("/", include_in_schema=False)
+        async def home(request: Request) -> Response:
+            u = await need(request)
+            return u if isinstance(u, Response) else Redirect("/console/batches")
+
+        # ---- templates ------------------------------------------------------------------------
+        @get("/templates", include_in_schema=False)
+        async def templates_page(request: Request) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            rows = await ui.run(model.list_templates, ui.api.db, u.tenant_id)
+            return ui.render(request, "templates.html", rows=rows, form={}, preview=None, errors={})
+
+        @post("/templates", include_in_schema=False)
+        async def create_template(
+            request: Request, data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED)  # noqa: B008
+        ) -> Response:
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            form = {k: (data.get(k) or "").strip() for k in ("name", "kind", "signature", "body")}
+            try:
+                t = await ui.call(batches.create_template, u.tenant_id, name=form["name"] or "template",
+                                  kind=form["kind"], signature=form["signature"], body=form["body"], actor=actor(u))
+            except SmsguardError as e:
+                if e.status_code >= 500:
+                    raise
+                rows = await ui.run(model.list_templates, ui.api.db, u.tenant_id)
+                return ui.render(request, "templates.html", status=400, rows=rows, form=form, preview=None,
+                                 errors={(e.where or "$").removeprefix("$."): e.message})
+            request.session["flash"] = f"template {t['name']!r} saved: {t['status']}"
+            return Redirect(f"/console/templates/{t['id']}")
+
+        @get("/templates/{template_id:int}", include_in_schema=False)
+        async def template_page(request: Request, template_id: FromPath[int]) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            t = await ui.call(batches.get_template, u.tenant_id, template_id)
+            text = model.template_text(t["signature"], t["body"], t["kind"])
+            verdict = t.get("verdict") or {}
+            return ui.render(request, "template.html", t=t, text=text, verdict=verdict)
+
+        @post("/api/template-preview", include_in_schema=False, status_code=200)
+        async def template_preview(request: Request) -> Response:
+            """The screening verdict a template would get, before it is saved (same text, same engine)."""
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            body = await _json(request)
+            kind = str(body.get("kind") or "notification")
+            sig = str(body.get("signature") or "").strip().strip("【】")
+            text = model.template_text(sig, str(body.get("body") or ""), kind) if body.get("body") else ""
+            if not text.strip():
+                return Response({"decision": None, "html": "", "reasons": []})
+            v = await ui.run(model.screen, ui.ctx, u.tenant, text, kind, sig)
+            return Response({"decision": v["decision"], "text": text, "length": v["length"],
+                             "segments": v["segments"], "reasons": v["reasons"],
+                             "html": str(highlight(text, v["reasons"]))})
+
+        # ---- contact lists --------------------------------------------------------------------
+        @get("/lists", include_in_schema=False)
+        async def lists_page(request: Request) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            rows = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+            return ui.render(request, "lists.html", rows=rows, error=None)
+
+        @post("/lists", include_in_schema=False, request_max_body_size=256 * 1024 * 1024)
+        async def upload_list(
+            request: Request,
+            data: dict[str, Any] = Body(media_type=RequestEncodingType.MULTI_PART),  # noqa: B008
+        ) -> Response:
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            upload = data.get("file")
+            name = str(data.get("name") or "").strip()
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                rows = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+                return ui.render(request, "lists.html", status=400, rows=rows, error="choose a CSV file")
+            try:
+                result = await ui.call(batches.import_contacts, u.tenant_id, name or upload.filename, upload.file,
+                                       actor=actor(u))
+            except SmsguardError as e:
+                if e.status_code >= 500:
+                    raise
+                rows = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+                return ui.render(request, "lists.html", status=400, rows=rows,
+                                 error=f"{upload.filename}: {e.message}" + (f" ({e.where})" if e.where else ""))
+            finally:
+                await upload.close()
+            request.session["flash"] = (f"imported {result['valid']} of {result['total']} lines; "
+                                        f"{result['invalid']} invalid, {result['duplicates']} duplicates")
+            return Redirect(f"/console/lists/{result['id']}")
+
+        @get("/lists/{list_id:int}", include_in_schema=False)
+        async def list_page(request: Request, list_id: FromPath[int]) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=500)
+            opted = next((r["opted_out"] for r in await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+                          if r["id"] == list_id), 0)
+            return ui.render(request, "list.html", lst=lst, opted_out=opted)
+
+        @get("/lists/{list_id:int}/rejects.csv", include_in_schema=False)
+        async def list_rejects(request: Request, list_id: FromPath[int]) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
+            return ui.csv(batches.rejects_csv, u.tenant_id, list_id, f"list-{list_id}-rejects.csv")
+
+        # ---- compose --------------------------------------------------------------------------
+        @get("/compose", include_in_schema=False)
+        async def compose_page(request: Request, template_id: FromQuery[int | None] = None,
+                               list_id: FromQuery[int | None] = None) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            form = {"mode": "template" if template_id or list_id else "adhoc", "template_id": template_id or "",
+                    "list_id": list_id or "", "kind": "marketing"}
+            return await render_compose(request, u, form, preview=None, errors={})
+
+        async def render_compose(request: Request, u: ConsoleUser, form: dict[str, Any], *, preview: Any,
+                                 errors: dict[str, str], status: int = 200) -> Response:
+            tpls = await ui.run(model.list_templates, ui.api.db, u.tenant_id, approved_only=True)
+            lists = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+            lists = [r for r in lists if r["status"] == "ready"]
+            policy = ui.ctx.policy
+            return ui.render(request, "compose.html", status=status, form=form, preview=preview, errors=errors,
+                             tpls=tpls, lists=lists, limits=policy.length, prices=policy.prices,
+                             quiet=policy.quiet_hours)
+
+        def compose_args(form: dict[str, Any], u: ConsoleUser) -> dict[str, Any]:
+            adhoc = form.get("mode") != "template"
+            return {
+                "kind": form.get("kind") or "notification",
+                "signature": form.get("signature") or "",
+                "content": form.get("content") if adhoc else None,
+                "numbers": form.get("numbers") if adhoc else None,
+                "template_id": None if adhoc else _int(form.get("template_id")),
+                "list_id": None if adhoc else _int(form.get("list_id")),
+                "schedule_at": form.get("schedule_at") or None,
+                "tz": u.time_zone,
+            }
+
+        @post("/api/estimate", include_in_schema=False, status_code=200)
+        async def estimate(request: Request) -> Response:
+            """The compose form's live preview (JSON): verdict with highlighted reasons, length, segments,
+            recipients, cost and quiet hours, computed by the engine and the policy, as submit will."""
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            form = await _json(request)
+            args = compose_args({k: str(v) if v is not None else "" for k, v in form.items()}, u)
+            if args["template_id"] is None and form.get("mode") == "template":
+                return Response({"errors": {"template_id": "choose a template"}, "decision": None})
+            result = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
+            result["html"] = str(highlight(result["text"], (result["verdict"] or {}).get("reasons", [])))
+            return Response(result)
+
+        @post("/compose", include_in_schema=False)
+        async def compose(
+            request: Request, data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED)  # noqa: B008
+        ) -> Response:
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            form = {k: v for k, v in data.items() if k != "_csrf_token"}
+            args = compose_args(form, u)
+            preview = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
+            errors = dict(preview["errors"])
+            # Screened here, before anything is created: a blocked message comes back to the form with its
+            # reasons drawn on the text, instead of becoming a batch that is cancelled at once.
+            if preview["decision"] == "block":
+                errors["content"] = "blocked by screening: fix the highlighted reasons"
+            if errors or form.get("action") == "check":
+                return await render_compose(request, u, form, preview=preview, errors=errors,
+                                            status=400 if errors else 200)
+            at = model.parse_local(args["schedule_at"], u.time_zone)
+            try:
+                b = await ui.call(
+                    batches.create_batch, u.tenant_id, name=(form.get("name") or "").strip(),
+                    template_id=args["template_id"], list_id=args["list_id"],
+                    content=args["content"].strip() if args["content"] else None,
+                    numbers=model.adhoc_numbers(args["numbers"]) if args["numbers"] is not None else None,
+                    kind=None if args["template_id"] else args["kind"],
+                    signature=None if args["template_id"] else preview["signature"],
+                    schedule_at=at, actor=actor(u),
+                )
+            except SmsguardError as e:
+                if e.status_code >= 500:
+                    raise
+                errors[(e.where or "$").removeprefix("$.")] = e.message
+                return await render_compose(request, u, form, preview=preview, errors=errors, status=e.status_code)
+            request.session["flash"] = f"batch #{b['id']} created: {b['state']}"
+            return Redirect(f"/console/batches/{b['id']}")
+
+        # ---- batches --------------------------------------------------------------------------
+        @get("/batches", include_in_schema=False)
+        async def batches_page(request: Request) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            rows = await ui.run(model.list_batches, ui.api.db, u.tenant_id)
+            return ui.render(request, "batches.html", rows=rows)
+
+        @get("/batches/{batch_id:int}", include_in_schema=False)
+        async def batch_page(request: Request, batch_id: FromPath[int]) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            p = await ui.call(model.progress, u.tenant_id, batch_id)
+            content = await ui.run(_batch_content, ui.ctx, batch_id)
+            return ui.render(request, "batch.html", b=p, content=content, progress_json=json.dumps(p, default=str))
+
+        @get("/batches/{batch_id:int}/progress", include_in_schema=False)
+        async def batch_progress(request: Request, batch_id: FromPath[int]) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            return Response(await ui.call(model.progress, u.tenant_id, batch_id), headers={"Cache-Control": "no-store"})
+
+        @get("/batches/{batch_id:int}/events", include_in_schema=False)
+        async def batch_events(request: Request, batch_id: FromPath[int]) -> Response:
+            """Server-sent events: the batch's progress whenever it changed (checked every second) until it is
+            final; the stream ends after ``SSE_MAX_SECONDS`` and the browser reconnects."""
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            first = await ui.call(model.progress, u.tenant_id, batch_id)  # 404 before the stream opens
+
+            async def stream() -> AsyncIterator[ServerSentEventMessage]:
+                p, last, deadline = first, "", time.monotonic() + SSE_MAX_SECONDS
+                while True:
+                    body = json.dumps(p, default=str, separators=(",", ":"))
+                    if body != last:
+                        last = body
+                        yield ServerSentEventMessage(data=body, event="progress")
+                    if p["final"] or time.monotonic() > deadline:
+                        yield ServerSentEventMessage(data="{}", event="end" if p["final"] else "again")
+                        return
+                    await asyncio.sleep(SSE_INTERVAL)
+                    p = await ui.call(model.progress, u.tenant_id, batch_id)
+
+            return ServerSentEvent(stream(), retry_duration=2000, headers={"Cache-Control": "no-store"})
+
+        @get("/batches/{batch_id:int}/report.csv", include_in_schema=False)
+        async def batch_report(request: Request, batch_id: FromPath[int]) -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            await ui.call(batches.get_batch, u.tenant_id, batch_id)  # 404 for another tenant's batch
+            return ui.csv(batches.report_csv, u.tenant_id, batch_id, f"batch-{batch_id}.csv")
+
+        @post("/batches/{batch_id:int}/cancel", include_in_schema=False)
+        async def batch_cancel(request: Request, batch_id: FromPath[int]) -> Response:
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            b = await ui.call(batches.cancel_batch, u.tenant_id, batch_id, actor=actor(u))
+            request.session["flash"] = f"batch #{batch_id} {b['state']}"
+            return Redirect(f"/console/batches/{batch_id}")
+
+        # ---- opt-outs -------------------------------------------------------------------------
+        @get("/optouts", include_in_schema=False)
+        async def optouts_page(request: Request, q: FromQuery[str] = "") -> Response:
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            result = await ui.call(model.search_optouts, u.tenant_id, q[:40])
+            return ui.render(request, "optouts.html", r=result)
+
+        secret_holder: dict[str, str] = {}
+
+        def csrf_config() -> CSRFConfig:
+            if "s" not in secret_holder:
+                secret_holder["s"] = load_secret(ui.api.settings.data_dir)
+            return CSRFConfig(secret=secret_holder["s"], cookie_name="sg_console_csrf", cookie_path="/console",
+                              cookie_samesite="strict")
+
+        session = ServerSideSessionConfig(
+            store=STORE, key=SESSION_COOKIE, max_age=SESSION_MAX_AGE, path="/console", httponly=True,
+            samesite="lax",
+        )
+        static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
+        return Router(
+            path="/console",
+            route_handlers=[login_page, login, logout, home, templates_page, create_template, template_page,
+                            template_preview, lists_page, upload_list, list_page, list_rejects, compose_page,
+                            estimate, compose, batches_page, batch_page, batch_progress, batch_events, batch_report,
+                            batch_cancel, optouts_page, static],
+            middleware=[session.middleware, DefineMiddleware(CSRFMiddleware, config=csrf_config())],
+            # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
+            exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),
+                                HTTPException: lambda r, e: ui._http_error(r, e)},
+            include_in_schema=False,
+        )
+
+    def csv(self, fn: Callable[..., Iterator[str]], tenant_id: int, ref: int, filename: str) -> Stream:
+        ctx = self.ctx
+
+        async def chunks() -> AsyncIterator[bytes]:
+            it = fn(ctx, tenant_id, ref)
+            yield "\ufeff".encode()  # a BOM: Excel on a Chinese Windows then opens the UTF-8 file correctly
+            while True:
+                part = await anyio.to_thread.run_sync(next, it, None)
+                if part is None:
+                    return
+                yield part.encode("utf-8")
+
+        headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
+        return Stream(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
+
+    def _error(self, request: Request, exc: SmsguardError) -> Response:
+        if _wants_json(request):
+            return Response(exc.to_dict(), status_code=exc.status_code)
+        return self.render(request, "error.html", status=exc.status_code, message=exc.message, code=exc.code)
+
+    def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        if _wants_json(request):
+            return Response({"code": "http.error", "message": exc.detail, "where": None}, status_code=exc.status_code)
+        try:
+            return self.render(request, "error.html", status=exc.status_code, message=exc.detail, code="http.error")
+        except Exception:  # no session/CSRF state yet (the middleware itself refused): plain text
+            return Response(exc.detail, status_code=exc.status_code, media_type="text/plain; charset=utf-8")
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/console/api/") or path.endswith("/progress") or path.endswith("/events")
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except Exception:
+        raise SmsguardError("the body is not JSON", where="$", code="input.json") from None
+    if not isinstance(body, dict):
+        raise SmsguardError("the body must be a JSON object", where="$", code="input.json")
+    return body
+
+
+def _batch_content(ctx: batches.Context, batch_id: int) -> list[dict[str, Any]]:
+    """The batch's screened contents (first 20) with their reasons, for the report page. The caller has already
+    checked the batch belongs to the user's tenant (``progress`` raised NotFound otherwise)."""
+    from sqlalchemy import select
+
+    from batches._tables import batch_contents
+
+    with ctx.db.connect() as conn:
+        rows = conn.execute(
+            select(batch_contents).where(batch_contents.c.batch_id == batch_id)
+            .order_by(batch_contents.c.content_id).limit(20)
+        ).all()
+    out = []
+    for r in rows:
+        v = json.loads(r.verdict)
+        out.append({"text": r.text, "decision": r.decision, "review": r.review, "segments": r.segments,
+                    "recipients": r.recipients, "reason": r.reason, "reasons": v.get("reasons", []),
+                    "cost": r.cost_micros / 1_000_000})
+    return out
+
+
+__all__ = ["ConsoleUI"]
