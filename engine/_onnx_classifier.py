@@ -47,6 +47,8 @@ def model_version(data: bytes, metadata: Mapping[str, str]) -> str:
     return f"{trained}-{hashlib.sha256(data).hexdigest()[:8]}"
 
 
+CATEGORY_FROM = 0.5  # P(bad) from which the verdict names the category of bad content
+
 class OnnxClassifier:
     """Spam probability and bad-content category for batches of texts."""
 
@@ -122,7 +124,11 @@ class OnnxClassifier:
         spam, cats = self.predict_prepared([prepare(t) for t in texts])
         best = np.argmax(cats, axis=1)
         names = self.categories
+        # A category names the kind of BAD content: for a message the model thinks is fine it would only
+        # mislead (a verification code "categorised" as fraud at P(bad) = 0.0002).
         return [
             ClassifierResult(score=round(float(s), 6), category=names[j], category_score=round(float(c[j]), 6))
+            if s >= CATEGORY_FROM
+            else ClassifierResult(score=round(float(s), 6))
             for s, j, c in zip(spam, best, cats, strict=True)
         ]
