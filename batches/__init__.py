@@ -1,0 +1,93 @@
+"""Everything before the gateway: templates, contact lists, opt-outs and complaints, frequency caps, quiet
+hours, budgets, batches and their release to the sending queue (issue 7), plus the gateway layer's
+``EventSink`` (delivery reports and MO replies into SQL).
+
+Public entry points::
+
+    ctx, redis_location = make_context(settings)           # SQL + Redis + phone vault (+ screening engine)
+    create_template(ctx, tenant_id, name=…, kind=…, signature=…, body="…${name}…")
+    import_contacts(ctx, tenant_id, "list name", open("contacts.csv", "rb"))
+    create_batch(ctx, tenant_id, template_id=…, list_id=…, schedule_at=None)
+    ReleaseWorker(ctx).run()                                # `smsguard batch worker`
+    sending.EventRelay(store, SqlEventSink(ctx))
+
+Importing this package registers the review decision handlers for sources ``template`` and
+``batch_content``.
+"""
+
+import review
+
+from ._batches import (
+    cancel_batch,
+    create_batch,
+    get_batch,
+    get_budget,
+    list_recipients,
+    on_content_decision,
+    report_csv,
+    set_budget,
+    submit_batch,
+)
+from ._common import BatchError, BudgetExceeded, Conflict, Context, NotFound, make_context
+from ._contacts import get_list, import_contacts, rejects_csv
+from ._optouts import classify, handle_mo, opt_in, opt_out, rebuild_sets, record_complaint
+from ._optouts import status as optout_status
+from ._phones import InvalidPhone, Phone, PhoneVault, mask, parse_phone, vault_for
+from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
+from ._sink import SqlEventSink, apply_inbound, apply_report
+from ._templates import Template, create_template, get_template, on_template_decision
+
+
+def register_review_handlers() -> None:
+    """Hook batch contents and templates into the review queue's decisions (idempotent)."""
+    review.register_decision_handler("batch_content", on_content_decision)
+    review.register_decision_handler("template", on_template_decision)
+
+
+register_review_handlers()
+
+__all__ = [
+    "BatchError",
+    "BudgetExceeded",
+    "Conflict",
+    "Context",
+    "InvalidPhone",
+    "NotFound",
+    "Phone",
+    "PhoneVault",
+    "ReleaseWorker",
+    "SqlEventSink",
+    "Template",
+    "apply_inbound",
+    "apply_report",
+    "cancel_batch",
+    "classify",
+    "create_batch",
+    "create_template",
+    "get_batch",
+    "get_budget",
+    "get_list",
+    "get_template",
+    "handle_mo",
+    "import_contacts",
+    "in_quiet_hours",
+    "list_recipients",
+    "make_context",
+    "mask",
+    "message_id",
+    "on_content_decision",
+    "on_template_decision",
+    "opt_in",
+    "opt_out",
+    "optout_status",
+    "parse_message_id",
+    "parse_phone",
+    "rebuild_sets",
+    "record_complaint",
+    "register_review_handlers",
+    "rejects_csv",
+    "report_csv",
+    "set_budget",
+    "submit_batch",
+    "vault_for",
+]
