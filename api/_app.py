@@ -1,7 +1,8 @@
 """The screening API (litestar, msgspec models, OpenAPI at ``/schema``).
 
 Routes: ``POST /v1/screen``, ``POST /v1/screen/batch`` (≤ 1,000 messages), ``GET /v1/verdicts/{id}``,
-``POST /v1/admin/reload`` (admin keys), ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+``POST /v1/admin/reload`` (admin keys), ``GET /v1/audit/events`` and ``GET /v1/audit/trail`` (auditor keys),
+``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
 Every ``/v1`` route needs an API key (``Authorization: Bearer <key>`` or ``X-API-Key``). The key decides
 the tenant: a message's ``tenant`` field may be left out or repeat the key's tenant; any other value is
@@ -15,7 +16,9 @@ its rate limit, 503 when Redis or SQL is unreachable.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 import redis.exceptions
@@ -25,13 +28,18 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import Stream
 from sqlalchemy.exc import OperationalError
 
+from audit import EventFilter
+from console import ConsoleUI
 from engine import Engine, Message, SmsguardError, default_config
+from review_ui import ReviewUI
 from smsguard.settings import Settings, get_settings
 
 from . import _metrics as metrics
+from ._batches import BatchApi
 from ._schemas import (
     MAX_BATCH,
     BatchVerdicts,
@@ -78,6 +86,9 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     settings = settings or get_settings()
     service = Service(engine, settings)
     guard = _key_guard(service)
+    review_ui = ReviewUI(service)  # the reviewer web queue under /review (session + CSRF, not API keys)
+    batch_api = BatchApi(service)  # templates, contact lists, batches, opt-outs, MO (api/_batches.py)
+    console_ui = ConsoleUI(service, batch_api)  # the customer web console under /console (session + CSRF)
 
     @post(
         "/v1/screen",
@@ -135,8 +146,61 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     async def reload(request: Request, data: JSONBody[ReloadRequest]) -> ReloadResult:
         if not request.state.key.admin:
             raise Forbidden("reloading needs an admin key (smsguard key create --admin)", where="header Authorization")
-        v = await service.reload(list(dict.fromkeys(data.what)))
+        v = await service.reload(list(dict.fromkeys(data.what)), actor=f"key:{request.state.key.prefix}")
         return ReloadResult(policy=v.policy, lexicon=v.lexicon, model=v.model)
+
+    @get(
+        "/v1/audit/events",
+        summary="Export audit events as CSV or JSONL, streamed (auditor keys)",
+        description=(
+            "Events in chain order, filtered by tenant (name), time range (`from` ≤ ts < `to`, ISO 8601, UTC when "
+            "no offset) and type (repeat `type`; `review.*` matches a prefix). An `auditor` key reads its own "
+            "tenant with phone numbers masked (138****1234); an `auditor_full` key reads any tenant as stored. "
+            "CSV cells starting with = + - @ tab or CR are prefixed with `'`. Every export is itself an `export` "
+            "event. Columns/fields: id, ts, actor, tenant_id, event_type, subject, payload, prev_hash, hash."
+        ),
+        guards=[guard],
+        security=_SECURITY,
+        responses=_errors(400, 401, 403, 404, 503),
+    )
+    async def audit_events(
+        request: Request,
+        format: Annotated[Literal["csv", "jsonl"], QueryParameter(query="format")] = "jsonl",
+        tenant: Annotated[str | None, QueryParameter(query="tenant", max_length=64)] = None,
+        since: Annotated[str | None, QueryParameter(query="from", max_length=40)] = None,
+        until: Annotated[str | None, QueryParameter(query="to", max_length=40)] = None,
+        types: Annotated[list[str] | None, QueryParameter(query="type")] = None,
+    ) -> Stream:
+        flt = EventFilter(since=_when(since, "query from"), until=_when(until, "query to"), types=tuple(types or ()))
+        chunks = await service.audit_export(request.state.key, flt, format, tenant=tenant, what="export")
+        return _stream(chunks, format, "audit-events")
+
+    @get(
+        "/v1/audit/trail",
+        summary="Every audit event that touched a batch or a phone number, in order (auditor keys)",
+        description="Give `batch` (a batch id) or `phone` (a number; looked up by its keyed hash). Same roles, "
+        "masking and formats as /v1/audit/events; recorded as an `export` event.",
+        guards=[guard],
+        security=_SECURITY,
+        responses=_errors(400, 401, 403, 404, 503),
+    )
+    async def audit_trail(
+        request: Request,
+        batch: Annotated[str | None, QueryParameter(query="batch", max_length=64)] = None,
+        phone: Annotated[str | None, QueryParameter(query="phone", max_length=32)] = None,
+        format: Annotated[Literal["csv", "jsonl"], QueryParameter(query="format")] = "jsonl",
+    ) -> Stream:
+        if (batch is None) == (phone is None):
+            raise SmsguardError("give exactly one of batch and phone", where="query batch", code="input.trail")
+        phone_ref = None
+        if phone is not None:
+            try:
+                phone_ref = service.phone_ref(phone)
+            except SmsguardError as e:
+                raise SmsguardError(e.message, where="query phone", code="input.phone") from None
+        flt = EventFilter(batch=batch, phone_ref=phone_ref)
+        chunks = await service.audit_export(request.state.key, flt, format, tenant=None, what="export")
+        return _stream(chunks, format, "audit-trail")
 
     @get("/healthz", summary="Liveness and the versions in force")
     async def healthz() -> Health:
@@ -160,9 +224,12 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         return Response(content=body, media_type=content_type)
 
     app = Litestar(
-        route_handlers=[screen, screen_batch, verdict, reload, healthz, readyz, metrics_route],
-        on_startup=[service.start],
-        on_shutdown=[service.stop],
+        route_handlers=[
+            screen, screen_batch, verdict, reload, audit_events, audit_trail, healthz, readyz, metrics_route,
+            review_ui.router, console_ui.router, *batch_api.handlers(guard, _SECURITY),
+        ],
+        on_startup=[service.start, review_ui.start, batch_api.start, console_ui.start],
+        on_shutdown=[console_ui.stop, batch_api.stop, review_ui.stop, service.stop],
         middleware=[metrics.metrics_middleware],
         exception_handlers={
             SmsguardError: _smsguard_error,
@@ -201,6 +268,21 @@ def _document_strictness(app: Litestar) -> None:
         text = schemas["Message"].properties["text"]
         text.min_length = 1
         text.description = "The SMS as sent; must not be blank (400 input.empty_text) nor contain NUL (400 input.nul)"
+
+
+def _when(value: str | None, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise SmsguardError(f"not an ISO 8601 date/time: {value!r}", where=where, code="input.time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _stream(chunks: Iterator[bytes], fmt: str, name: str) -> Stream:
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    return Stream(chunks, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
 def _smsguard_error(_: Request, exc: SmsguardError) -> Response:

@@ -20,11 +20,20 @@ class ScreenVerdict(Verdict, kw_only=True):
     """True when this content had been screened before under the same policy, lexicon and model versions."""
 
 
+class ReviewState(msgspec.Struct):
+    """The human decision on a verdict that went to review."""
+
+    status: Literal["pending", "approved", "rejected"]
+    decided_at: str | None = None
+
+
 class StoredVerdict(ScreenVerdict, kw_only=True):
     """A verdict as stored for audit."""
 
     created_at: str
     text: str
+    review: ReviewState | None = None
+    """Set when the verdict was ``review``: the reviewers' decision (pending until one is made)."""
 
 
 class ScreenBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

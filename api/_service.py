@@ -1,8 +1,11 @@
 """What the handlers call: API-key checks, the verdict cache, rate limits and the audit write.
 
-One request to ``/v1/screen`` costs one Redis round trip for the rate-limit counter and the cache
-lookup together (a Lua script: INCRBY the tenant's window counter, MGET the verdict keys), one more
-to store a freshly screened verdict, and a share of one group-committed SQL INSERT for the audit row.
+A repeated message is usually answered without any Redis round trip: each process keeps the most
+recent verdicts in a small LRU (same content-hash key as Redis, so tenant and versions are part of it)
+and spends rate-limit tokens it leased from the tenant's shared Redis window counter in blocks. When the
+LRU misses or the lease is used up, one Redis round trip does both (a Lua script: INCRBY the tenant's
+window counter, MGET the verdict keys); a freshly screened verdict is stored without waiting; every
+answer waits for its share of one group-committed SQL INSERT (the audit row).
 API keys are checked against SQL once and then remembered per process for ``key_cache_ttl`` seconds.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import itertools
@@ -19,6 +23,8 @@ import math
 import os
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -27,12 +33,33 @@ import msgspec
 import redis.asyncio as aioredis
 from sqlalchemy import text
 
+from audit import (
+    AuditEvent,
+    EventFilter,
+    append_many,
+    load_phone_key,
+    phone_hash,
+    record_export,
+    stream_events,
+)
+from audit import checkpoint as audit_checkpoint
 from engine import Engine, Message, SmsguardError, Verdict, Versions
+from review import api_review_status, submit_api_verdicts
 from smsguard.settings import Settings
-from storage import AuditWriter, KeyInfo, RedisLocation, find_key, get_verdict, locate_redis, make_engine, migrate
+from storage import (
+    AuditWriter,
+    KeyInfo,
+    RedisLocation,
+    find_key,
+    get_tenant,
+    get_verdict,
+    locate_redis,
+    make_engine,
+    migrate,
+)
 
 from . import _metrics as metrics
-from ._schemas import ScreenVerdict, StoredVerdict
+from ._schemas import ReviewState, ScreenVerdict, StoredVerdict
 
 log = logging.getLogger("smsguard.api")
 
@@ -45,6 +72,8 @@ return {n, {}}
 """
 
 THREAD_ABOVE = 64  # screen batches larger than this in a worker thread, not on the event loop
+LOCAL_VERDICTS = 4096  # per-process LRU of recent verdicts in front of Redis
+LEASE_MAX = 100  # rate-limit tokens leased from Redis at once: min(limit // 10, LEASE_MAX), at least 1
 
 
 class Unauthorized(SmsguardError):
@@ -80,7 +109,56 @@ class Unavailable(SmsguardError):
 _encode = msgspec.json.Encoder().encode
 _decode_verdict = msgspec.json.Decoder(Verdict).decode
 _decode_stored = msgspec.json.Decoder(ScreenVerdict).decode
-_VERDICT_FIELDS = Verdict.__struct_fields__
+_ID_NULL = b'{"id":null,'  # Verdict's first field is ``id``: what a cached verdict (screened with id=None) starts with
+assert Verdict.__struct_fields__[0] == "id" and ScreenVerdict.__struct_fields__[-2:] == ("verdict_id", "cached")
+
+
+class _Reasonlet(msgspec.Struct):
+    category: str
+    action: str
+
+
+class _VerdictHead(msgspec.Struct):
+    """The few fields of a cached verdict that the audit row and the metrics need (decoded without the rest)."""
+
+    decision: str
+    score: float
+    versions: Versions
+    reasons: list[_Reasonlet]
+
+
+_decode_head = msgspec.json.Decoder(_VerdictHead).decode
+
+
+class _Cached(msgspec.Struct, frozen=True, gc=False):
+    """A verdict ready to answer: its JSON after ``{"id":null,`` without the closing brace, plus the fields the
+    audit row and the metrics need. The answer is spliced from it (no decode/encode per request). Not tracked by
+    the garbage collector (it only holds bytes, str and float): thousands of them live in the LRU, and full
+    collections walking them would show in p99 (see ``gc.freeze`` in ``start``)."""
+
+    tail: bytes
+    decision: str
+    score: float
+    policy: str
+    lexicon: str
+    model: str
+    category: str
+
+    @classmethod
+    def from_json(cls, raw: bytes, v: Verdict | _VerdictHead | None = None) -> _Cached:
+        if not raw.startswith(_ID_NULL):  # not what this module stores (id=None first): normalize it
+            full = _decode_verdict(raw)
+            raw = _encode(msgspec.structs.replace(full, id=None))
+            v = full
+        if v is None:
+            v = _decode_head(raw)
+        vv = v.versions
+        return cls(raw[len(_ID_NULL):-1], v.decision, v.score, vv.policy, vv.lexicon, vv.model, _deciding_category(v))
+
+    def answer(self, message_id: str | int | None, verdict_id: str, cached: bool) -> bytes:
+        """The ScreenVerdict JSON, byte for byte what ``_encode(ScreenVerdict(...))`` gives."""
+        return b"".join((b'{"id":', _encode(message_id), b",", self.tail, b',"verdict_id":"', verdict_id.encode(),
+                         b'","cached":true}' if cached else b'","cached":false}'))
 
 
 _ID_PROCESS = os.urandom(5).hex()
@@ -105,11 +183,21 @@ def content_hash(versions: Versions, tenant: str, message: Message, content_only
     return hashlib.sha256(raw).hexdigest()
 
 
-def _deciding_category(v: Verdict) -> str:
+def _deciding_category(v: Verdict | _VerdictHead) -> str:
     for r in v.reasons:
         if r.action == v.decision:
             return r.category
     return "none"
+
+
+@dataclasses.dataclass(slots=True)
+class _Lease:
+    """Rate-limit tokens this process leased from a tenant's shared window counter and has not spent yet."""
+
+    window: int
+    tokens: int = 0
+    refill: asyncio.Future | None = None  # set while a request is leasing more
+    exhausted: bool = False  # the shared counter reached the limit: nothing more can be granted in this window
 
 
 class Service:
@@ -126,7 +214,10 @@ class Service:
         self._script: Any = None
         self._keys: dict[str, tuple[KeyInfo, float]] = {}
         self._listener: asyncio.Task | None = None
+        self._checkpointer: asyncio.Task | None = None
         self._pending_sets: list[tuple[str, bytes]] = []
+        self._local: OrderedDict[str, _Cached] = OrderedDict()  # content hash -> verdict, most recent last
+        self._leases: dict[int, _Lease] = {}  # tenant id -> tokens leased from the shared window counter
         self._tasks: set[asyncio.Task] = set()
         ns = settings.redis_namespace
         self._verdict_prefix = f"{ns}:v:"
@@ -141,9 +232,11 @@ class Service:
         self._redis_location = await anyio.to_thread.run_sync(locate_redis, s.redis_url, s.data_dir)
         self.redis = aioredis.Redis.from_url(self._redis_location.url, socket_timeout=5, socket_connect_timeout=5)
         self._script = self.redis.register_script(_LIMIT_AND_LOOKUP)
-        self.writer = AuditWriter(self.db)
+        # uncertain verdicts wait for a human: their review items commit with the verdict rows
+        self.writer = AuditWriter(self.db, also=submit_api_verdicts)
         self.writer.start()
         self._listener = asyncio.create_task(self._listen_for_reloads())
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
         # The engine's tables are large and live for the whole process: move everything that exists now out of
         # the collector's way, so a full collection never walks them in the middle of a request (p99).
         gc.collect()
@@ -153,10 +246,11 @@ class Service:
         self._flush_cache_sets()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._checkpointer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.writer is not None:
             await anyio.to_thread.run_sync(self.writer.close)
         if self.redis is not None:
@@ -216,28 +310,20 @@ class Service:
         hashes = [content_hash(versions, key.tenant, m, content_only) for m in messages]
         unique = list(dict.fromkeys(hashes))
 
-        s = self.settings
-        limit = key.rate_limit or s.rate_limit
-        now = time.time()
-        window = int(now // s.rate_window)
-        rate_key = f"{self._rate_prefix}{key.tenant_id}:{window}"
-        try:
-            count, found = await self._script(
-                keys=[rate_key, *(self._verdict_prefix + h for h in unique)], args=[len(messages), s.rate_window * 2]
-            )
-        except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
-            raise Unavailable(f"redis: {e}", code="unavailable.redis") from None
-        if count > limit:
-            metrics.RATE_LIMITED.inc()
-            retry = max(1, math.ceil((window + 1) * s.rate_window - now))
-            raise RateLimited(f"tenant {key.tenant!r} is over its limit of {limit} messages per "
-                              f"{s.rate_window} s", retry)
-
-        verdicts: dict[str, Verdict] = {}
-        for h, raw in zip(unique, found, strict=True):
+        local = self._local
+        entries: dict[str, _Cached] = {}
+        for h in unique:
+            e = local.get(h)
+            if e is not None:
+                local.move_to_end(h)
+                entries[h] = e
+        lookups = [h for h in unique if h not in entries]
+        found = await self._admit(key, len(messages), [self._verdict_prefix + h for h in lookups])
+        # admitted: from here on every hash is answered and counted
+        for h, raw in zip(lookups, found, strict=True):
             if raw is not None:
-                verdicts[h] = _decode_verdict(raw)
-        misses = [h for h in unique if h not in verdicts]
+                entries[h] = self._remember(h, _Cached.from_json(raw))
+        misses = [h for h in unique if h not in entries]
         if misses:
             first = {h: m for m, h in zip(reversed(messages), reversed(hashes), strict=True)}
             todo = [msgspec.structs.replace(first[h], id=None) for h in misses]
@@ -248,8 +334,9 @@ class Service:
             else:
                 fresh = self.engine.screen_many(todo, content_only=content_only)
             for h, v in zip(misses, fresh, strict=True):
-                self._cache_later(self._verdict_prefix + h, _encode(v))
-            verdicts.update(zip(misses, fresh, strict=True))
+                raw = _encode(v)  # v.id is None: the stored form starts with {"id":null,
+                self._cache_later(self._verdict_prefix + h, raw)
+                entries[h] = self._remember(h, _Cached.from_json(raw, v))
         fresh_hashes = set(misses)
         if len(unique) - len(misses):
             metrics.CACHE_HIT.inc(len(unique) - len(misses))
@@ -260,22 +347,19 @@ class Service:
         out: list[bytes] = []
         rows: list[tuple] = []
         for m, h in zip(messages, hashes, strict=True):
-            v = verdicts[h]
+            e = entries[h]
             cached = h not in fresh_hashes
             fresh_hashes.discard(h)  # a repeat inside one batch was screened once: it is a cache hit
-            fields = {f: getattr(v, f) for f in _VERDICT_FIELDS}
-            fields["id"] = m.id
             verdict_id = new_verdict_id()
-            body = _encode(ScreenVerdict(**fields, verdict_id=verdict_id, cached=cached))
+            body = e.answer(m.id, verdict_id, cached)
             out.append(body)
-            vv = v.versions
             rows.append(
-                (verdict_id, key.tenant_id, created, None if m.id is None else str(m.id)[:200], h, v.decision,
-                 v.score, vv.policy, vv.lexicon, vv.model, cached, m.text, body.decode())
+                (verdict_id, key.tenant_id, created, None if m.id is None else str(m.id)[:200], h, e.decision,
+                 e.score, e.policy, e.lexicon, e.model, cached, m.text, body.decode())
             )
-            metrics.observe_decision(v.decision, _deciding_category(v))
+            metrics.observe_decision(e.decision, e.category)
         try:
-            await self.writer.write(rows)
+            await self.writer.write(rows, actor=f"key:{key.prefix}")
         except Exception as e:
             log.exception("audit write failed")
             raise Unavailable(
@@ -283,6 +367,74 @@ class Service:
             ) from None
         metrics.AUDIT_ROWS.inc(len(rows))
         return out
+
+    def _remember(self, h: str, entry: _Cached) -> _Cached:
+        self._local[h] = entry
+        if len(self._local) > LOCAL_VERDICTS:
+            self._local.popitem(last=False)
+        return entry
+
+    async def _admit(self, key: KeyInfo, cost: int, lookups: list[str]) -> list[bytes | None]:
+        """Spend ``cost`` of the tenant's rate limit (raise RateLimited when over it) and GET the verdict keys
+        ``lookups``. Tokens come from a local lease when it has enough; otherwise one Redis round trip leases a
+        block from the tenant's shared window counter (INCRBY, all processes share it) and does the GETs too.
+        Only tokens under the limit are ever granted, so all processes together never admit more than the limit;
+        the price is that up to one block (min(limit // 10, LEASE_MAX) - 1 tokens) per process per window may stay
+        unspent in one process while another is refused. Limits under 20 lease one token at a time (exact). Once
+        the shared counter has reached the limit, this process refuses the rest of the window without asking Redis
+        (its counter is already over the limit, so counting those refusals there would change nothing)."""
+        s = self.settings
+        limit = key.rate_limit or s.rate_limit
+        block = max(1, min(limit // 10, LEASE_MAX))
+        while True:
+            now = time.time()
+            window = int(now // s.rate_window)
+            lease = self._leases.get(key.tenant_id)
+            if lease is None or lease.window != window:
+                if len(self._leases) > 10_000:
+                    self._leases.clear()
+                lease = self._leases[key.tenant_id] = _Lease(window)
+            if lease.tokens >= cost:
+                lease.tokens -= cost
+                if not lookups:
+                    return []
+                try:
+                    return await self.redis.mget(lookups)
+                except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
+                    raise Unavailable(f"redis: {e}", code="unavailable.redis") from None
+            if lease.exhausted:  # counting this refusal in Redis too would change nothing: refuse it here
+                raise self._refused(key, limit, window, now)
+            if lease.refill is None:
+                break
+            await asyncio.shield(lease.refill)  # another request is leasing for this tenant: use its block
+        have, lease.tokens = lease.tokens, 0
+        need = cost - have
+        grab = max(need, block)
+        lease.refill = asyncio.get_running_loop().create_future()
+        rate_key = f"{self._rate_prefix}{key.tenant_id}:{window}"
+        try:
+            count, found = await self._script(keys=[rate_key, *lookups], args=[grab, s.rate_window * 2])
+        except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
+            lease.tokens += have
+            raise Unavailable(f"redis: {e}", code="unavailable.redis") from None
+        finally:
+            lease.refill.set_result(None)
+            lease.refill = None
+        granted = max(0, min(grab, limit - (count - grab)))  # the part of this INCRBY that is under the limit
+        if count >= limit:
+            lease.exhausted = True
+        if granted < need:
+            # refused: like the whole cost, the tokens it took (``have`` and ``granted``) stay spent
+            raise self._refused(key, limit, window, now)
+        lease.tokens += granted - need
+        return found
+
+    def _refused(self, key: KeyInfo, limit: int, window: int, now: float) -> RateLimited:
+        s = self.settings
+        metrics.RATE_LIMITED.inc()
+        retry = max(1, math.ceil((window + 1) * s.rate_window - now))
+        return RateLimited(f"tenant {key.tenant!r} is over its limit of {limit} messages per {s.rate_window} s",
+                           retry)
 
     def _cache_later(self, key: str, value: bytes) -> None:
         """Store a fresh verdict in Redis without making the request wait: all SETs queued during one turn
@@ -317,7 +469,9 @@ class Service:
             raise NotFound(f"no verdict {verdict_id!r}", where="path verdict_id", code="verdict.not_found")
         sv = _decode_stored(row.verdict)
         fields = {f: getattr(sv, f) for f in ScreenVerdict.__struct_fields__}
-        return StoredVerdict(**fields, created_at=_iso(row.created_at), text=row.text)
+        human = await anyio.to_thread.run_sync(api_review_status, self.db, verdict_id)
+        return StoredVerdict(**fields, created_at=_iso(row.created_at), text=row.text,
+                             review=ReviewState(**human) if human else None)
 
     # -- readiness and reloads ---------------------------------------------------------------------
     async def check_ready(self) -> tuple[str, str]:
@@ -339,11 +493,62 @@ class Service:
             redis_state = f"error: {type(e).__name__}"
         return database, redis_state
 
-    async def reload(self, what: list[str]) -> Versions:
-        """Reload here, then tell every other process (over Redis pub/sub) to do the same."""
+    async def reload(self, what: list[str], actor: str = "api") -> Versions:
+        """Reload here, record a ``policy``/``lexicon``/``model`` audit event per part whose version changed (or
+        was asked for), then tell every other process (over Redis pub/sub) to do the same."""
+        before = self.engine.versions
         versions = await anyio.to_thread.run_sync(lambda: self.engine.reload(*what))
+        parts = what or ["policy", "lexicon", "model"]
+        changes = [
+            AuditEvent(event_type=part, actor=actor, tenant_id=None, subject=part,
+                       payload={"from": getattr(before, part), "to": getattr(versions, part), "action": "reload"})
+            for part in parts
+        ]
+        await anyio.to_thread.run_sync(self._append_events, changes)
         await self.redis.publish(self.reload_channel, json.dumps({"origin": self.origin, "what": what}))
         return versions
+
+    def _append_events(self, batch: list[AuditEvent]) -> None:
+        with self.db.begin() as conn:
+            append_many(conn, batch)
+
+    # -- audit log -----------------------------------------------------------------------------------
+    async def audit_export(
+        self, key: KeyInfo, flt: EventFilter, fmt: str, *, tenant: str | None, what: str
+    ) -> Iterator[bytes]:
+        """Check the key's role, record the export as an event (committed first), return the byte stream.
+        ``auditor`` keys read their own tenant with numbers masked; ``auditor_full`` keys any tenant, unmasked."""
+        if key.role not in ("auditor", "auditor_full"):
+            raise Forbidden("the audit log needs an auditor key (smsguard key create --role auditor)",
+                            where="header Authorization")
+        if tenant is not None:
+            if key.role == "auditor" and tenant != key.tenant:
+                raise Forbidden("an auditor key reads its own tenant's events only", where="query tenant")
+            info = await anyio.to_thread.run_sync(get_tenant, self.db, tenant)
+            flt = dataclasses.replace(flt, tenant_id=info.id)
+        elif key.role == "auditor":
+            flt = dataclasses.replace(flt, tenant_id=key.tenant_id)
+        unmask = key.role == "auditor_full"
+        await anyio.to_thread.run_sync(
+            lambda: record_export(self.db, actor=f"key:{key.prefix}", tenant_id=key.tenant_id, flt=flt, fmt=fmt,
+                                  unmask=unmask, what=what)
+        )
+        return stream_events(self.db, flt, fmt, unmask=unmask)  # type: ignore[arg-type]
+
+    def phone_ref(self, number: str) -> str:
+        return phone_hash(number, load_phone_key(self.settings.data_dir))
+
+    async def _checkpoint_loop(self) -> None:
+        """Sign the chain head every ``audit.checkpoint_minutes`` (policy.yaml); skipped when nothing moved, so
+        several workers or an idle service do not pile up identical checkpoints."""
+        while True:
+            await asyncio.sleep(self.engine.policy.audit.checkpoint_minutes * 60)
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: audit_checkpoint(self.db, self.settings.data_dir, only_if_moved=True)
+                )
+            except Exception as e:  # a missed checkpoint is logged, never fatal to screening
+                log.warning("audit checkpoint failed: %s", e)
 
     async def _listen_for_reloads(self) -> None:
         while True:

@@ -173,11 +173,10 @@ def submit(
     )
 
 
-def submit_api_verdicts(db: Any, tenant_id: int, verdicts: Sequence[tuple[str, str, str]]) -> list[int]:
-    """Screening-API verdicts that answered ``review``: ``(verdict id, text, verdict JSON)`` each become an item
-    of source ``"api"`` (source_ref = the verdict id), in one transaction."""
-    with db.begin() as conn:
-        return [
-            submit(conn, tenant_id=tenant_id, source="api", source_ref=vid, text=text, verdict=json.loads(body))
-            for vid, text, body in verdicts
-        ]
+def submit_api_verdicts(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Screening-API verdict rows (storage ``VERDICT_COLUMNS`` order) that answered ``review`` each become an
+    item of source ``"api"`` (source_ref = the verdict id). Called by the API's verdict writer inside the
+    transaction that stores the rows, so an uncertain verdict never exists without its review item."""
+    for r in rows:
+        if r[5] == "review":
+            submit(conn, tenant_id=r[1], source="api", source_ref=r[0], text=r[11], verdict=json.loads(r[12]))

@@ -13,12 +13,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import SmsguardError
@@ -227,11 +227,16 @@ VERDICT_COLUMNS = (
 )
 
 
-def insert_verdicts(db: Engine, rows: Sequence[Sequence[Any]], actors: Sequence[str] | None = None) -> None:
+AlsoWrite = Callable[[Connection, Sequence[Sequence[Any]]], None]
+
+
+def insert_verdicts(
+    db: Engine, rows: Sequence[Sequence[Any]], actors: Sequence[str] | None = None, *, also: AlsoWrite | None = None
+) -> None:
     """Insert verdict rows (tuples in ``VERDICT_COLUMNS`` order, ``created_at`` an aware UTC datetime) and one
     ``verdict`` audit event per row (``actors[i]`` did row i; default ``api``) in one transaction. Plain DBAPI
     ``executemany`` for the rows: this is the hot write path, and both drivers batch it (sqlite3 in C,
-    psycopg 3 in pipeline mode)."""
+    psycopg 3 in pipeline mode). ``also(conn, rows)`` runs in the same transaction, before the audit events."""
     if not rows:
         return
     from audit import AuditEvent, append_many, mask_phones_in  # audit's tables import storage: import late
@@ -256,6 +261,8 @@ def insert_verdicts(db: Engine, rows: Sequence[Sequence[Any]], actors: Sequence[
         rows = [(r[0], r[1], r[2].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), *r[3:]) for r in rows]
     with db.begin() as conn:
         conn.exec_driver_sql(sql, list(rows))
+        if also is not None:
+            also(conn, rows)
         append_many(conn, events)  # last: the chain lock is held from here to the commit
 
 

@@ -18,14 +18,16 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ._repo import insert_verdicts
+from ._repo import AlsoWrite, insert_verdicts
 
 _STOP = object()
 
 
 class AuditWriter:
-    def __init__(self, db: Engine, *, max_rows: int = 5000) -> None:
+    def __init__(self, db: Engine, *, max_rows: int = 5000, also: AlsoWrite | None = None) -> None:
+        """``also(conn, rows)`` writes what must commit together with the rows (e.g. review items)."""
         self._db = db
+        self._also = also
         self._max_rows = max_rows
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -94,7 +96,7 @@ class AuditWriter:
                     loop.call_soon_threadsafe(_settle, settled)
 
     def _insert(self, rows: list[Any], actors: list[str]) -> None:
-        insert_verdicts(self._db, rows, actors)
+        insert_verdicts(self._db, rows, actors, also=self._also)
         self.batches += 1
         self.rows += len(rows)
 

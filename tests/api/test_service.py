@@ -256,3 +256,60 @@ def test_admin_reload(backend, reloadable_engine, make_tenant) -> None:
         assert c.get("/healthz").json()["policy"] == r.json()["policy"]
         r = c.post("/v1/admin/reload", json={"what": ["everything"]}, headers=admin.headers)
         assert r.status_code == 400 and r.json()["where"] == "$.what[0]"
+
+
+# -- local verdict cache, leased rate-limit tokens, spliced answers ------------------------------------
+def test_spliced_answer_is_byte_for_byte_the_encoded_screen_verdict(api_engine) -> None:
+    import msgspec
+
+    from api._schemas import ScreenVerdict
+    from api._service import _Cached
+    from engine import Message
+
+    for engine in (api_engine,):
+        for text in (SPAM, HAM):
+            v = engine.screen_many([Message(text=text)], content_only=False)[0]
+            raw = msgspec.json.encode(v)
+            for e in (_Cached.from_json(raw), _Cached.from_json(raw, v)):
+                for mid in (None, "m-1", 7, 'q"uote'):
+                    for cached in (True, False):
+                        want = msgspec.json.encode(ScreenVerdict(
+                            **{f: getattr(v, f) for f in v.__struct_fields__ if f != "id"}, id=mid,
+                            verdict_id="abc", cached=cached))
+                        assert e.answer(mid, "abc", cached) == want
+            assert (e.decision, e.score, e.policy) == (v.decision, v.score, v.versions.policy)
+            # a verdict stored with an id (not what this module writes) is normalized, not mis-spliced
+            other = _Cached.from_json(msgspec.json.encode(msgspec.structs.replace(v, id="x")))
+            assert other.answer(None, "abc", True) == e.answer(None, "abc", True)
+
+
+def test_repeats_are_answered_from_the_process_cache_and_still_audited(client: TestClient, make_tenant) -> None:
+    t = make_tenant(rate_limit=100_000)
+    text = f"{HAM} local {time.time_ns()}"
+    first = client.post("/v1/screen", json={"text": text, "id": 1}, headers=t.headers).json()
+    again = [client.post("/v1/screen", json={"text": text, "id": f"r{i}"}, headers=t.headers).json()
+             for i in range(5)]
+    assert first["cached"] is False and all(v["cached"] for v in again)
+    assert [v["id"] for v in again] == [f"r{i}" for i in range(5)]
+    assert len({v["verdict_id"] for v in [first, *again]}) == 6
+    strip = {"id", "verdict_id", "cached"}
+    assert all({k: x for k, x in v.items() if k not in strip} == {k: x for k, x in first.items() if k not in strip}
+               for v in again)
+    for v in again:  # every answer, even one that never touched Redis, is a committed row
+        stored = client.get(f"/v1/verdicts/{v['verdict_id']}", headers=t.headers).json()
+        assert stored["cached"] is True and stored["id"] == v["id"] and stored["text"] == text
+
+
+def test_leased_rate_limit_tokens_never_admit_more_than_the_limit(client: TestClient, make_tenant) -> None:
+    _wait_for_fresh_window()
+    t = make_tenant(rate_limit=30)  # leased 3 at a time
+    codes = [client.post("/v1/screen", json={"text": f"{HAM}{i % 4}"}, headers=t.headers).status_code
+             for i in range(31)]
+    assert codes == [200] * 30 + [429]
+    u = make_tenant(rate_limit=30)
+    r = client.post("/v1/screen/batch", json={"messages": [{"text": HAM}] * 28}, headers=u.headers)
+    assert r.status_code == 200
+    r = client.post("/v1/screen/batch", json={"messages": [{"text": HAM}] * 3}, headers=u.headers)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    # a refused request counts too: the window is spent for every process
+    assert client.post("/v1/screen", json={"text": HAM}, headers=u.headers).status_code == 429
