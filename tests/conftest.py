@@ -248,3 +248,25 @@ def free_port() -> Callable[[], int]:
 def unique_name() -> Callable[[str], str]:
     """``unique_name(prefix)``: a name (e.g. of a tenant) no other test uses."""
     return _unique
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium under Playwright (never a downloaded browser). Module scope on purpose: while the
+    sync API is alive it keeps an asyncio loop running in the main thread, and any later test that calls
+    ``asyncio.run`` (the sending suite does) would fail if the browser lived for the whole session."""
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium missing: `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-background-networking"]
+        )
+        yield b
+        b.close()

@@ -12,7 +12,7 @@ import csv
 import io
 from datetime import timedelta
 
-from conftest import login, now_local
+from console_support import login, now_local
 
 CSV = "\n".join([
     "手机号,姓名",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import Client
+from console_support import Client
 
 from console._highlight import highlight
 

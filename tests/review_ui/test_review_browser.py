@@ -7,7 +7,7 @@ import re
 import time
 
 import httpx
-from conftest import LEASE, login
+from review_ui_support import LEASE, login
 
 from engine import PROJECT_ROOT
 

@@ -10,7 +10,7 @@ import time
 import uuid
 
 import httpx
-from conftest import PASSWORD
+from review_ui_support import PASSWORD
 
 import review
 from storage import create_tenant

