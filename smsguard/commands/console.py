@@ -15,13 +15,14 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import io
 import json
 import secrets
 import signal
-import sys
 import threading
+
+from ._password import read_password
+from .tenant import open_db
 
 DEMO_TENANT = "demo"
 DEMO_USER = "demo"
@@ -69,27 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lb.set_defaults(handler=run_loopback)
 
 
-def _open_db():
-    from smsguard.commands.tenant import open_db
-
-    return open_db()
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("password: ")
-    if first != getpass.getpass("again: "):
-        from engine import SmsguardError
-
-        raise SmsguardError("the passwords differ", where="password", code="console.password")
-    return first
-
-
 def run_user_create(args: argparse.Namespace) -> int:
     from console._users import create_user
 
-    user = create_user(_open_db(), args.username, _read_password(args), tenant=args.tenant, role=args.role)
+    user = create_user(open_db(), args.username, read_password(args), tenant=args.tenant, role=args.role)
     print(f"console user {user.username} created (id {user.id}, tenant {user.tenant}, role {user.role})")
     return 0
 
@@ -97,7 +81,7 @@ def run_user_create(args: argparse.Namespace) -> int:
 def run_user_list(args: argparse.Namespace) -> int:
     from console._users import list_users
 
-    for user, disabled in list_users(_open_db()):
+    for user, disabled in list_users(open_db()):
         state = "\tdisabled" if disabled else ""
         print(f"{user.username}\tid={user.id}\ttenant={user.tenant}\trole={user.role}\ttz={user.time_zone}{state}")
     return 0
@@ -106,7 +90,7 @@ def run_user_list(args: argparse.Namespace) -> int:
 def run_user_passwd(args: argparse.Namespace) -> int:
     from console._users import set_password
 
-    set_password(_open_db(), args.username, _read_password(args))
+    set_password(open_db(), args.username, read_password(args))
     print(f"password of {args.username} changed")
     return 0
 
@@ -114,7 +98,7 @@ def run_user_passwd(args: argparse.Namespace) -> int:
 def run_user_disable(args: argparse.Namespace) -> int:
     from console._users import disable_user
 
-    disable_user(_open_db(), args.username)
+    disable_user(open_db(), args.username)
     print(f"console user {args.username} disabled")
     return 0
 
@@ -122,7 +106,7 @@ def run_user_disable(args: argparse.Namespace) -> int:
 def run_timezone(args: argparse.Namespace) -> int:
     from console._users import set_time_zone
 
-    set_time_zone(_open_db(), args.tenant, args.zone)
+    set_time_zone(open_db(), args.tenant, args.zone)
     print(f"tenant {args.tenant}: time zone {args.zone}")
     return 0
 
@@ -152,7 +136,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from smsguard.settings import get_settings
     from storage import Conflict, create_tenant, get_tenant
 
-    db = _open_db()
+    db = open_db()
     try:
         tid = create_tenant(db, DEMO_TENANT).id
     except Conflict:
@@ -167,26 +151,30 @@ def run_demo(args: argparse.Namespace) -> int:
     actor = "cli:console-demo"
     try:
         lst = import_contacts(ctx, tid, "双11 会员 (demo)", io.BytesIO(_demo_csv()), actor=actor)
-        tpl = create_template(ctx, tid, name="双11 会员促销", kind="marketing", signature=DEMO_SIGNATURE,
-                              body=DEMO_TEMPLATE, actor=actor)
-        notice = create_template(ctx, tid, name="积分到期提醒", kind="notification", signature=DEMO_SIGNATURE,
-                                 body=DEMO_NOTICE, actor=actor)
+        tpl = create_template(
+            ctx, tid, name="双11 会员促销", kind="marketing", signature=DEMO_SIGNATURE, body=DEMO_TEMPLATE, actor=actor
+        )
+        notice = create_template(
+            ctx, tid, name="积分到期提醒", kind="notification", signature=DEMO_SIGNATURE, body=DEMO_NOTICE, actor=actor
+        )
         batch = None
         if not args.no_send:
             # Marketing is held in quiet hours (policy quiet_hours): at night the demo sends the notification, so
             # the report page has a delivered batch whatever the time.
             sent = notice if in_quiet_hours(ctx.policy, "marketing", datetime.now(UTC)) else tpl
             if sent["status"] == "approved":
-                batch = create_batch(ctx, tid, name=f"{sent['name']} (demo)", template_id=sent["id"],
-                                     list_id=lst["id"], actor=actor)
+                batch = create_batch(
+                    ctx, tid, name=f"{sent['name']} (demo)", template_id=sent["id"], list_id=lst["id"], actor=actor
+                )
                 _loopback(ctx, loc.url, until_idle=True, quiet=True)
     finally:
         loc.close()
     settings = get_settings()
-    print(f"console demo ready: tenant {DEMO_TENANT}, list #{lst['id']} ({lst['valid']} valid, "
-          f"{lst['invalid']} invalid, {lst['duplicates']} duplicate), templates #{tpl['id']} ({tpl['status']}), "
-          f"#{notice['id']} ({notice['status']})"
-          + (f", batch #{batch['id']}" if batch else ""))
+    print(
+        f"console demo ready: tenant {DEMO_TENANT}, list #{lst['id']} ({lst['valid']} valid, "
+        f"{lst['invalid']} invalid, {lst['duplicates']} duplicate), templates #{tpl['id']} ({tpl['status']}), "
+        f"#{notice['id']} ({notice['status']})" + (f", batch #{batch['id']}" if batch else "")
+    )
     print(f"\n  open http://{settings.host}:{settings.port}/console  user: {DEMO_USER}  password: {password}\n")
     return 0
 
@@ -203,8 +191,9 @@ def run_loopback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loopback(ctx, redis_url: str, *, until_idle: bool, quiet: bool = False, rate: float = 0.0,
-              chunk: int = 5000) -> None:
+def _loopback(
+    ctx, redis_url: str, *, until_idle: bool, quiet: bool = False, rate: float = 0.0, chunk: int = 5000
+) -> None:
     """Release worker (a thread) + loopback gateway worker + event relay (asyncio), until stopped or idle."""
     import asyncio
 
@@ -242,8 +231,13 @@ def _loopback(ctx, redis_url: str, *, until_idle: bool, quiet: bool = False, rat
         store = MessageStore(r, namespace=ctx.send_namespace)
         gateway = LoopbackGateway("loopback")
         throttle = RedisThrottle(r, f"{ctx.send_namespace}:throttle:loopback", rate) if rate > 0 else Unlimited()
-        worker = GatewayWorker(store, [Channel(gateway, throttle)], Router({"default": ["loopback"]}),
-                               consumer="console-loopback", retry=RetryPolicy(base=0.05, max_delay=1.0))
+        worker = GatewayWorker(
+            store,
+            [Channel(gateway, throttle)],
+            Router({"default": ["loopback"]}),
+            consumer="console-loopback",
+            retry=RetryPolicy(base=0.05, max_delay=1.0),
+        )
         relay = EventRelay(store, SqlEventSink(ctx), consumer="console-loopback")
         done = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -8,10 +8,11 @@ copies for bulk decisions), and creates demo reviewer accounts, so ``/review`` s
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import random
-import sys
+
+from ._password import read_password
+from .tenant import open_db
 
 # Message templates in the style of real Chinese bulk SMS; {n} varies the numbers so items are not identical.
 _TEMPLATES = [
@@ -55,27 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     passwd.set_defaults(handler=run_user_passwd)
 
 
-def _open_db():
-    from smsguard.commands.tenant import open_db
-
-    return open_db()
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("password: ")
-    if first != getpass.getpass("again: "):
-        from engine import SmsguardError
-
-        raise SmsguardError("the passwords differ", where="password", code="user.password")
-    return first
-
-
 def run_user_create(args: argparse.Namespace) -> int:
     from review._users import create_user
 
-    user = create_user(_open_db(), args.username, _read_password(args), args.role)
+    user = create_user(open_db(), args.username, read_password(args), args.role)
     print(f"user {user.username} created (id {user.id}, role {user.role})")
     return 0
 
@@ -83,7 +67,7 @@ def run_user_create(args: argparse.Namespace) -> int:
 def run_user_list(args: argparse.Namespace) -> int:
     from review._users import list_users
 
-    for user, disabled in list_users(_open_db()):
+    for user, disabled in list_users(open_db()):
         state = "\tdisabled" if disabled else ""
         print(f"{user.username}\tid={user.id}\trole={user.role}{state}")
     return 0
@@ -92,7 +76,7 @@ def run_user_list(args: argparse.Namespace) -> int:
 def run_user_passwd(args: argparse.Namespace) -> int:
     from review._users import set_password
 
-    set_password(_open_db(), args.username, _read_password(args))
+    set_password(open_db(), args.username, read_password(args))
     print(f"password of {args.username} changed")
     return 0
 
@@ -105,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from review._users import UserError, create_user
     from storage import Conflict, create_tenant, get_tenant
 
-    db = _open_db()
+    db = open_db()
     rng = random.Random(args.seed)
     tenants = {}
     for name in _TENANTS:
@@ -137,15 +121,28 @@ def run_demo(args: argparse.Namespace) -> int:
             numbers = [f"1{rng.choice('3589')}{rng.randint(0, 999_999_999):09d}" for _ in range(3)]
             recipients = numbers if batch_size else []
             review.submit(
-                conn, tenant_id=tenants[_TENANTS[i % len(_TENANTS)]], source="demo", source_ref=f"{run}:{i}",
-                text=text, verdict=msgspec.to_builtins(verdict), priority=rng.choice([0, 0, 0, 1, 2]),
-                batch_size=batch_size, sample_recipients=recipients,
+                conn,
+                tenant_id=tenants[_TENANTS[i % len(_TENANTS)]],
+                source="demo",
+                source_ref=f"{run}:{i}",
+                text=text,
+                verdict=msgspec.to_builtins(verdict),
+                priority=rng.choice([0, 0, 0, 1, 2]),
+                batch_size=batch_size,
+                sample_recipients=recipients,
             )
             n += 1
         if dup.decision == "review":  # identical content from several tenants: one bulk decision settles them
             for j in range(3):
-                review.submit(conn, tenant_id=tenants[_TENANTS[j]], source="demo", source_ref=f"{run}:dup{j}",
-                              text=_DUPLICATE, verdict=msgspec.to_builtins(dup), batch_size=500)
+                review.submit(
+                    conn,
+                    tenant_id=tenants[_TENANTS[j]],
+                    source="demo",
+                    source_ref=f"{run}:dup{j}",
+                    text=_DUPLICATE,
+                    verdict=msgspec.to_builtins(dup),
+                    batch_size=500,
+                )
                 n += 1
     print(f"review demo: {n} items queued for review (tenants {', '.join(_TENANTS)})")
     if created:
