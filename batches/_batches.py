@@ -184,28 +184,40 @@ def create_batch(
     return get_batch(ctx, tenant_id, batch_id)
 
 
-def _transition(conn: Connection, batch: Any, to: str, actor: str, *, frm: Iterable[str], **values: Any) -> bool:
+def _transition(
+    conn: Connection,
+    batch: Any,
+    to: str,
+    actor: str,
+    *,
+    frm: Iterable[str],
+    payload: dict[str, Any] | None = None,
+    **values: Any,
+) -> bool:
+    """Move ``batch`` from one of ``frm`` to ``to`` (setting ``values`` too) and audit it, in ``conn``'s
+    transaction; ``payload`` adds to the event. False when the batch was no longer in ``frm``."""
     done = conn.execute(
         update(batches)
         .where(batches.c.id == batch.id, batches.c.state.in_(tuple(frm)))
         .values(state=to, updated_at=now(), **values)
     ).rowcount
     if done:
-        payload = {"batch_id": batch.id, "from": batch.state if hasattr(batch, "state") else None, "to": to}
-        payload.update(
+        event = {"batch_id": batch.id, "from": batch.state if hasattr(batch, "state") else None, "to": to}
+        event.update(
             {
                 k: (v.isoformat() if isinstance(v, datetime) else v)
                 for k, v in values.items()
                 if k in ("reason", "schedule_at", "estimate_micros", "total")
             }
         )
+        event.update(payload or {})
         audit.append(
             conn,
             event_type=f"batch.{to}",
             actor=actor,
             tenant_id=batch.tenant_id,
             subject=f"batch:{batch.id}",
-            payload=payload,
+            payload=event,
         )
     return bool(done)
 

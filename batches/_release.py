@@ -43,7 +43,7 @@ from sqlalchemy import func, select, text, update
 import audit
 
 from . import _caps, _optouts
-from ._batches import SENDABLE_REVIEW, money
+from ._batches import SENDABLE_REVIEW, _transition, money
 from ._common import Context, now, tenant_name
 from ._tables import batch_contents, batches, budgets, handovers, recipients
 
@@ -269,34 +269,21 @@ class ReleaseWorker:
                 return None
             if not self._reserve(conn, row):
                 return None
-            took = conn.execute(
-                update(batches)
-                .where(batches.c.id == row.id, batches.c.state == "scheduled")
-                .values(
-                    state="releasing",
-                    lease_owner=self.worker_id,
-                    lease_until=until,
-                    released_at=t,
-                    updated_at=t,
-                    reserved_micros=row.estimate_micros,
-                    cursor=0,
-                )
-            ).rowcount
+            took = _transition(
+                conn,
+                row,
+                "releasing",
+                self.actor,
+                frm=("scheduled",),
+                payload={"reserved": money(row.estimate_micros)},
+                lease_owner=self.worker_id,
+                lease_until=until,
+                released_at=t,
+                reserved_micros=row.estimate_micros,
+                cursor=0,
+            )
             if not took:
                 raise _Retry  # someone cancelled or took it meanwhile: roll back the reservation
-            audit.append(
-                conn,
-                event_type="batch.releasing",
-                actor=self.actor,
-                tenant_id=row.tenant_id,
-                subject=f"batch:{row.id}",
-                payload={
-                    "batch_id": row.id,
-                    "from": "scheduled",
-                    "to": "releasing",
-                    "reserved": money(row.estimate_micros),
-                },
-            )
             return row.id
 
     @property
@@ -323,23 +310,11 @@ class ReleaseWorker:
             f"{money(budget.limit_micros - budget.spent_micros)} of the budget is left"
         )
         conn.execute(
-            update(batches)
-            .where(batches.c.id == row.id, batches.c.state == "scheduled")
-            .values(state="cancelled", reason=reason, updated_at=now())
-        )
-        conn.execute(
             update(recipients)
             .where(recipients.c.batch_id == row.id, recipients.c.status == "queued")
             .values(status="cancelled", detail=reason)
         )
-        audit.append(
-            conn,
-            event_type="batch.cancelled",
-            actor=self.actor,
-            tenant_id=row.tenant_id,
-            subject=f"batch:{row.id}",
-            payload={"batch_id": row.id, "reason": reason},
-        )
+        _transition(conn, row, "cancelled", self.actor, frm=("scheduled",), reason=reason)
         return False
 
     # -- releasing -----------------------------------------------------------------------------------------
@@ -525,11 +500,6 @@ class ReleaseWorker:
                     .where(budgets.c.tenant_id == b.tenant_id)
                     .values(spent_micros=budgets.c.spent_micros - refund, updated_at=now())
                 )
-            conn.execute(
-                update(batches)
-                .where(batches.c.id == b.id)
-                .values(state="done", done_at=now(), updated_at=now(), lease_owner=None, lease_until=None)
-            )
             counts = dict(
                 conn.execute(
                     select(recipients.c.status, func.count())
@@ -537,20 +507,16 @@ class ReleaseWorker:
                     .group_by(recipients.c.status)
                 ).all()
             )
-            audit.append(
+            _transition(
                 conn,
-                event_type="batch.done",
-                actor=self.actor,
-                tenant_id=b.tenant_id,
-                subject=f"batch:{b.id}",
-                payload={
-                    "batch_id": b.id,
-                    "from": "releasing",
-                    "to": "done",
-                    "counts": counts,
-                    "cost": money(int(actual)),
-                    "refunded": money(refund),
-                },
+                b,
+                "done",
+                self.actor,
+                frm=("releasing",),
+                payload={"counts": counts, "cost": money(int(actual)), "refunded": money(refund)},
+                done_at=now(),
+                lease_owner=None,
+                lease_until=None,
             )
         return "done"
 
