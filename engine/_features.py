@@ -41,7 +41,6 @@ from functools import cache
 
 import opencc
 
-from . import _normalize
 from ._normalize import normalizer
 
 FEATURES_VERSION = "chars-punct-v1"
@@ -106,18 +105,10 @@ def _mark(ch: str) -> str | None:
     return None if n.isspace() else n
 
 
-def _engine_fold_mapping() -> dict[int, str | None]:
-    # The normalizer has no public accessor for its table; fail loudly (tests catch it) if it moves.
-    mapping = getattr(getattr(_normalize._tables(), "fold", None), "mapping", None)
-    if not isinstance(mapping, dict):
-        raise RuntimeError("engine._normalize changed shape: _features needs its fold table (code point → text)")
-    return mapping
-
-
 @cache
 def _fold_table() -> dict[int, str | None]:
     """The engine's fold table, keeping punctuation as marks and Chinese numerals as characters."""
-    table = dict(_engine_fold_mapping())  # the engine's own table: one fold, not a copy that can drift
+    table = dict(normalizer().fold_mapping)  # the engine's own table: one fold, not a copy that can drift
     t2s = opencc.OpenCC("t2s")
     for cp, out in list(table.items()):
         ch = chr(cp)

@@ -275,6 +275,12 @@ class Normalizer:
         marked = self._fold.translate_many(texts, marked=True)
         return _digit_o_many([m.replace("\0", "") for m in marked]), marked
 
+    @property
+    def fold_mapping(self) -> dict[int, str | None]:
+        """The folded view's per-character table (code point → replacement, None = deleted), for code that
+        must fold exactly like the engine (the classifier's feature preparation derives its table from it)."""
+        return self._fold.mapping
+
     def light(self, text: str) -> str:
         return self._light.translate(text)
 
