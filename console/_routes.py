@@ -4,11 +4,11 @@ Server-rendered (Jinja2) pages whose forms work without JavaScript; ``console.js
 segment / cost counter (backed by ``POST /console/api/estimate``), reason highlighting before submitting,
 and live batch progress over server-sent events (``/console/batches/{id}/events``, polling as fallback).
 
-Security is the reviewer UI's machinery, reused: litestar server-side sessions in SQL (``review_sessions``,
-keys prefixed ``console:``), litestar's CSRF middleware on this router (forms carry ``_csrf_token``, fetches
-send ``X-CSRFToken``), argon2id accounts. Accounts are bound to one tenant and every read and write below
-takes the tenant from the session, never from the request; another tenant's id answers 404 as if it did not
-exist. Role ``viewer`` reads; only ``customer`` writes (403 otherwise).
+Security is ``webauth``'s, shared with the reviewer UI: litestar server-side sessions in SQL
+(``review_sessions``, keys prefixed ``console:``), litestar's CSRF middleware on this router (forms carry
+``_csrf_token``, fetches send ``X-CSRFToken``), argon2id accounts. Accounts are bound to one tenant and every
+read and write below takes the tenant from the session, never from the request; another tenant's id answers
+404 as if it did not exist. Role ``viewer`` reads; only ``customer`` writes (403 otherwise).
 """
 
 from __future__ import annotations
@@ -24,13 +24,9 @@ from urllib.parse import urlencode
 
 import anyio.to_thread
 from litestar import Request, Response, Router, get, post
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
-from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, ServerSentEvent, Stream
@@ -38,21 +34,17 @@ from litestar.response.sse import ServerSentEventMessage
 from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
 
-import audit
 import batches
+import webauth
 from engine import SmsguardError
-from review_ui._sessions import load_secret
+from review._tables import review_sessions
 
 from . import _data as model
 from ._highlight import highlight
-from ._sessions import ConsoleSessionStore
-from ._users import ConsoleUser, authenticate, get_user
+from ._users import ACCOUNTS, ConsoleUser
 
 log = logging.getLogger("smsguard.console")
 HERE = Path(__file__).resolve().parent
-STORE = "console_sessions"
-SESSION_COOKIE = "sg_console"
-SESSION_MAX_AGE = 12 * 3600
 SSE_MAX_SECONDS = 120.0
 """An event stream closes after this long (the browser's EventSource reconnects by itself), so a forgotten tab
 never pins a server task and a graceful shutdown never waits on one for long."""
@@ -74,17 +66,26 @@ class ConsoleUI:
     def __init__(self, api_service: Any, batch_api: Any) -> None:
         self.api = api_service
         self.batch_api = batch_api
-        self.templates = JinjaTemplateEngine(directory=HERE / "templates")
+        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES])
         env = self.templates.engine
         env.filters["money"] = _money
         env.globals["highlight"] = highlight
         env.globals["urlencode"] = urlencode
         env.globals["local"] = model.local
         env.globals["carrier_label"] = model.CARRIER_LABELS.get
+        # Sessions share the reviewer UI's table under a "console:" key prefix (a Redis flush must not log
+        # customers out either), with a session key of their own: neither UI's session means anything to the other.
+        self.auth: webauth.WebAuth[ConsoleUser] = webauth.WebAuth(webauth.WebAuthConfig(
+            path="/console", accounts=ACCOUNTS, session_table=review_sessions, session_prefix="console:",
+            store="console_sessions", session_cookie="sg_console", csrf_cookie="sg_console_csrf", session_key="cuid",
+            session_extra=lambda user: {"realm": "console"},
+            via="console", actor_prefix="console:", subject_prefix="console_user:",
+            audit_tenant=lambda user: user.tenant_id,
+        ), db=lambda: self.api.db, render=self.render)
         self.router = self._build_router()
 
     async def start(self, app: Any) -> None:
-        app.stores.register(STORE, ConsoleSessionStore(self.api.db), allow_override=True)
+        self.auth.register_store(app)
 
     async def stop(self) -> None:
         return None
@@ -99,7 +100,7 @@ class ConsoleUI:
 
     # -- helpers ---------------------------------------------------------------------------------
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
-        ctx.setdefault("user", request.scope.get("console_user"))
+        ctx.setdefault("user", self.auth.user(request))
         ctx["csrf_token"] = ScopeState.from_scope(request.scope).csrf_token
         ctx["flash"] = request.session.pop("flash", None) if request.scope.get("session") else None
         ctx.setdefault("nav", name.split(".")[0])
@@ -108,14 +109,6 @@ class ConsoleUI:
                         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                  "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                  "style-src 'self'; script-src 'self'; frame-ancestors 'none'"})
-
-    async def current_user(self, request: Request) -> ConsoleUser | None:
-        uid = request.session.get("cuid") if request.scope.get("session") is not None else None
-        if not uid:
-            return None
-        user = await anyio.to_thread.run_sync(get_user, self.api.db, int(uid))
-        request.scope["console_user"] = user  # type: ignore[typeddict-unknown-key]
-        return user
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
@@ -136,7 +129,7 @@ class ConsoleUI:
             return Redirect(f"/console/login?{urlencode({'next': nxt})}")
 
         async def need(request: Request, *, write: bool = False) -> ConsoleUser | Response:
-            user = await ui.current_user(request)
+            user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
             if write and not user.can_write:
@@ -145,47 +138,6 @@ class ConsoleUI:
 
         def actor(user: ConsoleUser) -> str:
             return f"console:{user.username}"
-
-        # ---- log-in ---------------------------------------------------------------------------
-        @get("/login", include_in_schema=False)
-        async def login_page(request: Request, next: FromQuery[str] = "/console") -> Response:
-            return ui.render(request, "login.html", next=next, error=None)
-
-        @post("/login", include_in_schema=False)
-        async def login(
-            request: Request, data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED)  # noqa: B008
-        ) -> Response:
-            username = (data.get("username") or "").strip()
-            user = await ui.run(authenticate, ui.api.db, username, data.get("password") or "")
-            nxt = data.get("next") or "/console"
-            if not nxt.startswith("/console") or nxt.startswith("//"):  # no open redirects
-                nxt = "/console"
-            if user is None:
-                return ui.render(request, "login.html", status=401, next=nxt, error="wrong user name or password")
-
-            def record() -> None:
-                with ui.api.db.begin() as conn:
-                    audit.append(conn, event_type="login", actor=actor(user), tenant_id=user.tenant_id,
-                                 subject=f"console_user:{user.id}", payload={"role": user.role, "via": "console"})
-
-            await ui.run(record)
-            request.clear_session()  # a fresh session id at log-in: no session fixation
-            request.set_session({"cuid": user.id, "realm": "console"})
-            return Redirect(nxt)
-
-        @post("/logout", include_in_schema=False)
-        async def logout(request: Request) -> Response:
-            user = await ui.current_user(request)
-            if user is not None:
-
-                def record() -> None:
-                    with ui.api.db.begin() as conn:
-                        audit.append(conn, event_type="login.logout", actor=actor(user), tenant_id=user.tenant_id,
-                                     subject=f"console_user:{user.id}", payload={"via": "console"})
-
-                await ui.run(record)
-            request.clear_session()
-            return Redirect("/console/login")
 
         @get("/", include_in_schema=False)
         async def home(request: Request) -> Response:
@@ -464,26 +416,14 @@ class ConsoleUI:
             result = await ui.call(model.search_optouts, u.tenant_id, q[:40])
             return ui.render(request, "optouts.html", r=result)
 
-        secret_holder: dict[str, str] = {}
-
-        def csrf_config() -> CSRFConfig:
-            if "s" not in secret_holder:
-                secret_holder["s"] = load_secret(ui.api.settings.data_dir)
-            return CSRFConfig(secret=secret_holder["s"], cookie_name="sg_console_csrf", cookie_path="/console",
-                              cookie_samesite="strict")
-
-        session = ServerSideSessionConfig(
-            store=STORE, key=SESSION_COOKIE, max_age=SESSION_MAX_AGE, path="/console", httponly=True,
-            samesite="lax",
-        )
         static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
         return Router(
             path="/console",
-            route_handlers=[login_page, login, logout, home, templates_page, create_template, template_page,
+            route_handlers=[*ui.auth.route_handlers(), home, templates_page, create_template, template_page,
                             template_preview, lists_page, upload_list, list_page, list_rejects, compose_page,
                             estimate, compose, batches_page, batch_page, batch_progress, batch_events, batch_report,
                             batch_cancel, optouts_page, static],
-            middleware=[session.middleware, DefineMiddleware(CSRFMiddleware, config=csrf_config())],
+            middleware=ui.auth.middleware(ui.api.settings.data_dir),
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
             exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),
                                 HTTPException: lambda r, e: ui._http_error(r, e)},

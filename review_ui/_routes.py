@@ -1,9 +1,9 @@
 """The reviewer web UI: login, queue, item page, actions. Served by the API's app under ``/review``.
 
 Server-rendered (Jinja2 through litestar's template engine) with a little progressive-enhancement JavaScript
-for the keyboard shortcuts; plain HTML forms do everything without it. Sessions are litestar server-side
-sessions in SQL; every state-changing form carries a CSRF token (litestar's CSRF middleware, on this router
-only: the JSON API keeps API-key auth and stays CSRF-exempt).
+for the keyboard shortcuts; plain HTML forms do everything without it. Log-in, sessions (server-side,
+in SQL) and CSRF protection are ``webauth``'s, shared with the customer console; every state-changing form
+carries a CSRF token, and the JSON API keeps API-key auth and stays CSRF-exempt.
 """
 
 from __future__ import annotations
@@ -19,31 +19,23 @@ from urllib.parse import urlencode
 import anyio.to_thread
 import redis
 from litestar import Request, Response, Router, get, post
-from litestar.config.csrf import CSRFConfig
 from litestar.enums import RequestEncodingType
-from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
-from litestar.middleware.session.server_side import ServerSideSessionConfig
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import Body, FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
 from sqlalchemy import Engine
 
+import webauth
 from review import load_review_config
-from review._audit import emit
 from review._queue import Queue
 from review._service import Filters, ReviewError, ReviewService
-from review._users import User, authenticate, get_user
-
-from ._sessions import SqlSessionStore, load_secret
+from review._tables import review_sessions
+from review._users import ACCOUNTS, User
 
 log = logging.getLogger("smsguard.review_ui")
 HERE = Path(__file__).resolve().parent
-STORE = "review_sessions"
-SESSION_COOKIE = "sg_review"
-SESSION_MAX_AGE = 12 * 3600
 
 
 def _age(seconds: float | None) -> str:
@@ -67,11 +59,16 @@ class ReviewUI:
         self.service: ReviewService | None = None
         self._redis: redis.Redis | None = None
         self._loop: asyncio.Task | None = None
-        self.templates = JinjaTemplateEngine(directory=HERE / "templates")
+        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES])
         env = self.templates.engine
         env.filters["age"] = _age
         env.globals["urlencode"] = urlencode
-        self.secret = ""
+        self.auth: webauth.WebAuth[User] = webauth.WebAuth(webauth.WebAuthConfig(
+            path="/review", accounts=ACCOUNTS, session_table=review_sessions, store="review_sessions",
+            session_cookie="sg_review", csrf_cookie="sg_csrf", session_key="uid",
+            session_extra=lambda user: {"username": user.username},
+            via="review_ui", actor_prefix="user:", subject_prefix="user:",
+        ), db=lambda: self.api.db, render=self.render)
         self.router = self._build_router()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -83,7 +80,7 @@ class ReviewUI:
         config = load_review_config()
         queue = Queue(db, self._redis, namespace=settings.redis_namespace, config=config)
         self.service = ReviewService(db, queue, config)
-        app.stores.register(STORE, SqlSessionStore(db), allow_override=True)
+        self.auth.register_store(app)
         self._loop = asyncio.create_task(self._background())
 
     async def stop(self) -> None:
@@ -112,20 +109,12 @@ class ReviewUI:
 
     # -- helpers ---------------------------------------------------------------------------------
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
-        ctx.setdefault("user", request.scope.get("review_user"))
+        ctx.setdefault("user", self.auth.user(request))
         ctx["csrf_token"] = ScopeState.from_scope(request.scope).csrf_token
         ctx["flash"] = request.session.pop("flash", None) if request.scope.get("session") else None
         html = self.templates.get_template(name).render(**ctx)
         return Response(html, status_code=status, media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-store"})
-
-    async def current_user(self, request: Request) -> User | None:
-        uid = request.session.get("uid") if request.scope.get("session") is not None else None
-        if not uid:
-            return None
-        user = await anyio.to_thread.run_sync(get_user, self.service.db, int(uid))
-        request.scope["review_user"] = user  # type: ignore[typeddict-unknown-key]
-        return user
 
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
@@ -137,50 +126,9 @@ class ReviewUI:
         def login_redirect(request: Request) -> Redirect:
             return Redirect(f"/review/login?{urlencode({'next': request.url.path + '?' + request.url.query})}")
 
-        @get("/login", include_in_schema=False)
-        async def login_page(request: Request, next: FromQuery[str] = "/review") -> Response:
-            return ui.render(request, "login.html", next=next, error=None)
-
-        @post("/login", include_in_schema=False)
-        async def login(
-            request: Request, data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED)  # noqa: B008
-        ) -> Response:
-            username = (data.get("username") or "").strip()
-            user = await ui.run(authenticate, ui.service.db, username, data.get("password") or "")
-            nxt = data.get("next") or "/review"
-            if not nxt.startswith("/review") or nxt.startswith("//"):  # no open redirects
-                nxt = "/review"
-            if user is None:
-                return ui.render(request, "login.html", status=401, next=nxt, error="wrong user name or password")
-
-            def record() -> None:
-                with ui.service.db.begin() as conn:
-                    emit(conn, event_type="login", actor=f"user:{user.username}", tenant_id=None,
-                         subject=f"user:{user.id}", payload={"role": user.role, "via": "review_ui"})
-
-            await ui.run(record)
-            # a fresh session id at login (no session fixation): drop whatever the cookie pointed at
-            request.clear_session()
-            request.set_session({"uid": user.id, "username": user.username})
-            return Redirect(nxt)
-
-        @post("/logout", include_in_schema=False)
-        async def logout(request: Request) -> Response:
-            user = await ui.current_user(request)
-            if user is not None:
-
-                def record() -> None:
-                    with ui.service.db.begin() as conn:
-                        emit(conn, event_type="login.logout", actor=f"user:{user.username}", tenant_id=None,
-                             subject=f"user:{user.id}", payload={"via": "review_ui"})
-
-                await ui.run(record)
-            request.clear_session()
-            return Redirect("/review/login")
-
         @get("/", include_in_schema=False)
         async def queue_page(request: Request) -> Response:
-            user = await ui.current_user(request)
+            user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
             filters = Filters.from_query(dict(request.query_params))
@@ -189,7 +137,7 @@ class ReviewUI:
 
         @post("/claim", include_in_schema=False)
         async def claim_next(request: Request) -> Response:
-            user = await ui.current_user(request)
+            user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
             filters = Filters.from_query(dict(request.query_params))
@@ -202,7 +150,7 @@ class ReviewUI:
 
         @get("/items/{item_id:int}", include_in_schema=False)
         async def item_page(request: Request, item_id: FromPath[int]) -> Response:
-            user = await ui.current_user(request)
+            user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
             filters = Filters.from_query(dict(request.query_params))
@@ -221,7 +169,7 @@ class ReviewUI:
             request: Request, item_id: FromPath[int],
             data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED),  # noqa: B008
         ) -> Response:
-            user = await ui.current_user(request)
+            user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
             filters = Filters.from_query(dict(request.query_params))
@@ -243,7 +191,7 @@ class ReviewUI:
 
         @post("/items/{item_id:int}/extend", include_in_schema=False)
         async def extend(request: Request, item_id: FromPath[int]) -> Response:
-            user = await ui.current_user(request)
+            user = await ui.auth.current_user(request)
             if user is None:
                 return Response({"ok": False, "error": "login"}, status_code=401)
             ok = await ui.run(ui.service.extend, user, item_id)
@@ -252,30 +200,19 @@ class ReviewUI:
 
         @post("/items/{item_id:int}/release", include_in_schema=False)
         async def release(request: Request, item_id: FromPath[int]) -> Response:
-            user = await ui.current_user(request)
+            user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
             await ui.run(ui.service.release, user, item_id)
             fq = urlencode(Filters.from_query(dict(request.query_params)).query())
             return Redirect(f"/review?{fq}")
 
-        secret_holder: dict[str, str] = {}
-
-        def csrf_config() -> CSRFConfig:
-            if "s" not in secret_holder:
-                secret_holder["s"] = load_secret(ui.api.settings.data_dir)
-            return CSRFConfig(secret=secret_holder["s"], cookie_name="sg_csrf", cookie_path="/review",
-                              cookie_samesite="strict")
-
-        session = ServerSideSessionConfig(
-            store=STORE, key=SESSION_COOKIE, max_age=SESSION_MAX_AGE, path="/review", httponly=True, samesite="lax",
-        )
         static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
         return Router(
             path="/review",
-            route_handlers=[login_page, login, logout, queue_page, claim_next, item_page, decide, extend, release,
+            route_handlers=[*ui.auth.route_handlers(), queue_page, claim_next, item_page, decide, extend, release,
                             static],
-            middleware=[session.middleware, DefineMiddleware(CSRFMiddleware, config=csrf_config())],
+            middleware=ui.auth.middleware(ui.api.settings.data_dir),
             include_in_schema=False,
         )
 

@@ -1,6 +1,11 @@
-"""What ``engine`` exports is a contract: adding or removing a name must be a deliberate change here."""
+"""What ``engine`` and ``webauth`` export is a contract: adding or removing a name must be a deliberate change
+here."""
 
 from __future__ import annotations
+
+import importlib
+
+import pytest
 
 import engine
 
@@ -38,21 +43,44 @@ EXPECTED = [  # sorted
 ]
 
 
-def test_all_is_pinned() -> None:
-    assert sorted(engine.__all__) == EXPECTED
-    assert len(set(engine.__all__)) == len(engine.__all__)
-    assert sorted(EXPECTED) == EXPECTED
+WEBAUTH = [  # sorted
+    "Account",
+    "Accounts",
+    "AccountsConfig",
+    "LOGIN_FAILED",
+    "MIN_PASSWORD",
+    "SqlSessionStore",
+    "TEMPLATES",
+    "WebAuth",
+    "WebAuthConfig",
+    "hash_password",
+    "load_secret",
+    "verify_password",
+]
+PINNED = {"engine": EXPECTED, "webauth": WEBAUTH}
+packages = pytest.mark.parametrize("package", sorted(PINNED))
 
 
-def test_every_exported_name_exists() -> None:
-    missing = [name for name in engine.__all__ if not hasattr(engine, name)]
+@packages
+def test_all_is_pinned(package: str) -> None:
+    module, expected = importlib.import_module(package), PINNED[package]
+    assert sorted(module.__all__) == expected
+    assert len(set(module.__all__)) == len(module.__all__)
+    assert sorted(expected) == expected
+
+
+@packages
+def test_every_exported_name_exists(package: str) -> None:
+    module = importlib.import_module(package)
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
     assert missing == []
 
 
-def test_star_import_gives_exactly_all() -> None:
+@packages
+def test_star_import_gives_exactly_all(package: str) -> None:
     namespace: dict[str, object] = {}
-    exec("from engine import *", namespace)
-    assert sorted(k for k in namespace if k != "__builtins__") == sorted(EXPECTED)
+    exec(f"from {package} import *", namespace)
+    assert sorted(k for k in namespace if k != "__builtins__") == sorted(PINNED[package])
 
 
 def test_errors_share_one_base() -> None:

@@ -21,7 +21,7 @@ import secrets
 import signal
 import threading
 
-from ._password import read_password
+from ._accounts import add_list_and_passwd, read_password
 from .tenant import open_db
 
 DEMO_TENANT = "demo"
@@ -43,12 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--role", default="customer", choices=("customer", "viewer"))
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     create.set_defaults(handler=run_user_create)
-    lst = usub.add_parser("list", help="list console accounts")
-    lst.set_defaults(handler=run_user_list)
-    passwd = usub.add_parser("passwd", help="set a console account's password")
-    passwd.add_argument("username")
-    passwd.add_argument("--password-stdin", action="store_true")
-    passwd.set_defaults(handler=run_user_passwd)
+    add_list_and_passwd(usub, "console._users", kind="console", one="a console account",
+                        columns=(("id", "id"), ("tenant", "tenant"), ("role", "role"), ("tz", "time_zone")))
     disable = usub.add_parser("disable", help="disable a console account (its sessions stop working)")
     disable.add_argument("username")
     disable.set_defaults(handler=run_user_disable)
@@ -75,23 +71,6 @@ def run_user_create(args: argparse.Namespace) -> int:
 
     user = create_user(open_db(), args.username, read_password(args), tenant=args.tenant, role=args.role)
     print(f"console user {user.username} created (id {user.id}, tenant {user.tenant}, role {user.role})")
-    return 0
-
-
-def run_user_list(args: argparse.Namespace) -> int:
-    from console._users import list_users
-
-    for user, disabled in list_users(open_db()):
-        state = "\tdisabled" if disabled else ""
-        print(f"{user.username}\tid={user.id}\ttenant={user.tenant}\trole={user.role}\ttz={user.time_zone}{state}")
-    return 0
-
-
-def run_user_passwd(args: argparse.Namespace) -> int:
-    from console._users import set_password
-
-    set_password(open_db(), args.username, read_password(args))
-    print(f"password of {args.username} changed")
     return 0
 
 

@@ -11,7 +11,7 @@ import argparse
 import os
 import random
 
-from ._password import read_password
+from ._accounts import add_list_and_passwd, read_password
 from .tenant import open_db
 
 # Message templates in the style of real Chinese bulk SMS; {n} varies the numbers so items are not identical.
@@ -48,12 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--role", required=True, choices=("reviewer", "senior", "admin", "auditor"))
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     create.set_defaults(handler=run_user_create)
-    lst = usub.add_parser("list", help="list reviewer accounts")
-    lst.set_defaults(handler=run_user_list)
-    passwd = usub.add_parser("passwd", help="set a reviewer's password")
-    passwd.add_argument("username")
-    passwd.add_argument("--password-stdin", action="store_true")
-    passwd.set_defaults(handler=run_user_passwd)
+    add_list_and_passwd(usub, "review._users", kind="reviewer", one="a reviewer",
+                        columns=(("id", "id"), ("role", "role")))
 
 
 def run_user_create(args: argparse.Namespace) -> int:
@@ -61,23 +57,6 @@ def run_user_create(args: argparse.Namespace) -> int:
 
     user = create_user(open_db(), args.username, read_password(args), args.role)
     print(f"user {user.username} created (id {user.id}, role {user.role})")
-    return 0
-
-
-def run_user_list(args: argparse.Namespace) -> int:
-    from review._users import list_users
-
-    for user, disabled in list_users(open_db()):
-        state = "\tdisabled" if disabled else ""
-        print(f"{user.username}\tid={user.id}\trole={user.role}{state}")
-    return 0
-
-
-def run_user_passwd(args: argparse.Namespace) -> int:
-    from review._users import set_password
-
-    set_password(open_db(), args.username, read_password(args))
-    print(f"password of {args.username} changed")
     return 0
 
 

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from engine import PROJECT_ROOT
+from webauth.testing import fill_login, form_token, log_in
 
 PASSWORD = "correct horse battery"
 ZONE = "Asia/Shanghai"
@@ -141,10 +142,7 @@ def login(browser, server: Server, username: str):
                                   timezone_id="Europe/Berlin",  # not the tenant's zone: pages must not use it
                                   bypass_csp=True)  # Playwright polls wait_for_function with eval()
     page = context.new_page()
-    page.goto(f"{server.url}/console")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login")
+    fill_login(page, f"{server.url}/console", username, PASSWORD)
     page.wait_for_url(re.compile(r"/console/batches$"))
     return page
 
@@ -157,14 +155,12 @@ class Client:
         self.token = ""
         self.refresh_token("/console/login")
         if username:
-            r = self.post_form("/console/login", {"username": username, "password": PASSWORD, "next": "/console"})
+            r = log_in(self.http, "/console", username, PASSWORD, next="/console")
             assert r.status_code == 302, r.text
             self.refresh_token("/console/compose")
 
     def refresh_token(self, path: str) -> None:
-        r = self.http.get(path)
-        m = re.search(r'name="csrf-token" content="([^"]+)"', r.text)
-        self.token = m.group(1) if m else self.token
+        self.token = form_token(self.http.get(path).text) or self.token
 
     def post_form(self, path: str, data: dict, *, token: bool = True) -> httpx.Response:
         return self.http.post(path, data={**data, **({"_csrf_token": self.token} if token else {})})

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from webauth.testing import fill_login
+
 PASSWORD = "correct horse battery"
 LEASE = 3.0
 
@@ -106,9 +108,6 @@ def login(browser, server: Server, username: str):
     """A fresh browser context (its own cookies) logged in as ``username``; returns its page."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
     page = context.new_page()
-    page.goto(f"{server.url}/review")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login")
+    fill_login(page, f"{server.url}/review", username, PASSWORD)
     page.wait_for_url(re.compile(r"/review/?\??$"))
     return page

@@ -1,7 +1,9 @@
-"""Reviewer sessions: litestar's server-side session middleware on a store kept in SQL (``review_sessions``).
+"""Server-side sessions in SQL, and the secret that signs CSRF tokens.
 
 SQL rather than Redis on purpose: Redis is rebuildable state, and a Redis flush must not log every reviewer
-out in the middle of a review. Only the session id travels in the (HttpOnly, SameSite=Lax) cookie.
+and customer out in the middle of their work. Only the session id travels in the (HttpOnly, SameSite=Lax)
+cookie. Several UIs may share one table, each under its own key ``prefix``: a session id of one UI presented
+to another then finds nothing there.
 """
 
 from __future__ import annotations
@@ -14,19 +16,22 @@ from pathlib import Path
 
 import anyio.to_thread
 from litestar.stores.base import Store
-from sqlalchemy import Engine, delete, insert, select, update
-
-from review._tables import review_sessions
+from sqlalchemy import Engine, Table, delete, insert, select, update
 
 
 class SqlSessionStore(Store):
-    def __init__(self, db: Engine) -> None:
+    """A litestar ``Store`` on a table with the columns ``key`` (primary key), ``data`` and ``expires_at``."""
+
+    def __init__(self, db: Engine, table: Table, *, prefix: str = "") -> None:
         self.db = db
+        self.table = table
+        self.prefix = prefix
         # What this process last wrote per session: the middleware stores the session after every response,
-        # and rewriting identical data would add a SQL write to every reviewer action.
+        # and rewriting identical data would add a SQL write to every click.
         self._written: dict[str, tuple[bytes, float]] = {}
 
     async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
+        key = self.prefix + key
         data = value.encode() if isinstance(value, str) else value
         seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
         last = self._written.get(key)
@@ -38,47 +43,28 @@ class SqlSessionStore(Store):
             self._written.clear()
         self._written[key] = (data, time.time() + (seconds or 10**9))
 
-    def _set(self, key: str, data: bytes, expires: datetime | None) -> None:
-        with self.db.begin() as conn:
-            if not conn.execute(
-                update(review_sessions).where(review_sessions.c.key == key).values(data=data, expires_at=expires)
-            ).rowcount:
-                conn.execute(insert(review_sessions).values(key=key, data=data, expires_at=expires))
-
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        key = self.prefix + key
         row = await anyio.to_thread.run_sync(self._get, key)
         if row is None:
             return None
         data, expires = row
-        if expires is not None:
-            expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-            if expires <= datetime.now(UTC):
-                await self.delete(key)
-                return None
+        if expires is not None and _aware(expires) <= datetime.now(UTC):
+            await self._delete(key)
+            return None
         return bytes(data)
 
-    def _get(self, key: str) -> tuple[bytes, datetime | None] | None:
-        with self.db.connect() as conn:
-            row = conn.execute(
-                select(review_sessions.c.data, review_sessions.c.expires_at).where(review_sessions.c.key == key)
-            ).one_or_none()
-        return None if row is None else (row.data, row.expires_at)
-
     async def delete(self, key: str) -> None:
-        self._written.pop(key, None)
-
-        def run() -> None:
-            with self.db.begin() as conn:
-                conn.execute(delete(review_sessions).where(review_sessions.c.key == key))
-
-        await anyio.to_thread.run_sync(run)
+        await self._delete(self.prefix + key)
 
     async def delete_all(self) -> None:
+        """This store's sessions only: the other UIs sharing the table stay logged in."""
         self._written.clear()
+        t = self.table
 
         def run() -> None:
             with self.db.begin() as conn:
-                conn.execute(delete(review_sessions))
+                conn.execute(delete(t).where(t.c.key.startswith(self.prefix)) if self.prefix else delete(t))
 
         await anyio.to_thread.run_sync(run)
 
@@ -86,11 +72,37 @@ class SqlSessionStore(Store):
         return await self.get(key) is not None
 
     async def expires_in(self, key: str) -> int | None:
-        row = await anyio.to_thread.run_sync(self._get, key)
+        row = await anyio.to_thread.run_sync(self._get, self.prefix + key)
         if row is None or row[1] is None:
             return None
-        expires = row[1] if row[1].tzinfo else row[1].replace(tzinfo=UTC)
-        return max(0, int((expires - datetime.now(UTC)).total_seconds()))
+        return max(0, int((_aware(row[1]) - datetime.now(UTC)).total_seconds()))
+
+    # -- SQL, in the thread pool; keys here carry the prefix already -----------------------------------
+    def _set(self, key: str, data: bytes, expires: datetime | None) -> None:
+        t = self.table
+        with self.db.begin() as conn:
+            if not conn.execute(update(t).where(t.c.key == key).values(data=data, expires_at=expires)).rowcount:
+                conn.execute(insert(t).values(key=key, data=data, expires_at=expires))
+
+    def _get(self, key: str) -> tuple[bytes, datetime | None] | None:
+        t = self.table
+        with self.db.connect() as conn:
+            row = conn.execute(select(t.c.data, t.c.expires_at).where(t.c.key == key)).one_or_none()
+        return None if row is None else (row.data, row.expires_at)
+
+    async def _delete(self, key: str) -> None:
+        self._written.pop(key, None)
+        t = self.table
+
+        def run() -> None:
+            with self.db.begin() as conn:
+                conn.execute(delete(t).where(t.c.key == key))
+
+        await anyio.to_thread.run_sync(run)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
 
 
 def load_secret(data_dir: Path) -> str:

@@ -1,0 +1,188 @@
+"""Log-in for a server-rendered litestar router: the login page, login and logout handlers, the current user,
+server-side sessions in SQL and litestar's CSRF middleware.
+
+The router that mounts them stays the UI's own (its pages, its error handling, where an anonymous request is
+sent); this module gives it three route handlers, two middlewares and ``current_user``. Every state-changing
+form carries a CSRF token, the login form included (no login CSRF); the JSON API elsewhere keeps API-key auth
+and stays CSRF-exempt because the middleware sits on the UI's router only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Generic, TypeVar
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+from litestar.config.csrf import CSRFConfig
+from litestar.enums import RequestEncodingType
+from litestar.handlers import HTTPRouteHandler
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.params import Body, FromQuery
+from litestar.response import Redirect
+from sqlalchemy import Engine, Table
+
+import audit
+
+from ._accounts import Account, Accounts
+from ._sessions import SqlSessionStore, load_secret
+
+A = TypeVar("A", bound=Account)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+"""Add to the UI's template directories: ``{% from "webauth/forms.html" import login_form, logout_form %}``
+renders the forms the handlers here read."""
+
+LOGIN_FAILED = "wrong user name or password"  # one message for both: it must not tell which one was wrong
+_SCOPE_USER = "webauth_user"
+_SCOPE_NEW_ID = "webauth_new_session_id"
+
+
+class _RotatingSessionBackend(ServerSideSessionBackend):
+    """Litestar keeps the session id the request's cookie carries. At login that would let a cookie planted in the
+    victim's browser become their logged-in session (session fixation), so a login gets a fresh id."""
+
+    def get_session_id(self, connection: Any) -> str:
+        if connection.scope.get(_SCOPE_NEW_ID) is True:
+            connection.scope[_SCOPE_NEW_ID] = self.generate_session_id()
+        return connection.scope.get(_SCOPE_NEW_ID) or super().get_session_id(connection)
+
+
+@dataclass
+class _RotatingSessionConfig(ServerSideSessionConfig):
+    _backend_class = _RotatingSessionBackend
+
+
+def _no_tenant(user: Any) -> int | None:
+    return None
+
+
+def _nothing(user: Any) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class WebAuthConfig(Generic[A]):
+    """One UI's log-in: where it lives, its cookies and session keys, and how its users appear in the audit log."""
+
+    path: str
+    """The UI's router path (``/review``): the login page is ``{path}/login``, both cookies are scoped to the
+    path, and a ``next`` after login must stay under it (no open redirects)."""
+    accounts: Accounts[A]
+    session_table: Table
+    """Where sessions are stored (see ``SqlSessionStore``)."""
+    store: str
+    """The name the session store is registered under in ``app.stores``."""
+    session_cookie: str
+    csrf_cookie: str
+    session_key: str
+    """The session field that holds the user's id. UIs sharing a session table use different keys, so even a
+    session of one UI read by another names no user."""
+    via: str
+    """``payload.via`` of the ``login`` and ``login.logout`` audit events."""
+    actor_prefix: str
+    """The audit actor is this followed by the user name (``user:alice``)."""
+    subject_prefix: str
+    """The audit subject is this followed by the user id (``user:7``)."""
+    session_prefix: str = ""
+    """Prefix of this UI's keys in ``session_table``."""
+    session_extra: Callable[[A], dict[str, Any]] = _nothing
+    """More fields stored in the session at login, next to ``session_key``."""
+    audit_tenant: Callable[[A], int | None] = _no_tenant
+    """The tenant of the audit events (None: service-wide, as a reviewer's)."""
+    max_age: int = 12 * 3600
+    """Seconds a session lives."""
+
+
+class WebAuth(Generic[A]):
+    """The log-in machinery of one UI's router. ``db`` returns the engine (it exists once the app started);
+    ``render(request, "login.html", status=…, next=…, error=…)`` draws the UI's own login page."""
+
+    def __init__(self, config: WebAuthConfig[A], *, db: Callable[[], Engine], render: Callable[..., Response]) -> None:
+        self.config = config
+        self.db = db
+        self.render = render
+
+    def register_store(self, app: Any) -> None:
+        """Call at app start (the engine exists by then)."""
+        c = self.config
+        app.stores.register(c.store, SqlSessionStore(self.db(), c.session_table, prefix=c.session_prefix),
+                            allow_override=True)
+
+    async def current_user(self, request: Request) -> A | None:
+        """The logged-in user of this request (None: anonymous, or the account was disabled since)."""
+        uid = request.session.get(self.config.session_key) if request.scope.get("session") is not None else None
+        if not uid:
+            return None
+        user = await anyio.to_thread.run_sync(self.config.accounts.get_user, self.db(), int(uid))
+        request.scope[_SCOPE_USER] = user  # type: ignore[typeddict-unknown-key]
+        return user
+
+    @staticmethod
+    def user(request: Request) -> Any:
+        """What ``current_user`` found for this request, for the page templates (None before it ran)."""
+        return request.scope.get(_SCOPE_USER)
+
+    def middleware(self, data_dir: Path) -> list[Any]:
+        """Sessions, then CSRF (it reads the session), both on the UI's path only."""
+        c = self.config
+        session = _RotatingSessionConfig(store=c.store, key=c.session_cookie, max_age=c.max_age, path=c.path,
+                                          httponly=True, samesite="lax")
+        csrf = CSRFConfig(secret=load_secret(data_dir), cookie_name=c.csrf_cookie, cookie_path=c.path,
+                          cookie_samesite="strict")
+        return [session.middleware, DefineMiddleware(CSRFMiddleware, config=csrf)]
+
+    def route_handlers(self) -> list[HTTPRouteHandler]:
+        """``GET /login``, ``POST /login`` and ``POST /logout``, relative to the UI's router."""
+        auth, c = self, self.config
+
+        @get("/login", include_in_schema=False)
+        async def login_page(request: Request, next: FromQuery[str] = c.path) -> Response:
+            return auth.render(request, "login.html", next=next, error=None)
+
+        @post("/login", include_in_schema=False)
+        async def login(
+            request: Request, data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+        ) -> Response:
+            username = (data.get("username") or "").strip()
+            user = await anyio.to_thread.run_sync(c.accounts.authenticate, auth.db(), username,
+                                                  data.get("password") or "")
+            nxt = data.get("next") or c.path
+            if not nxt.startswith(c.path) or nxt.startswith("//"):  # no open redirects
+                nxt = c.path
+            if user is None:
+                return auth.render(request, "login.html", status=401, next=nxt, error=LOGIN_FAILED)
+            await auth._record(user, "login", {"role": user.role, "via": c.via})
+            # drop whatever the session held before login, under a new id (see _RotatingSessionBackend)
+            old = request.cookies.get(c.session_cookie)
+            if old and old != "null":
+                await request.app.stores.get(c.store).delete(old)
+            request.scope[_SCOPE_NEW_ID] = True  # type: ignore[typeddict-unknown-key]
+            request.clear_session()
+            request.set_session({c.session_key: user.id, **c.session_extra(user)})
+            return Redirect(nxt)
+
+        @post("/logout", include_in_schema=False)
+        async def logout(request: Request) -> Response:
+            user = await auth.current_user(request)
+            if user is not None:
+                await auth._record(user, "login.logout", {"via": c.via})
+            request.clear_session()
+            return Redirect(f"{c.path}/login")
+
+        return [login_page, login, logout]
+
+    async def _record(self, user: A, event_type: str, payload: dict[str, Any]) -> None:
+        c = self.config
+
+        def run() -> None:
+            with self.db().begin() as conn:
+                audit.append(conn, event_type=event_type, actor=f"{c.actor_prefix}{user.username}",
+                             tenant_id=c.audit_tenant(user), subject=f"{c.subject_prefix}{user.id}",
+                             payload=payload)
+
+        await anyio.to_thread.run_sync(run)

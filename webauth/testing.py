@@ -1,0 +1,36 @@
+"""For tests that log in through a webauth form, over HTTP or in a browser.
+
+The field names, the CSRF token and the element ids are the contract of ``webauth/forms.html`` and the login
+handler; the tests of every UI drive them through these helpers. Nothing here imports a test dependency: the
+client and the page are passed in (an ``httpx.Client``, a Playwright ``Page``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_TOKEN = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+def form_token(html: str) -> str | None:
+    """The CSRF token the first webauth form of a rendered page carries (None: the page has no form)."""
+    m = _TOKEN.search(html)
+    return m.group(1) if m else None
+
+
+def log_in(http: Any, path: str, username: str, password: str, *, next: str | None = None) -> Any:
+    """POST the login form of the UI under ``path`` (``/review``) with a CSRF token from its login page; returns
+    the response (302 when the password was right, 401 when not)."""
+    token = form_token(http.get(f"{path}/login").text)
+    data = {"username": username, "password": password, "_csrf_token": token or ""}
+    return http.post(f"{path}/login", data=data if next is None else {**data, "next": next})
+
+
+def fill_login(page: Any, url: str, username: str, password: str) -> None:
+    """Open ``url`` (a protected page redirects to the login form) and submit the form as ``username``; the caller
+    then waits for the page it expects."""
+    page.goto(url)
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login")
