@@ -16,6 +16,7 @@ import pytest
 from engine._features import FEATURES_VERSION, fingerprint
 from engine._onnx_classifier import OnnxClassifier
 from smsguard.cli import main
+from training import card as card_module
 from training.data import DATA_DIR, FBS, fbs_text
 
 pytestmark = pytest.mark.slow
@@ -83,6 +84,8 @@ def test_artefacts_card_and_metrics(trained: Path) -> None:
         assert heading in card
     assert clf.version in card
     assert re.search(r"\| zh_sms80w/zh_sms80w_dedup_train.tsv \| 97154 \| `[0-9a-f]{64}` \|", card)
+    assert "FBS exactly as published" in card and "transactional" in metrics["split"]["train_by_source"]
+    assert card_module.render(metrics) == card  # the card is a function of metrics.json alone
 
 
 def test_training_is_reproducible(trained: Path, tmp_path: Path) -> None:
