@@ -245,12 +245,12 @@ def test_admin_reload(backend, reloadable_engine, make_tenant) -> None:
         assert r.status_code == 403 and r.json()["code"] == "auth.forbidden"
         before = c.get("/healthz").json()["policy"]
         policy = reloadable_engine.config.policy_path
-        policy.write_text(policy.read_text("utf-8").replace("review_at: 0.99", "review_at: 0.98"), "utf-8")
+        policy.write_text(policy.read_text("utf-8").replace("review_at: 0.95\n", "review_at: 0.8\n"), "utf-8")
         r = c.post("/v1/admin/reload", json={"what": ["policy"]}, headers=admin.headers)
         assert r.status_code == 200 and r.json()["policy"] != before
         assert c.get("/healthz").json()["policy"] == r.json()["policy"]
         # a broken file is refused with its key path, and the versions in force stay
-        policy.write_text(policy.read_text("utf-8").replace("review_at: 0.98", "review_at: high"), "utf-8")
+        policy.write_text(policy.read_text("utf-8").replace("review_at: 0.8\n", "review_at: high\n"), "utf-8")
         bad = c.post("/v1/admin/reload", json={"what": ["policy"]}, headers=admin.headers)
         assert bad.status_code == 422 and "thresholds.review_at" in (bad.json()["where"] or "")
         assert c.get("/healthz").json()["policy"] == r.json()["policy"]
