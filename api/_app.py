@@ -27,9 +27,18 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Reference,
+    Schema,
+    SecurityScheme,
+)
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import OperationalError
 
 from audit import EventFilter
@@ -56,6 +65,21 @@ from ._service import Forbidden, Service
 
 _encode = msgspec.json.Encoder().encode
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+
+# The Content-Type headers of the responses that are not JSON, exactly as sent; the OpenAPI document lists
+# these, not application/json. Litestar appends "; charset=utf-8" to every text/* media type, even one that
+# has a charset already, so the routes here set the Content-Type header themselves.
+JSONL_MEDIA_TYPE = "application/x-ndjson"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST  # what api/_metrics.py exposition() answers
+# path → (the 200's media types, its description, whether it is a download with Content-Disposition)
+_NON_JSON_200: dict[str, tuple[tuple[str, ...], str, bool]] = {
+    "/v1/audit/events": ((JSONL_MEDIA_TYPE, CSV_MEDIA_TYPE), "JSON Lines (`format=jsonl`, the default) or CSV", True),
+    "/v1/audit/trail": ((JSONL_MEDIA_TYPE, CSV_MEDIA_TYPE), "JSON Lines (`format=jsonl`, the default) or CSV", True),
+    "/v1/contact-lists/{list_id}/rejects.csv": ((CSV_MEDIA_TYPE,), "CSV, a header line first", True),
+    "/v1/batches/{batch_id}/report.csv": ((CSV_MEDIA_TYPE,), "CSV, a header line first", True),
+    "/metrics": ((METRICS_MEDIA_TYPE,), "Prometheus text exposition format", False),
+}
 
 
 def _errors(*codes: int) -> dict[int, ResponseSpec]:
@@ -218,10 +242,10 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         body = Ready(status="ready" if ok else "unavailable", database=database, redis=redis_state)
         return Response(body, status_code=200 if ok else 503)
 
-    @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4; charset=utf-8")
+    @get("/metrics", summary="Prometheus metrics", media_type=METRICS_MEDIA_TYPE)
     async def metrics_route() -> Response[str]:
         body, content_type = metrics.exposition()
-        return Response(content=body, media_type=content_type)
+        return Response(content=body, media_type=content_type, headers={"Content-Type": content_type})
 
     app = Litestar(
         route_handlers=[
@@ -254,6 +278,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     )
     app.state.service = service
     _document_strictness(app)
+    _document_non_json(app)
     return app
 
 
@@ -270,6 +295,27 @@ def _document_strictness(app: Litestar) -> None:
         text.description = "The SMS as sent; must not be blank (400 input.empty_text) nor contain NUL (400 input.nul)"
 
 
+def _document_non_json(app: Litestar) -> None:
+    """Give the streamed exports and /metrics the media types they really send (litestar would document a
+    ``Stream`` as application/json, and one media type at most). tests/api/test_openapi.py compares them with
+    real responses."""
+    paths = app.openapi_schema.paths or {}
+    for path, (media_types, description, download) in _NON_JSON_200.items():
+        operation = paths[path].get  # a KeyError here: the table above lost track of a route
+        assert operation is not None and operation.responses is not None, path
+        response = operation.responses["200"]
+        assert not isinstance(response, Reference), path
+        response.description = description
+        response.content = {m: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)) for m in media_types}
+        if download:
+            response.headers = {
+                **(response.headers or {}),
+                "Content-Disposition": OpenAPIHeader(
+                    schema=Schema(type=OpenAPIType.STRING), description='`attachment; filename="…"`', required=True
+                ),
+            }
+
+
 def _when(value: str | None, where: str) -> datetime | None:
     if value is None:
         return None
@@ -281,8 +327,9 @@ def _when(value: str | None, where: str) -> datetime | None:
 
 
 def _stream(chunks: Iterator[bytes], fmt: str, name: str) -> Stream:
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
-    return Stream(chunks, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+    media = CSV_MEDIA_TYPE if fmt == "csv" else JSONL_MEDIA_TYPE
+    headers = {"Content-Type": media, "Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+    return Stream(chunks, media_type=media, headers=headers)
 
 
 def _smsguard_error(_: Request, exc: SmsguardError) -> Response:
