@@ -14,6 +14,7 @@ An allowlisted occurrence suppresses every hit it overlaps (测试 protects 试�
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ class Term:
     category: str
     severity: Severity
     mode: Mode
-    where: str  # "file.tsv:line", for lint messages and error reports
+    where: str  # "path:line" (see ``file_location``), for lint messages and error reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +65,28 @@ class Lexicon:
             digest.update(path.name.encode() + b"\0" + raw + b"\0")
             sources.append(str(path))
             target = allow if path.name == ALLOW_FILE else terms
-            target.extend(parse_lines(raw, path.name, is_allow=path.name == ALLOW_FILE))
+            target.extend(parse_lines(raw, file_location(path), is_allow=path.name == ALLOW_FILE))
         return cls(tuple(terms), tuple(allow), digest.hexdigest()[:12], tuple(sources))
 
 
+def file_location(path: Path, line: int | None = None) -> str:
+    """How error reports and lint name a file (and a line of it): the path relative to the project root
+    when the file is under it (``lexicons/fraud.tsv:12``), else absolute (``/srv/extra/fraud.tsv:12``).
+    Lexicons load from several directories, so the bare file name would be ambiguous."""
+    from ._paths import PROJECT_ROOT  # not at import time: _paths imports the engine, which imports this module
+
+    absolute = Path(os.path.abspath(path))
+    shown = str(absolute)
+    for candidate in (absolute, absolute.resolve()):
+        if candidate.is_relative_to(PROJECT_ROOT):
+            shown = candidate.relative_to(PROJECT_ROOT).as_posix()
+            break
+    return shown if line is None else f"{shown}:{line}"
+
+
 def parse_lines(raw: bytes, name: str, *, is_allow: bool) -> Iterable[Term]:
+    """The terms of one file's bytes; ``name`` is how errors and ``Term.where`` name the file
+    (``file_location(path)`` for a file on disk)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from engine import Lexicon, LexiconError, LexiconStage, default_config
-from engine._lexicon import MODES, SEVERITIES, format_line, import_terms, parse_lines
+from engine._lexicon import MODES, SEVERITIES, file_location, format_line, import_terms, parse_lines
 from engine._lexicon_lint import lint
 from engine._paths import PROJECT_ROOT, user_lexicon_dir
 
@@ -36,16 +36,17 @@ def _file_name(category: str) -> str:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    source = file_location(args.file)
     try:
         text = args.file.read_bytes().decode("utf-8-sig")
     except OSError as e:
-        raise LexiconError(f"cannot read: {e.strerror}", where=str(args.file), code="lexicon.unreadable") from None
+        raise LexiconError(f"cannot read: {e.strerror}", where=source, code="lexicon.unreadable") from None
     except UnicodeDecodeError as e:
-        raise LexiconError(f"not UTF-8 (byte {e.start})", where=str(args.file), code="lexicon.encoding") from None
+        raise LexiconError(f"not UTF-8 (byte {e.start})", where=source, code="lexicon.encoding") from None
     target_dir = user_lexicon_dir()
     target = target_dir / _file_name(args.category)
     existing = (
-        frozenset(t.term for t in parse_lines(target.read_bytes(), target.name, is_allow=False))
+        frozenset(t.term for t in parse_lines(target.read_bytes(), file_location(target), is_allow=False))
         if target.exists()
         else frozenset()
     )
@@ -54,7 +55,7 @@ def run_import(args: argparse.Namespace) -> int:
         category=args.category,
         severity=args.severity,
         mode=args.mode,
-        name=args.file.name,
+        name=source,
         min_length=args.min_length,
         existing=existing,
     )
@@ -67,7 +68,7 @@ def run_import(args: argparse.Namespace) -> int:
     # Build the stage once so a term that breaks the lexicon is reported now, not at serve time.
     LexiconStage(Lexicon.load(*default_config().lexicon_dirs))
     for lineno, why in report.skipped[:20]:
-        print(f"{args.file}:{lineno}: skipped: {why}", file=sys.stderr)
+        print(f"{source}:{lineno}: skipped: {why}", file=sys.stderr)
     if len(report.skipped) > 20:
         print(f"... {len(report.skipped) - 20} more skipped", file=sys.stderr)
     print(f"imported {len(report.terms)} terms into {target} ({len(report.skipped)} skipped)")
@@ -79,7 +80,7 @@ def _ham_lines(path: Path):
         if not line.strip():
             continue
         text = json.loads(line)["text"] if line.startswith("{") else line
-        yield f"{path.name}:{lineno}", text
+        yield file_location(path, lineno), text
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -163,7 +163,7 @@ def test_broken_reload_keeps_the_old_snapshot(make_engine: MakeEngine, lexicon_d
     (lexicon_dir / "broken.tsv").write_text("刷单\tfraud\tsevere\tsubstring\n", encoding="utf-8")
     with pytest.raises(LexiconError) as info:
         engine.reload()
-    assert info.value.where == "broken.tsv:1"
+    assert info.value.where == f"{lexicon_dir / 'broken.tsv'}:1"
     assert engine.versions == before
     assert engine.screen(Message(text="【示例商城】澳门赌场")).decision == "block"  # old lexicon still in force
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import Lexicon, LexiconError, LexiconStage
-from engine._lexicon import format_line, import_terms, parse_lines
+from engine import PROJECT_ROOT, Lexicon, LexiconError, LexiconStage
+from engine._lexicon import file_location, format_line, import_terms, parse_lines
 from engine._lexicon_lint import lint
 
 WriteLexicon = Callable[[Path, dict[str, str]], Path]
@@ -30,8 +30,8 @@ def test_load_reads_terms_allowlist_and_skips_comments(tmp_path: Path, write_lex
     )
     lex = Lexicon.load(tmp_path, tmp_path / "missing")
     assert [(t.term, t.category, t.severity, t.mode, t.where) for t in lex.terms] == [
-        ("代开发票", "fraud", "medium", "substring", "fraud.tsv:3"),
-        ("百家乐", "gambling", "high", "word", "fraud.tsv:5"),
+        ("代开发票", "fraud", "medium", "substring", f"{tmp_path / 'fraud.tsv'}:3"),
+        ("百家乐", "gambling", "high", "word", f"{tmp_path / 'fraud.tsv'}:5"),
     ]
     assert [(t.term, t.category) for t in lex.allow] == [("测试", "allow"), ("测验", "allow")]
     assert len(lex.sources) == 2  # *.tsv only
@@ -60,6 +60,7 @@ def test_parse_errors_name_file_and_line(
     write_lexicon(tmp_path, {"bad.tsv": content})
     with pytest.raises(LexiconError) as info:
         Lexicon.load(tmp_path)
+    where = f"{tmp_path}/{where}"  # outside the project: the absolute path
     assert info.value.where == where
     assert info.value.code == code
     assert words in info.value.message
@@ -71,7 +72,7 @@ def test_non_utf8_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(LexiconError) as info:
         Lexicon.load(tmp_path)
     assert info.value.code == "lexicon.encoding"
-    assert info.value.where == "gbk.tsv:2"
+    assert info.value.where == f"{tmp_path / 'gbk.tsv'}:2"
     assert "not UTF-8" in info.value.message
 
 
@@ -84,8 +85,39 @@ def test_term_that_is_only_noise_is_an_error(tmp_path: Path, write_lexicon: Writ
     write_lexicon(tmp_path, {"x.tsv": "赌场\tgambling\thigh\tsubstring\n★★\tsymbols\tlow\tsubstring\n"})
     with pytest.raises(LexiconError) as info:
         LexiconStage(Lexicon.load(tmp_path))
-    assert info.value.where == "x.tsv:2"
+    assert info.value.where == f"{tmp_path / 'x.tsv'}:2"
     assert info.value.code == "lexicon.empty_after_normalization"
+
+
+# -- locations ---------------------------------------------------------------------------------
+
+
+def test_where_is_project_relative_inside_the_project() -> None:
+    # The shipped lexicons: every term names lexicons/<file>.tsv and the line it is on.
+    lex = Lexicon.load(PROJECT_ROOT / "lexicons")
+    assert lex.terms and lex.allow
+    for t in (*lex.terms[:50], *lex.allow[:10]):
+        path, line = t.where.rsplit(":", 1)
+        assert path.startswith("lexicons/") and path.endswith(".tsv"), t.where
+        assert (PROJECT_ROOT / path).read_text("utf-8-sig").splitlines()[int(line) - 1].split("\t")[0].strip() == t.term
+
+
+def test_where_is_absolute_outside_the_project(
+    tmp_path: Path, write_lexicon: WriteLexicon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same file name in two directories (shipped, imported, SMSGUARD_LEXICONS) is told apart.
+    write_lexicon(tmp_path / "a", {"fraud.tsv": "代开发票\tfraud\tmedium\tsubstring\n"})
+    write_lexicon(tmp_path / "b", {"fraud.tsv": "# c\n赌场\tgambling\thigh\tsubstring\n"})
+    monkeypatch.chdir(tmp_path)  # a relative directory is shown absolute too
+    lex = Lexicon.load(Path("a"), tmp_path / "b")
+    assert [t.where for t in lex.terms] == [f"{tmp_path}/a/fraud.tsv:1", f"{tmp_path}/b/fraud.tsv:2"]
+
+
+def test_file_location() -> None:
+    assert file_location(PROJECT_ROOT / "lexicons" / "fraud.tsv", 12) == "lexicons/fraud.tsv:12"
+    assert file_location(PROJECT_ROOT / "var" / "lexicons" / "zoo.tsv") == "var/lexicons/zoo.tsv"
+    assert file_location(PROJECT_ROOT / "lexicons" / ".." / "x.tsv", 1) == "x.tsv:1"
+    assert file_location(Path("/srv/extra/fraud.tsv"), 3) == "/srv/extra/fraud.tsv:3"
 
 
 # -- versions ----------------------------------------------------------------------------------
@@ -185,21 +217,21 @@ def test_lint_clean_lexicon_has_no_findings(lint_files: LintFiles) -> None:
     assert lint_files(files, [("ham:1", "【示例】您的订单已发货")]) == []
 
 
-def test_lint_duplicates_once_normalized(lint_files: LintFiles) -> None:
+def test_lint_duplicates_once_normalized(lint_files: LintFiles, tmp_path: Path) -> None:
     files = {
         "f.tsv": "代开发票\tfraud\tmedium\tsubstring\n代 開 發 票\tfraud\thigh\tsubstring\n",
         # Same key in another category or mode is not a duplicate.
         "g.tsv": "代开发票\tillegal\tmedium\tsubstring\n代开发票\tfraud\tmedium\tword\n",
     }
-    assert lint_files(files) == [("lexicon.duplicate", "f.tsv:2")]
+    assert lint_files(files) == [("lexicon.duplicate", f"{tmp_path / 'f.tsv'}:2")]
 
 
-def test_lint_allow_conflict(lint_files: LintFiles) -> None:
+def test_lint_allow_conflict(lint_files: LintFiles, tmp_path: Path) -> None:
     files = {"f.tsv": "测试药物\tdrugs\tmedium\tsubstring\n赌场\tgambling\thigh\tsubstring\n", "allow.tsv": "测试\n"}
-    assert lint_files(files) == [("lexicon.allow_conflict", "f.tsv:1")]
+    assert lint_files(files) == [("lexicon.allow_conflict", f"{tmp_path / 'f.tsv'}:1")]
 
 
-def test_lint_fires_on_ham(lint_files: LintFiles) -> None:
+def test_lint_fires_on_ham(lint_files: LintFiles, tmp_path: Path) -> None:
     files = {"f.tsv": "赌场\tgambling\thigh\tsubstring\n发货\tfraud\tlow\tsubstring\n"}
     findings = lint_files(files, [("ham.jsonl:1", "【示例】您的订单已发货"), ("ham.jsonl:2", "谢谢")])
-    assert findings == [("lexicon.fires_on_ham", "f.tsv:2")]
+    assert findings == [("lexicon.fires_on_ham", f"{tmp_path / 'f.tsv'}:2")]

@@ -182,7 +182,7 @@ def test_lexicon_import_then_screen(tmp_path: Path, env: dict[str, str]) -> None
     target = tmp_path / "data" / "lexicons" / "zoo.tsv"
     assert f"imported 2 terms into {target} (2 skipped)" in proc.stdout.decode("utf-8")
     stderr = proc.stderr.decode("utf-8")
-    assert "words.txt:3: skipped" in stderr and "words.txt:5: skipped" in stderr
+    assert f"{words}:3: skipped" in stderr and f"{words}:5: skipped" in stderr  # outside the project: absolute
     assert target.read_text("utf-8").splitlines()[1:] == [
         "斑马飞艇\tzoo\thigh\tsubstring",
         "河马潜艇\tzoo\thigh\tsubstring",
@@ -222,8 +222,8 @@ def test_lexicon_check_findings_exit_1(tmp_path: Path, env: dict[str, str]) -> N
     proc = run(["lexicon", "check", "--ham", str(ham)], env)
     assert proc.returncode == 1
     out = proc.stdout.decode("utf-8")
-    assert "zoo.tsv:2: lexicon.duplicate" in out
-    assert "lexicon.fires_on_ham" in out and "ham.jsonl:1" in out
+    assert f"{user / 'zoo.tsv'}:2: lexicon.duplicate" in out  # the file's path, not just "zoo.tsv:2"
+    assert "lexicon.fires_on_ham" in out and f"{ham}:1" in out
     assert "1 ham messages checked" in out
 
 
@@ -233,5 +233,5 @@ def test_broken_user_lexicon_is_an_error_naming_file_and_line(tmp_path: Path, en
     (user / "zoo.tsv").write_text("斑马飞艇\tzoo\tsevere\tsubstring\n", encoding="utf-8")
     proc = run(["screen"], env, stdin="【示例商城】您好\n".encode())
     assert proc.returncode == 2
-    assert "zoo.tsv:1" in proc.stderr.decode("utf-8")
+    assert f"{user / 'zoo.tsv'}:1" in proc.stderr.decode("utf-8")
     assert proc.stdout == b""
