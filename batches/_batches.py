@@ -18,9 +18,11 @@ Rule when contents are rejected (by policy or a reviewer): their recipients beco
 batch goes on with the others; it is ``cancelled`` only when nothing sendable is left.
 
 Materializing, screening and the transition out of ``screening`` are one transaction: a crash leaves the
-batch in ``screening`` with no recipients, and submitting again (or the worker's ``resume_screening``) redoes
-it from the start. The cost estimate (segments × per-carrier price) is checked against the tenant's budget
-before anything is scheduled: over budget, the batch returns to ``draft`` with a clear error.
+batch in ``screening`` with no recipients. Submitting again redoes it from the start, and so does the
+release worker once it is ``STALE_SUBMIT`` old (``resume_stale_submits``; a content batch, whose numbers were
+never stored, goes back to ``draft`` saying so). The cost estimate (segments × per-carrier price) is checked
+against the tenant's budget before anything is scheduled: over budget, the batch returns to ``draft`` with a
+clear error.
 """
 
 from __future__ import annotations
@@ -261,9 +263,48 @@ def submit_batch(
     return get_batch(ctx, tenant_id, batch_id)
 
 
-def resume_screening(ctx: Context, batch_id: int) -> None:
-    """Redo a template batch left in ``screening`` by a crash (content batches need their numbers again)."""
-    _screen(ctx, batch_id, None, "system:release-worker")
+STALE_SUBMIT = timedelta(minutes=5)  # far above a 1M-recipient submit (~40 s): older means it crashed
+INTERRUPTED = "the submit was interrupted before its numbers were stored: submit the batch again with its numbers"
+
+
+def resume_stale_submits(ctx: Context, *, older_than: timedelta = STALE_SUBMIT, actor: str) -> dict[int, str]:
+    """Batches a crashed submit left in ``screening``: a template batch is screened again from the start (its
+    contacts are in SQL); a content batch cannot be (its numbers came with the request and were never
+    stored), so it goes back to ``draft`` with the reason. Returns ``{batch id: what was done}``.
+
+    Each batch is taken by an UPDATE that also makes it fresh, so of several workers one resumes it.
+    """
+    done: dict[int, str] = {}
+    with ctx.db.connect() as conn:
+        stale = conn.execute(
+            select(batches.c.id).where(batches.c.state == "screening", batches.c.updated_at < now() - older_than)
+        ).scalars().all()
+    for batch_id in stale:
+        with ctx.db.begin() as conn:
+            # taking it makes it fresh, so a second worker's identical UPDATE finds nothing
+            taken = conn.execute(
+                update(batches)
+                .where(
+                    batches.c.id == batch_id,
+                    batches.c.state == "screening",
+                    batches.c.updated_at < now() - older_than,
+                )
+                .values(updated_at=now())
+            ).rowcount
+            batch = _load(conn, None, batch_id) if taken else None
+            if batch is not None and batch.template_id is None:
+                _transition(conn, batch, "draft", actor, frm=("screening",), reason=INTERRUPTED)
+                done[batch_id] = "draft"
+        if batch is None or batch.template_id is None:
+            continue
+        try:
+            _screen(ctx, batch_id, None, actor)
+            done[batch_id] = "screened"
+        except BudgetExceeded as e:
+            with ctx.db.begin() as conn:
+                _transition(conn, _load(conn, None, batch_id), "draft", actor, frm=("screening",), reason=e.message)
+            done[batch_id] = "draft"
+    return done
 
 
 def _screen(ctx: Context, batch_id: int, numbers: Iterable[str] | None, actor: str) -> None:
@@ -803,16 +844,3 @@ def report_csv(ctx: Context, tenant_id: int, batch_id: int) -> Iterator[str]:
         )
         for part in result.partitions():
             yield "".join(_csv_line([_recipient(r)[c] for c in REPORT_COLUMNS]) for r in part)
-
-
-def next_due(conn: Connection, *, stale_screening: timedelta = timedelta(minutes=5)) -> list[int]:
-    """Batches left in ``screening`` longer than ``stale_screening`` (a crashed submit)."""
-    return list(
-        conn.execute(
-            select(batches.c.id).where(
-                batches.c.state == "screening",
-                batches.c.template_id.is_not(None),
-                batches.c.updated_at < now() - stale_screening,
-            )
-        ).scalars()
-    )

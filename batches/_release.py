@@ -43,7 +43,7 @@ from sqlalchemy import func, select, text, update
 import audit
 
 from . import _caps, _optouts
-from ._batches import SENDABLE_REVIEW, _transition, money
+from ._batches import SENDABLE_REVIEW, _transition, money, resume_stale_submits
 from ._common import Context, now, tenant_name
 from ._tables import batch_contents, batches, budgets, handovers, recipients
 
@@ -160,6 +160,7 @@ class ReleaseWorker:
         pause: float = 0.0,
         clock: Any = None,
         crash_after_chunks: int | None = None,
+        stale_check: float = 30.0,
     ) -> None:
         self.ctx = ctx
         self.worker_id = worker_id or f"release-{os.getpid()}-{os.urandom(3).hex()}"
@@ -170,6 +171,8 @@ class ReleaseWorker:
         self.pause = pause
         self.clock = clock or (lambda: datetime.now(UTC))
         self.crash_after_chunks = crash_after_chunks
+        self.stale_check = stale_check  # seconds between looks for submits a crash left in ``screening``
+        self._next_stale_check = 0.0
         self.chunks_done = 0
         self._script = ctx.redis.register_script(_HANDOVER)
         self.stats = {"submitted": 0, "already": 0, "opted_out": 0, "capped": 0, "deferred": 0}
@@ -184,6 +187,7 @@ class ReleaseWorker:
         """Loop: release whatever is due. ``until_idle`` returns when nothing is due or releasing."""
         stop = stop or threading.Event()
         while not stop.is_set():
+            self.resume_stale_submits()
             batch_id = self.claim()
             if batch_id is None:
                 if until_idle and not self._busy():
@@ -191,6 +195,16 @@ class ReleaseWorker:
                 stop.wait(self.poll)
                 continue
             self.release(batch_id, stop)
+
+    def resume_stale_submits(self) -> dict[int, str]:
+        """At most every ``stale_check`` seconds: finish the submits a crash left in ``screening``."""
+        if time.monotonic() < self._next_stale_check:
+            return {}
+        self._next_stale_check = time.monotonic() + self.stale_check
+        done = resume_stale_submits(self.ctx, actor=self.actor)
+        for batch_id, what in done.items():
+            log.warning("batch %s was left in screening by a crashed submit: %s", batch_id, what)
+        return done
 
     def _busy(self) -> bool:
         with self.ctx.db.connect() as conn:
@@ -418,6 +432,19 @@ class ReleaseWorker:
                 update(recipients)
                 .where(recipients.c.batch_id == b.id, recipients.c.seq.between(lo, hi), recipients.c.status == "queued")
                 .values(status="submitted", submitted_at=t)
+            )
+            # A fast gateway's delivery report can land before this record (the hand-over to Redis comes
+            # first): the row is final already, but it was handed over now, and caps rebuilt from SQL count it
+            # by submitted_at.
+            conn.execute(
+                update(recipients)
+                .where(
+                    recipients.c.batch_id == b.id,
+                    recipients.c.seq.between(lo, hi),
+                    recipients.c.submitted_at.is_(None),
+                    recipients.c.status.in_(_caps.HANDED),
+                )
+                .values(submitted_at=t)
             )
             conn.execute(
                 handovers.insert().values(

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 import batches
 from batches import ReleaseWorker
+from batches._tables import batches as batch_table
 from batches._tables import contacts, recipients
 from review import Decision
 from review._items import decision_handler
@@ -435,3 +436,89 @@ def test_event_relay_into_sql(ctx, tenant: int, backend) -> None:
     assert (row["status"], row["gateway"], row["carrier_code"]) == ("delivered", "cmpp-a", "DELIVRD")
     st = batches.optout_status(ctx, phone=batches.parse_phone("13812345111"), tenant_id=tenant, signature=SIG)
     assert st["signature"] is True
+
+
+# -- a submit that dies mid-screening -----------------------------------------------------------------------
+
+
+class _Killed(BaseException):
+    """Stands for the process dying inside the screening transaction (which is rolled back either way)."""
+
+
+def _crash_submit(ctx, monkeypatch, **batch) -> int:
+    from batches import _batches
+
+    def die(*args, **kwargs):
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(_batches, "_screen", die)
+        with pytest.raises(_Killed):
+            batches.create_batch(ctx, batch.pop("tenant"), **batch)
+    with ctx.db.begin() as conn:
+        row = conn.execute(text("SELECT id, state FROM batches ORDER BY id DESC LIMIT 1")).one()
+        assert row.state == "screening"
+        assert conn.execute(text("SELECT count(*) FROM recipients WHERE batch_id = :b"), {"b": row.id}).scalar() == 0
+        # as if the crash were STALE_SUBMIT ago
+        conn.execute(update(batch_table).where(batch_table.c.id == row.id)
+                     .values(updated_at=datetime.now(UTC) - timedelta(minutes=10)))
+    return row.id
+
+
+def test_the_release_worker_finishes_a_template_submit_a_crash_left_in_screening(ctx, tenant: int, monkeypatch) -> None:
+    tpl = _template(ctx, tenant)
+    rows = ["phone,name,order"] + [f"1391234{i:04d},张三,B{i % 3}" for i in range(30)]
+    lst = batches.import_contacts(ctx, tenant, "crashed", _csv(rows))
+    batch_id = _crash_submit(ctx, monkeypatch, tenant=tenant, template_id=tpl["id"], list_id=lst["id"])
+    first, second = ReleaseWorker(ctx, worker_id="w1"), ReleaseWorker(ctx, worker_id="w2")
+    assert first.resume_stale_submits()[batch_id] == "screened"
+    assert batch_id not in second.resume_stale_submits()  # one worker does it, once
+    b = batches.get_batch(ctx, tenant, batch_id)
+    assert b["state"] == "scheduled" and b["total"] == 30 and len(b["contents"]) == 3
+    _release(ctx)
+    assert batches.get_batch(ctx, tenant, batch_id)["counts"] == {"submitted": 30}
+    assert sorted(e["id"] for e in _mine(ctx, batch_id)) == sorted(f"{batch_id}-{s}" for s in range(1, 31))
+
+
+def test_a_crashed_content_submit_goes_back_to_draft_saying_why(ctx, tenant: int, monkeypatch) -> None:
+    batch_id = _crash_submit(ctx, monkeypatch, tenant=tenant, content=f"【{SIG}】您的订单已发货。",
+                             numbers=["13812345678"])
+    assert ReleaseWorker(ctx).resume_stale_submits()[batch_id] == "draft"
+    b = batches.get_batch(ctx, tenant, batch_id)
+    assert b["state"] == "draft" and "submit the batch again" in (b.get("reason") or "")
+    assert ReleaseWorker(ctx).resume_stale_submits().get(batch_id) is None  # nothing left to do
+
+
+def test_a_recent_submit_in_screening_is_left_alone(ctx, tenant: int, monkeypatch) -> None:
+    batch_id = _crash_submit(ctx, monkeypatch, tenant=tenant, content=f"【{SIG}】您的订单已发货。",
+                             numbers=["13812345678"])
+    with ctx.db.begin() as conn:  # a submit still running, not a crashed one
+        conn.execute(update(batch_table).where(batch_table.c.id == batch_id).values(updated_at=datetime.now(UTC)))
+    assert batch_id not in ReleaseWorker(ctx).resume_stale_submits()
+    assert batches.get_batch(ctx, tenant, batch_id)["state"] == "screening"
+
+
+def test_a_report_faster_than_the_release_record_keeps_the_submit_time(ctx, tenant: int) -> None:
+    """A fast gateway's delivery report can land between the hand-over to Redis and the worker's SQL record of
+    it. The row is final by then, but it must still get its submitted_at (reports and cap rebuilds use it)."""
+    from sending import DeliveryReport
+
+    b = batches.create_batch(ctx, tenant, content=f"【{SIG}】您的快递已到。", numbers=["13812346001", "13812346002"])
+    worker = ReleaseWorker(ctx, chunk=50, poll=0.01)
+    handover = worker._script
+
+    def handover_then_report(*args, **kwargs):
+        out = handover(*args, **kwargs)
+        report = DeliveryReport(batches.message_id(b["id"], 1), "+8613812346001", "delivered", "DELIVRD", "loop")
+        assert batches.apply_report(ctx, report)  # before the worker's own transaction below
+        return out
+
+    worker._script = handover_then_report
+    worker.run(until_idle=True)
+    with ctx.db.connect() as conn:
+        rows = conn.execute(
+            select(recipients.c.seq, recipients.c.status, recipients.c.submitted_at)
+            .where(recipients.c.batch_id == b["id"]).order_by(recipients.c.seq)
+        ).all()
+    assert [(r.seq, r.status) for r in rows] == [(1, "delivered"), (2, "submitted")]
+    assert all(r.submitted_at is not None for r in rows)
