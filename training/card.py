@@ -429,7 +429,7 @@ def render(m: dict[str, Any]) -> str:
         "工商银行 example above): FBS phishing has neither, and real bank notices do. Tried on this split: adding "
         "each FBS fraud/phishing training row again under a bank signature raised golden `fraud` at ≥ 0.95 from "
         "9.5 % to 21 % but put a golden bank notice at 0.97 and cost F1 at 0.1 % FPR (0.878 → 0.855), so it is not "
-        "in. The rules (unregistered signature, links) and the lexicon are what stop these.\n"
+        "in. The lexicon (账户存在异常) and the link rule send this example to review.\n"
         "* English is covered only if trained `--with-uci`"
         + (" (this model was)." if any("uci" in k for k in m["data"]) else " (this model was not).")
         + "\n"
