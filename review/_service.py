@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, insert, select, update
+from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
 
 from engine import SmsguardError
 from storage._models import Tenant
@@ -251,7 +251,9 @@ class ReviewService:
         mine = exists().where(
             review_actions.c.item_id == c.id, review_actions.c.user_id == user.id, review_actions.c.action == "approve"
         )
-        cond = [*self._filtered(f, statuses), ~mine]
+        # Only an item past its first approval ("second", or escalated after it) can hold one of mine; skipping
+        # the check for pending items keeps claims flat on PostgreSQL when fresh rows have no statistics yet.
+        cond = [*self._filtered(f, statuses), or_(c.status == "pending", ~mine)]
         for page in range(5):
             with self.db.connect() as conn:
                 rows = conn.execute(
