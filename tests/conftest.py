@@ -85,10 +85,11 @@ def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 # A missing PostgreSQL or Redis skips those tests locally and FAILS them under CI=true.
 
 import os  # noqa: E402
-import socket  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from urllib.parse import quote  # noqa: E402
+
+import serve_support  # noqa: E402
 
 TEST_DATABASE_URL = os.environ.get("SMSGUARD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("SMSGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -228,12 +229,6 @@ def migrated_db(backend: Backend):
     return backend.db
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -241,7 +236,7 @@ def _unique(prefix: str) -> str:
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """``free_port()``: a TCP port on 127.0.0.1 nothing listens on right now."""
-    return _free_port
+    return serve_support.free_port
 
 
 @pytest.fixture

@@ -4,48 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
-
-SMSGUARD = [sys.executable, "-m", "smsguard"]
-
-
-@contextmanager
-def serve(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*SMSGUARD, "serve", "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_ready(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> float:
-    """Seconds until /readyz answers 200."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return time.monotonic() - start
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.02)
-    pytest.fail(f"not ready after {timeout} s:\n{log.read_text(errors='replace')}")
+from serve_support import serve, wait_ready
 
 
 def test_first_start_on_embedded_defaults_is_ready_within_3_s_and_prints_a_working_key(tmp_path, free_port) -> None:

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +29,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import yaml
+from serve_support import free_port, start, stop, wait_ready
 
 from engine import PROJECT_ROOT
 from webauth.testing import fill_login, form_token, log_in
@@ -56,12 +54,6 @@ class Server:
         return target
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _policy(root: Path) -> tuple[Path, datetime]:
     policy = yaml.safe_load((PROJECT_ROOT / "policy.yaml").read_text("utf-8"))
     now = datetime.now(ZoneInfo(ZONE))
@@ -72,30 +64,6 @@ def _policy(root: Path) -> tuple[Path, datetime]:
     target = root / "policy.yaml"
     target.write_text(yaml.safe_dump(policy, allow_unicode=True), "utf-8")
     return target, start
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 40
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"serve not ready:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -116,21 +84,17 @@ def console_server(backend, tmp_path_factory) -> Iterator[Server]:
     create_user(db, "victor", PASSWORD, tenant="shop-a", role="viewer")
     create_user(db, "bob", PASSWORD, tenant="shop-b")
     create_reviewer(db, "rita", PASSWORD, "reviewer")
-    port = _free_port()
+    port = free_port()
     namespace = f"{backend.namespace}:console-{uuid.uuid4().hex[:8]}"  # removed with the backend's namespace
     env = backend.env(DATABASE_URL=database_url, SMSGUARD_REDIS_NAMESPACE=namespace, SMSGUARD_DATA_DIR=str(data),
                       SMSGUARD_POLICY=str(policy), SMSGUARD_PORT=str(port))
     url = f"http://127.0.0.1:{port}"
     serve_log, loop_log = data / "serve.log", data / "loopback.log"
-    with serve_log.open("wb") as out:
-        serve = subprocess.Popen([sys.executable, "-m", "smsguard", "serve", "--port", str(port)], env=env,
-                                 stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+    serve = start(["serve", "--port", str(port)], env, serve_log)
     loopback = None
     try:
-        _wait_ready(serve, url, serve_log)
-        with loop_log.open("wb") as out:
-            loopback = subprocess.Popen([sys.executable, "-m", "smsguard", "console", "loopback"], env=env,
-                                        stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        wait_ready(port, serve, serve_log, timeout=40)
+        loopback = start(["console", "loopback"], env, loop_log)
         deadline = time.monotonic() + 30
         while "READY" not in loop_log.read_text(errors="replace"):
             if loopback.poll() is not None or time.monotonic() > deadline:
@@ -139,8 +103,8 @@ def console_server(backend, tmp_path_factory) -> Iterator[Server]:
         yield Server(url, data, db, quiet_start)
     finally:
         if loopback is not None:
-            _stop(loopback)
-        _stop(serve)
+            stop(loopback)
+        stop(serve)
         db.dispose()
 
 

@@ -11,16 +11,13 @@ of its own under the backend's: its dispatch loop re-drives every open item of i
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from serve_support import free_port, serve, wait_ready
 
 from webauth.testing import fill_login
 
@@ -75,41 +72,18 @@ def server(backend, tmp_path_factory) -> Iterator[Server]:
     other = create_tenant(db, "fastpay")
     for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("carol", "senior"), ("audrey", "auditor")):
         create_user(db, name, PASSWORD, role)
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     namespace = f"{backend.namespace}:review-ui-{uuid.uuid4().hex[:8]}"  # removed with the backend's namespace
     env = backend.env(DATABASE_URL=database_url, SMSGUARD_REDIS_NAMESPACE=namespace, SMSGUARD_DATA_DIR=str(data),
                       SMSGUARD_REVIEW_LEASE=str(LEASE))
     log = data / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "smsguard", "serve", "--port", str(port)], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve not ready:\n{log.read_text(errors='replace')}")
-            time.sleep(0.05)
-        yield Server(url, db, tenant.id, other.id, data)
-    finally:
-        proc.terminate()
+    with serve(env, port, log) as proc:
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        db.dispose()
+            wait_ready(port, proc, log, timeout=30)
+            yield Server(url, db, tenant.id, other.id, data)
+        finally:
+            db.dispose()
 
 
 def login(browser, server: Server, username: str):
