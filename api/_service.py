@@ -43,7 +43,7 @@ from audit import (
     stream_events,
 )
 from audit import checkpoint as audit_checkpoint
-from engine import Engine, Message, SmsguardError, Verdict, Versions
+from engine import Engine, ForbiddenError, Message, NotFoundError, SmsguardError, Verdict, Versions
 from review import api_review_status, submit_api_verdicts
 from smsguard.settings import Settings
 from storage import (
@@ -82,14 +82,12 @@ class Unauthorized(SmsguardError):
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="smsguard"'}
 
 
-class Forbidden(SmsguardError):
-    status_code = 403
+class Forbidden(ForbiddenError):
     code = "auth.forbidden"
 
 
-class NotFound(SmsguardError):
-    status_code = 404
-    code = "not_found"
+class NotFound(NotFoundError):
+    pass
 
 
 class RateLimited(SmsguardError):

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from engine import ConflictError, NotFoundError, Policy, SmsguardError, default_config, load_policy
 from engine import Engine as ScreeningEngine
-from engine import Policy, SmsguardError, default_config, load_policy
 from engine._rules import RULE_CODES
 
 from ._phones import PhoneVault, vault_for
@@ -22,13 +22,11 @@ class BatchError(SmsguardError):
     code = "batch.invalid"
 
 
-class NotFound(SmsguardError):
-    status_code = 404
-    code = "not_found"
+class NotFound(NotFoundError):
+    pass
 
 
-class Conflict(SmsguardError):
-    status_code = 409
+class Conflict(ConflictError):
     code = "batch.conflict"
 
 

@@ -36,7 +36,7 @@ from litestar.utils.scope.state import ScopeState
 
 import batches
 import webauth
-from engine import SmsguardError
+from engine import ForbiddenError, SmsguardError
 from review._tables import review_sessions
 
 from . import _data as model
@@ -51,8 +51,7 @@ never pins a server task and a graceful shutdown never waits on one for long."""
 SSE_INTERVAL = 1.0
 
 
-class Forbidden(SmsguardError):
-    status_code = 403
+class Forbidden(ForbiddenError):
     code = "console.forbidden"
 
 

@@ -7,7 +7,16 @@
 
 from ._classifier import Classifier
 from ._engine import Engine, EngineConfig
-from ._errors import InputError, LexiconError, ModelError, PolicyError, SmsguardError
+from ._errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    LexiconError,
+    ModelError,
+    NotFoundError,
+    PolicyError,
+    SmsguardError,
+)
 from ._lexicon import Lexicon, Term
 from ._lexicon_stage import LexiconHit, LexiconStage
 from ._matcher import DEFAULT_MATCHER, MATCHERS, Matcher, build_matcher
@@ -24,8 +33,10 @@ __all__ = [
     "RULE_CODES",
     "Classifier",
     "ClassifierResult",
+    "ConflictError",
     "Engine",
     "EngineConfig",
+    "ForbiddenError",
     "InputError",
     "Lexicon",
     "LexiconError",
@@ -35,6 +46,7 @@ __all__ = [
     "Message",
     "ModelError",
     "Normalizer",
+    "NotFoundError",
     "OffsetMap",
     "Policy",
     "PolicyError",

@@ -29,6 +29,27 @@ class SmsguardError(Exception):
         return f"{self.where}: {self.message} [{self.code}]" if self.where else f"{self.message} [{self.code}]"
 
 
+class NotFoundError(SmsguardError):
+    """What a request names does not exist (or is not the caller's to see)."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(SmsguardError):
+    """The request does not fit the current state (a batch already released, an item someone else holds)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class ForbiddenError(SmsguardError):
+    """The caller is known but may not do this."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class InputError(SmsguardError):
     """A message or request a client sent is malformed."""
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
 
-from engine import SmsguardError
+from engine import ConflictError, ForbiddenError, NotFoundError, SmsguardError
 from storage._models import Tenant
 
 from ._audit import emit
@@ -39,20 +39,17 @@ class ReviewError(SmsguardError):
     code = "review.invalid"
 
 
-class Conflict(ReviewError):
+class Conflict(ConflictError, ReviewError):
     """Somebody else decided or holds the item: the reviewer's view is out of date."""
 
-    status_code = 409
     code = "review.conflict"
 
 
-class Forbidden(ReviewError):
-    status_code = 403
+class Forbidden(ForbiddenError, ReviewError):
     code = "review.forbidden"
 
 
-class NotFound(ReviewError):
-    status_code = 404
+class NotFound(NotFoundError, ReviewError):
     code = "review.not_found"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import SmsguardError
+from engine import ConflictError, NotFoundError, SmsguardError
 
 from ._models import ApiKey, Tenant, VerdictRecord
 
@@ -35,14 +35,12 @@ ROLES = ("client", "admin", "auditor", "auditor_full")
 (auditor) or every tenant's with numbers as stored (auditor_full)."""
 
 
-class NotFound(SmsguardError):
-    status_code = 404
-    code = "not_found"
+class NotFound(NotFoundError):
+    pass
 
 
-class Conflict(SmsguardError):
-    status_code = 409
-    code = "conflict"
+class Conflict(ConflictError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

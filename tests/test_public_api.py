@@ -12,9 +12,11 @@ import engine
 EXPECTED = [  # sorted
     "Classifier",
     "ClassifierResult",
+    "ConflictError",
     "DEFAULT_MATCHER",
     "Engine",
     "EngineConfig",
+    "ForbiddenError",
     "InputError",
     "Lexicon",
     "LexiconError",
@@ -25,6 +27,7 @@ EXPECTED = [  # sorted
     "Message",
     "ModelError",
     "Normalizer",
+    "NotFoundError",
     "OffsetMap",
     "PROJECT_ROOT",
     "Policy",
@@ -84,5 +87,6 @@ def test_star_import_gives_exactly_all(package: str) -> None:
 
 
 def test_errors_share_one_base() -> None:
-    for name in ("InputError", "LexiconError", "ModelError", "PolicyError"):
+    for name in ("ConflictError", "ForbiddenError", "InputError", "LexiconError", "ModelError", "NotFoundError",
+                 "PolicyError"):
         assert issubclass(getattr(engine, name), engine.SmsguardError)
