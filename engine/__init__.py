@@ -5,9 +5,7 @@
 'pass'
 """
 
-from ._classifier import Classifier
-from ._engine import Engine, EngineConfig
-from ._errors import (
+from smsguard.core import (
     ConflictError,
     ForbiddenError,
     InputError,
@@ -17,12 +15,16 @@ from ._errors import (
     PolicyError,
     SmsguardError,
 )
+
+from ._classifier import Classifier
+from ._content_hash import content_hash
+from ._engine import Engine, EngineConfig
 from ._lexicon import Lexicon, Term
 from ._lexicon_stage import LexiconHit, LexiconStage
 from ._matcher import DEFAULT_MATCHER, MATCHERS, Matcher, build_matcher
 from ._normalize import Normalizer, OffsetMap, normalizer
 from ._paths import PROJECT_ROOT, default_config
-from ._policy import Policy, load_policy, parse_policy
+from ._policy import Policy, ReviewPolicy, ReviewReason, load_policy, parse_policy
 from ._rules import RULE_CODES
 from ._verdict import ClassifierResult, Message, Reason, Verdict, Versions
 
@@ -51,11 +53,14 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Reason",
+    "ReviewPolicy",
+    "ReviewReason",
     "SmsguardError",
     "Term",
     "Verdict",
     "Versions",
     "build_matcher",
+    "content_hash",
     "default_config",
     "load_policy",
     "normalizer",

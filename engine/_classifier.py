@@ -22,8 +22,8 @@ class Classifier(Protocol):
         ...
 
 
-def load_classifier(path: Path) -> Classifier:
+def load_classifier(path: Path, *, threads: int = 1) -> Classifier:
     """Load the ONNX classifier at ``path`` (onnxruntime is imported only when a model exists)."""
     from ._onnx_classifier import OnnxClassifier
 
-    return OnnxClassifier.load(path)
+    return OnnxClassifier.load(path, threads=threads)

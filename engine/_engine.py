@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
+from smsguard.core import InputError
+
 from ._classifier import Classifier, load_classifier
-from ._errors import InputError
-from ._fusion import classifier_reason, fuse
-from ._lexicon import Lexicon
+from ._fusion import SEVERITY_WEIGHT, classifier_reason, fuse
+from ._lexicon import Lexicon, Term
 from ._lexicon_stage import LexiconHit, LexiconStage
 from ._matcher import DEFAULT_MATCHER
 from ._normalize import normalizer
-from ._policy import Policy, load_policy
+from ._policy import ACTION_RANK, Policy, load_policy
 from ._rules import RULE_CODES, Rules, TextViews
 from ._verdict import ClassifierResult, Message, Reason, Verdict, Versions
 
@@ -37,6 +39,8 @@ class EngineConfig:
     """ONNX classifier; ``None`` or a missing file runs the engine without a model."""
     matcher: str = DEFAULT_MATCHER
     """Aho-Corasick backend: ``ahocorasick_rs`` (default) or ``pyahocorasick``."""
+    model_threads: int = 1
+    """onnxruntime threads of the classifier (one core per worker process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +52,60 @@ class _Snapshot:
     classifier: Classifier | None
     versions: Versions = field(init=False)
 
+    reasons_by_term: dict[int, tuple[tuple[object, ...], tuple[int, float]]] = field(init=False)
+    """id(term) -> the fields of the reason its hits give (all but the span) and its (action rank, severity
+    weight) for fusion. The snapshot's lexicon keeps every term alive, so an id is never reused while it exists."""
+
     def __post_init__(self) -> None:
         model = self.classifier.version if self.classifier else "none"
         object.__setattr__(
             self, "versions", Versions(policy=self.policy_version, lexicon=self.lexicon.version, model=model)
         )
+        object.__setattr__(self, "reasons_by_term", {})
+
+    def _term_reason(self, term: Term) -> tuple[tuple[object, ...], tuple[int, float]]:
+        """What a hit of ``term`` reports, computed on the term's first hit in this snapshot."""
+        action = self.policy.category_actions(term.category).action(term.severity)
+        fields = (
+            f"lexicon.{term.category}",  # code
+            term.category,
+            term.severity,
+            "lexicon",  # source
+            action,
+            f"sensitive term ({term.category}, {term.mode} match)",  # message
+            term.term,
+        )
+        worst = (ACTION_RANK[action], SEVERITY_WEIGHT.get(term.severity, 0.0) if action != "pass" else 0.0)
+        found = self.reasons_by_term[id(term)] = (fields, worst)
+        return found
+
+    def lexicon_reasons(self, hits: list[list[LexiconHit]]) -> tuple[list[list[Reason]], list[tuple[int, float]]]:
+        """Every text's lexicon reasons and their worst (action rank, severity weight), for a whole batch at once:
+        the per-hit work is ``map`` over columns (Reason takes its fields positionally), which runs in C."""
+        flat = list(chain.from_iterable(hits))
+        if not flat:
+            return [[] for _ in hits], [(0, 0.0)] * len(hits)
+        terms, starts, ends = zip(*flat, strict=True)
+        known = self.reasons_by_term
+        found = list(map(known.get, map(id, terms)))
+        if None in found:
+            found = [f or self._term_reason(t) for f, t in zip(found, terms, strict=True)]
+        fields, worst = zip(*found, strict=True)
+        ranks, weights = zip(*worst, strict=True)
+        built = list(map(Reason, *zip(*fields, strict=True), starts, ends))
+        reasons: list[list[Reason]] = []
+        worsts: list[tuple[int, float]] = []
+        at = 0
+        for h in hits:
+            n = len(h)
+            if n:
+                reasons.append(built[at : at + n])
+                worsts.append((max(ranks[at : at + n]), max(weights[at : at + n])) if n > 1 else worst[at])
+                at += n
+            else:
+                reasons.append([])
+                worsts.append((0, 0.0))
+        return reasons, worsts
 
 
 class Engine:
@@ -77,7 +130,8 @@ class Engine:
             lexicon = previous.lexicon
         if previous is None or "model" in what:
             path = config.model_path
-            classifier = load_classifier(path) if path is not None and path.exists() else None
+            exists = path is not None and path.exists()
+            classifier = load_classifier(path, threads=config.model_threads) if exists else None
         else:
             classifier = previous.classifier
         return _Snapshot(policy, policy_version, rules, lexicon, classifier)
@@ -115,13 +169,17 @@ class Engine:
                 raise InputError("text must not be empty", where=where, code="input.empty_text")
         texts = [m.text for m in messages]
         folded, marked = self._norm.fold_many_marked(texts)  # marked: offset maps without a second pass
+        light = self._norm.light_many(texts)
         hits = state.lexicon.scan_many(texts, folded, marked)
         scores: Sequence[ClassifierResult | None] = (
             state.classifier.predict_many(texts) if state.classifier else [None] * len(texts)
         )
+        lexicon_reasons, lexicon_worst = state.lexicon_reasons(hits)
         return [
-            self._verdict(state, m, f, k, h, c, content_only)
-            for m, f, k, h, c in zip(messages, folded, marked, hits, scores, strict=True)
+            self._verdict(state, m, f, k, li, h, w, c, content_only)
+            for m, f, k, li, h, w, c in zip(
+                messages, folded, marked, light, lexicon_reasons, lexicon_worst, scores, strict=True
+            )
         ]
 
     def _verdict(
@@ -130,29 +188,16 @@ class Engine:
         message: Message,
         folded: str,
         marked: str,
-        hits: list[LexiconHit],
+        light: str,
+        lexicon_reasons: list[Reason],
+        lexicon_worst: tuple[int, float],
         scored: ClassifierResult | None,
         content_only: bool,
     ) -> Verdict:
-        views = TextViews(message.text, folded, self._norm.light(message.text), self._norm, marked)
+        views = TextViews(message.text, folded, light, self._norm, marked)
         kind = message.kind or state.rules.infer_kind(views)
         reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
         policy = state.policy
-        for hit in hits:
-            t = hit.term
-            reasons.append(
-                Reason(
-                    code=f"lexicon.{t.category}",
-                    category=t.category,
-                    severity=t.severity,
-                    source="lexicon",
-                    action=policy.category_actions(t.category).action(t.severity),
-                    message=f"sensitive term ({t.category}, {t.mode} match)",
-                    term=t.term,
-                    start=hit.start,
-                    end=hit.end,
-                )
-            )
         notes: list[str] = []
         if scored is not None:
             r = classifier_reason(scored, policy.thresholds_for(message.tenant), policy, kind)
@@ -160,8 +205,11 @@ class Engine:
                 reasons.append(r)
         else:
             notes.append(NO_MODEL_NOTE)
-        reasons.sort(key=lambda r: (r.start is None, r.start or 0, r.end or 0))
-        decision, score = fuse(reasons, scored)
+        decision, score = fuse(reasons, scored, lexicon_worst)  # before the lexicon's: fuse has their worst already
+        if lexicon_reasons:
+            reasons += lexicon_reasons
+        if len(reasons) > 1:
+            reasons.sort(key=_reason_order)
         return Verdict(
             id=message.id,
             decision=decision,
@@ -175,3 +223,7 @@ class Engine:
             classifier=scored,
             notes=notes,
         )
+
+
+def _reason_order(r: Reason) -> tuple[bool, int, int]:
+    return (r.start is None, r.start or 0, r.end or 0)

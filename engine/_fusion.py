@@ -40,10 +40,19 @@ def classifier_reason(result: ClassifierResult, thresholds: Thresholds, policy: 
     )
 
 
-def fuse(reasons: list[Reason], classifier: ClassifierResult | None) -> tuple[Decision, float]:
-    rank = max((ACTION_RANK[r.action] for r in reasons), default=0)
-    score = classifier.score if classifier else 0.0
-    for r in reasons:
-        if r.action != "pass":
-            score = max(score, SEVERITY_WEIGHT.get(r.severity, 0.0))
-    return _DECISIONS[rank], round(score, 4)
+def fuse(
+    reasons: list[Reason], classifier: ClassifierResult | None, worst: tuple[int, float] = (0, 0.0)
+) -> tuple[Decision, float]:
+    """``worst``: the highest action rank and the highest severity weight of non-pass reasons fused elsewhere
+    (the engine computes them for a batch's lexicon reasons at once)."""
+    rank, weight = worst
+    for r in reasons:  # one pass: this runs once per message
+        action = r.action
+        if action != "pass":
+            rank = max(rank, ACTION_RANK[action])
+            w = SEVERITY_WEIGHT.get(r.severity, 0.0)
+            if w > weight:
+                weight = w
+    if classifier is not None and classifier.score > weight:
+        return _DECISIONS[rank], round(classifier.score, 4)
+    return _DECISIONS[rank], weight  # a weight has four decimals at most: rounding it changes nothing

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from ._errors import LexiconError
+from smsguard.core import PROJECT_ROOT, LexiconError
 
 Severity = Literal["low", "medium", "high"]
 Mode = Literal["substring", "word", "exact"]
@@ -73,8 +73,6 @@ def file_location(path: Path, line: int | None = None) -> str:
     """How error reports and lint name a file (and a line of it): the path relative to the project root
     when the file is under it (``lexicons/fraud.tsv:12``), else absolute (``/srv/extra/fraud.tsv:12``).
     Lexicons load from several directories, so the bare file name would be ambiguous."""
-    from ._paths import PROJECT_ROOT  # not at import time: _paths imports the engine, which imports this module
-
     absolute = Path(os.path.abspath(path))
     shown = str(absolute)
     for candidate in (absolute, absolute.resolve()):

@@ -14,7 +14,7 @@ from typing import ClassVar, Protocol
 import ahocorasick
 import ahocorasick_rs
 
-from ._errors import SmsguardError
+from smsguard.core import SmsguardError
 
 Match = tuple[int, int, int]
 

@@ -284,6 +284,9 @@ class Normalizer:
     def light(self, text: str) -> str:
         return self._light.translate(text)
 
+    def light_many(self, texts: list[str]) -> list[str]:
+        return self._light.translate_many(texts)
+
     def fold_offsets(self, original: str, marked: str | None = None) -> OffsetMap:
         """Offsets of the folded view; pass the marked fold from ``fold_many_marked`` if you have it."""
         return OffsetMap(original, self._fold, marked)

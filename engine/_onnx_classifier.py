@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from ._errors import ModelError
+from smsguard.core import ModelError
+
 from ._features import FEATURES_VERSION, prepare
 from ._verdict import ClassifierResult
 
@@ -59,8 +59,8 @@ class OnnxClassifier:
         self.categories: tuple[str, ...] = tuple(json.loads(self.metadata["categories"]))
 
     @classmethod
-    def load(cls, path: Path, *, threads: int | None = None) -> OnnxClassifier:
-        """Load ``path``; ``threads`` defaults to SMSGUARD_MODEL_THREADS or 1 (one core per worker)."""
+    def load(cls, path: Path, *, threads: int = 1) -> OnnxClassifier:
+        """Load ``path`` with ``threads`` onnxruntime threads (one core per worker by default)."""
         try:
             data = Path(path).read_bytes()
         except OSError as e:
@@ -70,8 +70,7 @@ class OnnxClassifier:
         return cls.from_bytes(data, where=str(path), threads=threads)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, where: str = "<model>", threads: int | None = None) -> OnnxClassifier:
-        threads = threads or int(os.environ.get("SMSGUARD_MODEL_THREADS", "1"))
+    def from_bytes(cls, data: bytes, *, where: str = "<model>", threads: int = 1) -> OnnxClassifier:
         try:
             session = _session(data, threads)
         except Exception as e:  # onnxruntime raises its own exception types for bad files

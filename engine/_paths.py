@@ -1,37 +1,26 @@
-"""Where the shipped policy, lexicons and model live, and the engine's default configuration.
+"""The engine's default configuration: where the shipped policy, lexicons and model live.
 
-The project is installed in place (``pip install -e``), so the repository's top-level
-``policy.yaml``, ``lexicons/`` and ``models/`` are found next to this package. Environment
-variables point the engine elsewhere: SMSGUARD_POLICY, SMSGUARD_LEXICONS (extra directories,
-``os.pathsep``-separated) and SMSGUARD_MODEL; SMSGUARD_DATA_DIR holds the user's imported lexicons.
+The paths come from the process's settings (``SMSGUARD_POLICY``, ``SMSGUARD_LEXICONS``, ``SMSGUARD_MODEL``,
+``SMSGUARD_MATCHER``, ``SMSGUARD_MODEL_THREADS``; see ``smsguard.core``); this module reads no environment.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from smsguard.core import PROJECT_ROOT, Settings, get_settings
 
 from ._engine import EngineConfig
 from ._matcher import DEFAULT_MATCHER
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["PROJECT_ROOT", "default_config"]
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("SMSGUARD_DATA_DIR", PROJECT_ROOT / "var"))
-
-
-def user_lexicon_dir() -> Path:
-    """Where ``smsguard lexicon import`` writes; loaded after the shipped lexicons."""
-    return data_dir() / "lexicons"
-
-
-def default_config() -> EngineConfig:
-    extra = [Path(p) for p in os.environ.get("SMSGUARD_LEXICONS", "").split(os.pathsep) if p]
-    model = os.environ.get("SMSGUARD_MODEL")
+def default_config(settings: Settings | None = None) -> EngineConfig:
+    """The engine configuration ``settings`` (default: the process's) describe."""
+    s = settings or get_settings()
     return EngineConfig(
-        policy_path=Path(os.environ.get("SMSGUARD_POLICY", PROJECT_ROOT / "policy.yaml")),
-        lexicon_dirs=(PROJECT_ROOT / "lexicons", user_lexicon_dir(), *extra),
-        model_path=Path(model) if model else PROJECT_ROOT / "models" / "classifier.onnx",
-        matcher=os.environ.get("SMSGUARD_MATCHER", DEFAULT_MATCHER),
+        policy_path=s.policy_path,
+        lexicon_dirs=s.lexicon_dirs,
+        model_path=s.model_path,
+        matcher=s.matcher or DEFAULT_MATCHER,
+        model_threads=s.model_threads,
     )

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ._errors import PolicyError
+from smsguard.core import PolicyError
+
 from ._lexicon import Severity
 
 Action = Literal["pass", "review", "block"]
@@ -98,10 +99,36 @@ class ContactRules(_Strict):
 
 class AuditPolicy(_Strict):
     """The audit log: events older than ``retention_days`` may be archived (never silently deleted); the
-    service signs a checkpoint of the chain head every ``checkpoint_minutes``."""
+    service signs a checkpoint of the chain head every ``checkpoint_minutes`` or every ``checkpoint_events`` new
+    events, whichever comes first (and once at start-up)."""
 
     retention_days: Annotated[int, msgspec.Meta(ge=1)] = 365
     checkpoint_minutes: Annotated[int, msgspec.Meta(ge=1)] = 60
+    checkpoint_events: Annotated[int, msgspec.Meta(ge=1)] = 100_000
+
+
+class ReviewReason(_Strict):
+    """A canned decision reason of the reviewer workbench: ``label`` (Chinese) is what the customer reads in the
+    console, the API and webhooks; ``categories`` limits where it is offered (empty: every category)."""
+
+    code: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+    label: Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
+    categories: list[str] = []
+
+
+class ReviewPolicy(_Strict):
+    """The human review queue: how long an item may wait per severity (its service-level target, minutes), the
+    share of it after which the item is shown as near the target, and the maintained decision reasons."""
+
+    sla_minutes: dict[Severity, Annotated[float, msgspec.Meta(gt=0)]] = msgspec.field(
+        default_factory=lambda: {"high": 15.0, "medium": 60.0, "low": 240.0})
+    near_sla: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    reasons: list[ReviewReason] = []
+
+    def sla_seconds(self, severity: str) -> float:
+        """Seconds an item of ``severity`` may wait; a severity without a target gets the most lenient one."""
+        minutes = self.sla_minutes.get(severity)  # type: ignore[call-overload]
+        return 60.0 * (minutes if minutes is not None else max(self.sla_minutes.values(), default=240.0))
 
 
 class FrequencyCap(_Strict):
@@ -190,6 +217,7 @@ class Policy(_Strict):
     prices: Prices = Prices()
     tenants: dict[str, TenantPolicy] = {}
     audit: AuditPolicy = AuditPolicy()
+    review: ReviewPolicy = ReviewPolicy()
 
     def category_actions(self, category: str) -> SeverityActions:
         return self.categories.get(category, self.default_category)
@@ -325,6 +353,14 @@ def _check(policy: Policy, name: str, known_rules: frozenset[str]) -> None:
     for key in ("mobile", "unicom", "telecom", "broadnet", "virtual", "other"):
         if getattr(policy.prices, key) < 0:
             fail(f"prices.{key}", "must not be negative")
+    codes: set[str] = set()
+    for i, reason in enumerate(policy.review.reasons):
+        if reason.code in codes:
+            fail(f"review.reasons[{i}].code", f"{reason.code!r} is listed twice")
+        codes.add(reason.code)
+        for j, category in enumerate(reason.categories):
+            if category not in policy.categories:
+                fail(f"review.reasons[{i}].categories[{j}]", f"unknown category {category!r}")
     for i, pattern in enumerate(policy.optout_patterns):
         try:
             re.compile(pattern)

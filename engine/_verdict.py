@@ -20,8 +20,11 @@ class Message(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tenant: str | None = None
 
 
-class Reason(msgspec.Struct, kw_only=True):
-    """Why a verdict is what it is. ``start``/``end`` index the ORIGINAL text (end exclusive)."""
+class Reason(msgspec.Struct):
+    """Why a verdict is what it is. ``start``/``end`` index the ORIGINAL text (end exclusive).
+
+    Positional arguments are allowed (in field order) so the engine can build a batch's lexicon reasons with
+    ``map`` over columns, in C; write keywords everywhere else."""
 
     code: str
     category: str

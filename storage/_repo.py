@@ -13,15 +13,14 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import ConflictError, NotFoundError, SmsguardError
+from smsguard.core import ConflictError, NotFoundError, SmsguardError
 
 from ._models import ApiKey, Tenant, VerdictRecord
 
@@ -33,14 +32,6 @@ LOCAL_TENANT = "local"
 ROLES = ("client", "admin", "auditor", "auditor_full")
 """What a key may do: screen (every role), reload (admin), read its tenant's audit log with numbers masked
 (auditor) or every tenant's with numbers as stored (auditor_full)."""
-
-
-class NotFound(NotFoundError):
-    pass
-
-
-class Conflict(ConflictError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +88,7 @@ def create_tenant(db: Engine, name: str, *, rate_limit: int | None = None) -> Te
                 .returning(*Tenant.__table__.c)
             ).one()
     except IntegrityError:
-        raise Conflict(f"tenant {name!r} exists", where="name", code="tenant.exists") from None
+        raise ConflictError(f"tenant {name!r} exists", where="name", code="tenant.exists") from None
     return TenantInfo(id=row.id, name=row.name, rate_limit=row.rate_limit, created_at=row.created_at)
 
 
@@ -105,7 +96,7 @@ def get_tenant(db: Engine, name: str) -> TenantInfo:
     with db.connect() as conn:
         row = conn.execute(select(Tenant.__table__).where(Tenant.name == name)).one_or_none()
     if row is None:
-        raise NotFound(f"no tenant {name!r}", where="tenant", code="tenant.not_found")
+        raise NotFoundError(f"no tenant {name!r}", where="tenant", code="tenant.not_found")
     return TenantInfo(id=row.id, name=row.name, rate_limit=row.rate_limit, created_at=row.created_at)
 
 
@@ -121,7 +112,7 @@ def set_rate_limit(db: Engine, name: str, rate_limit: int | None) -> TenantInfo:
     with db.begin() as conn:
         done = conn.execute(update(Tenant).where(Tenant.name == name).values(rate_limit=rate_limit)).rowcount
     if not done:
-        raise NotFound(f"no tenant {name!r}", where="tenant", code="tenant.not_found")
+        raise NotFoundError(f"no tenant {name!r}", where="tenant", code="tenant.not_found")
     return get_tenant(db, name)
 
 
@@ -201,7 +192,7 @@ def ensure_local_tenant(db: Engine) -> str | None:
             return None
     try:
         create_tenant(db, LOCAL_TENANT)
-    except Conflict:  # another process won the race
+    except ConflictError:  # another process won the race
         return None
     key, _ = create_key(db, LOCAL_TENANT, label="created on first start", admin=True)
     return key
@@ -223,45 +214,6 @@ VERDICT_COLUMNS = (
     "text",
     "verdict",
 )
-
-
-AlsoWrite = Callable[[Connection, Sequence[Sequence[Any]]], None]
-
-
-def insert_verdicts(
-    db: Engine, rows: Sequence[Sequence[Any]], actors: Sequence[str] | None = None, *, also: AlsoWrite | None = None
-) -> None:
-    """Insert verdict rows (tuples in ``VERDICT_COLUMNS`` order, ``created_at`` an aware UTC datetime) and one
-    ``verdict`` audit event per row (``actors[i]`` did row i; default ``api``) in one transaction. Plain DBAPI
-    ``executemany`` for the rows: this is the hot write path, and both drivers batch it (sqlite3 in C,
-    psycopg 3 in pipeline mode). ``also(conn, rows)`` runs in the same transaction, before the audit events."""
-    if not rows:
-        return
-    from audit import AuditEvent, append_many, mask_phones_in  # audit's tables import storage: import late
-
-    sqlite = db.dialect.name == "sqlite"
-    mark = "?" if sqlite else "%s"
-    sql = f"INSERT INTO verdicts ({', '.join(VERDICT_COLUMNS)}) VALUES ({', '.join([mark] * len(VERDICT_COLUMNS))})"
-    events = [
-        AuditEvent(
-            event_type="verdict",
-            actor=actor,
-            tenant_id=r[1],
-            subject=f"verdict:{r[0]}",
-            payload={
-                "decision": r[5], "score": r[6], "content_hash": r[4], "policy": r[7], "lexicon": r[8], "model": r[9],
-                "cached": bool(r[10]), "message_id": None if r[3] is None else mask_phones_in(r[3]),
-            },
-        )
-        for r, actor in zip(rows, actors or ["api"] * len(rows), strict=True)
-    ]
-    if sqlite:  # stored the way SQLAlchemy's SQLite DateTime reads it back: naive UTC text
-        rows = [(r[0], r[1], r[2].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), *r[3:]) for r in rows]
-    with db.begin() as conn:
-        conn.exec_driver_sql(sql, list(rows))
-        if also is not None:
-            also(conn, rows)
-        append_many(conn, events)  # last: the chain lock is held from here to the commit
 
 
 def get_verdict(db: Engine, tenant_id: int, verdict_id: str) -> Any | None:

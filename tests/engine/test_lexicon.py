@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import PROJECT_ROOT, Lexicon, LexiconError, LexiconStage
-from engine._lexicon import file_location, format_line, import_terms, parse_lines
-from engine._lexicon_lint import lint
+from smsguard.core import LexiconError
+from smsguard.engine import PROJECT_ROOT, Lexicon, LexiconStage
+from smsguard.engine._lexicon import file_location, format_line, import_terms, parse_lines
+from smsguard.engine._lexicon_lint import lint
 
 WriteLexicon = Callable[[Path, dict[str, str]], Path]
 LintFiles = Callable[..., list[tuple[str, str]]]

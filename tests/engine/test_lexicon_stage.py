@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import MATCHERS, Lexicon, LexiconHit, LexiconStage
+from smsguard.engine import MATCHERS, Lexicon, LexiconHit, LexiconStage
 
 WriteLexicon = Callable[[Path, dict[str, str]], Path]
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import DEFAULT_MATCHER, MATCHERS, SmsguardError, build_matcher
-from engine._matcher import Match
+from smsguard.core import SmsguardError
+from smsguard.engine import DEFAULT_MATCHER, MATCHERS, build_matcher
+from smsguard.engine._matcher import Match
 
 
 def naive(patterns: list[str], text: str) -> list[Match]:

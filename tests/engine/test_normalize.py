@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import Normalizer, OffsetMap, normalizer
-from engine._normalize import _tables
+from smsguard.engine import Normalizer, OffsetMap, normalizer
+from smsguard.engine._normalize import _tables
 
 # Characters that exercise every branch of the tables: CJK (simplified and traditional), full-width
 # forms, emoji (with variation selectors and joiners), zero-width and combining marks, Cyrillic /

@@ -14,12 +14,13 @@ import numpy as np
 import onnx
 import pytest
 
-from engine import Engine, Message, ModelError, default_config
-from engine._features import FEATURES_VERSION, PROBES, fingerprint, prepare
-from engine._onnx_classifier import CATEGORY_FROM, OnnxClassifier
-from training import sanity
-from training.data import FBS, MUDOU, ZH80W, load_corpus
-from training.run import _atomic_write
+from smsguard.core import ModelError
+from smsguard.engine import Engine, Message, default_config
+from smsguard.engine._features import FEATURES_VERSION, PROBES, fingerprint, prepare
+from smsguard.engine._onnx_classifier import CATEGORY_FROM, OnnxClassifier
+from smsguard.training import sanity
+from smsguard.training.data import FBS, MUDOU, ZH80W, load_corpus
+from smsguard.training.run import _atomic_write
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 MODEL = MODELS / "classifier.onnx"
@@ -65,6 +66,7 @@ def test_the_model_was_trained_on_todays_preparation() -> None:
     )
 
 
+@pytest.mark.shared_data
 def test_onnxruntime_matches_the_sklearn_pipeline_on_1000_messages() -> None:
     payload = joblib.load(SKLEARN)
     assert payload["onnx_sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest(), "stale sklearn twin"
@@ -89,6 +91,7 @@ def test_onnxruntime_matches_the_sklearn_pipeline_on_1000_messages() -> None:
     ]
 
 
+@pytest.mark.shared_data
 def test_scores_do_not_depend_on_the_batch() -> None:
     # onnxruntime pads shorter rows of a batch; padding must never count as text
     texts = list(parity_texts()[::10])
@@ -136,6 +139,7 @@ def test_load_errors_are_model_errors(tmp_path: Path) -> None:
         assert e.value.code == "model.interface"
 
 
+@pytest.mark.shared_data
 def test_engine_batches_reports_versions_and_categories(make_engine: MakeEngine, tmp_path: Path) -> None:
     engine = make_engine(model_path=MODEL)
     clf = engine._state.classifier

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import PROJECT_ROOT, RULE_CODES, Policy, PolicyError, load_policy, parse_policy
+from smsguard.core import PolicyError
+from smsguard.engine import PROJECT_ROOT, RULE_CODES, Policy, load_policy, parse_policy
 
 KNOWN = frozenset(RULE_CODES)
 

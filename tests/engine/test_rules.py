@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import RULE_CODES, Engine, Message, Verdict
+from smsguard.engine import RULE_CODES, Engine, Message, Verdict
 
 
 def screen(engine: Engine, text: str, *, content_only: bool = False, **fields: object) -> Verdict:

@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import inspect, text
 
-from storage import (
-    AuditWriter,
-    Conflict,
-    NotFound,
+from smsguard.audit import AuditWriter, insert_verdicts
+from smsguard.core import ConflictError, NotFoundError
+from smsguard.storage import (
     applied_revisions,
     count_verdicts,
     create_key,
@@ -23,7 +22,6 @@ from storage import (
     find_key,
     get_tenant,
     get_verdict,
-    insert_verdicts,
     list_keys,
     migrate,
     revoke_key,
@@ -46,7 +44,7 @@ def test_migrations_create_the_schema_and_are_idempotent(migrated_db) -> None:
 
 def test_concurrent_migrations_do_not_collide(backend) -> None:
     # Several processes may start at once against one database: the migration lock serializes them.
-    from storage import make_engine
+    from smsguard.storage import make_engine
 
     url = backend.settings(database_url=backend.scratch_database_url()).sqlalchemy_url
     engines = [make_engine(url) for _ in range(3)]
@@ -73,11 +71,11 @@ def test_tenant_names_are_unique_and_validated(migrated_db, unique_name) -> None
     name = unique_name("acme")
     t = create_tenant(migrated_db, name, rate_limit=7)
     assert get_tenant(migrated_db, name) == t
-    with pytest.raises(Conflict):
+    with pytest.raises(ConflictError):
         create_tenant(migrated_db, name)
     with pytest.raises(Exception, match="tenant name"):
         create_tenant(migrated_db, "Bad Name!")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         get_tenant(migrated_db, unique_name("nobody"))
     assert set_rate_limit(migrated_db, name, None).rate_limit is None
 
@@ -169,7 +167,7 @@ def test_audit_writer_reports_a_failed_commit(migrated_db, unique_name) -> None:
 
 
 def test_local_tenant_is_created_only_on_an_empty_database(tmp_path) -> None:
-    from storage import make_engine
+    from smsguard.storage import make_engine
 
     db = make_engine(f"sqlite:///{tmp_path / 'first.db'}")
     migrate(db)
