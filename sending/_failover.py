@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sending._gateway import GatewayConfigError
+from smsguard.sending._gateway import GatewayConfigError
 
 # Mobile number prefixes (first three digits) by carrier; 4-digit prefixes for the split 17x/14x ranges.
 _PREFIXES: dict[str, tuple[str, ...]] = {

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import dataclasses
 import re
 import time
 from typing import Literal, Protocol
 
-from engine._errors import SmsguardError
+from smsguard.core import ConfigError, ExternalError
 
 ReportStatus = Literal["delivered", "failed", "expired", "rejected", "unknown"]
 
@@ -30,11 +29,10 @@ ReportStatus = Literal["delivered", "failed", "expired", "rejected", "unknown"]
 # -- errors ---------------------------------------------------------------------------------------------
 
 
-class GatewayError(SmsguardError):
+class GatewayError(ExternalError):
     """A gateway could not take a message. ``carrier_code`` is the peer's own code (``smpp:0x58``)."""
 
     code = "gateway.error"
-    status_code = 502
     transient = True
 
     def __init__(
@@ -57,7 +55,6 @@ class PermanentGatewayError(GatewayError):
     """The peer refused this message for good (bad number, bad content): never retried."""
 
     code = "gateway.rejected"
-    status_code = 422
     transient = False
 
 
@@ -65,7 +62,6 @@ class GatewayUnavailable(TransientGatewayError):
     """The gateway is not connected (down, auth failed, disconnected): try another channel."""
 
     code = "gateway.unavailable"
-    status_code = 503
 
 
 class SubmitInDoubt(GatewayUnavailable):
@@ -78,11 +74,10 @@ class SubmitInDoubt(GatewayUnavailable):
     code = "gateway.in_doubt"
 
 
-class GatewayConfigError(SmsguardError):
+class GatewayConfigError(ConfigError):
     """A gateway or channel configuration is invalid; ``where`` names the key."""
 
     code = "gateway.config"
-    status_code = 422
 
 
 # -- messages and events --------------------------------------------------------------------------------
@@ -147,6 +142,16 @@ class DeliveryReport:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SentReport:
+    """The gateway took one of OUR messages (every part): recorded durably, a Redis that loses the send
+    state is re-driven without sending it again (``sending/_outbox.py``)."""
+
+    message_id: str
+    gateway: str
+    gateway_ids: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class InboundMessage:
     """An MO (mobile-originated) message: a handset replied to ``to`` (our sender number)."""
 
@@ -190,65 +195,17 @@ class EventSink(Protocol):
 
     async def on_inbound(self, message: InboundMessage) -> None: ...
 
+    async def on_sent(self, report: SentReport) -> None: ...
 
-class MemoryEvents:
-    """Collects raw adapter events in memory (contract tests, demos)."""
 
-    def __init__(self) -> None:
-        self.receipts: list[Receipt] = []
-        self.inbound: list[InboundMessage] = []
-        self._changed = asyncio.Event()
+class _NotStarted:
+    """The events of a gateway before ``start``: refuses, so nothing is acknowledged to the peer."""
 
     async def on_receipt(self, receipt: Receipt) -> None:
-        self.receipts.append(receipt)
-        self._changed.set()
+        raise GatewayUnavailable("receipt before start(): not acknowledged")
 
     async def on_inbound(self, message: InboundMessage) -> None:
-        self.inbound.append(message)
-        self._changed.set()
-
-    async def wait_for(self, predicate: object, timeout: float = 10.0) -> None:
-        """Wait until ``predicate()`` is true (re-checked after every event)."""
-        assert callable(predicate)
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("condition not met in time")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-
-
-class MemorySink:
-    """An in-process :class:`EventSink` for tests: keeps reports and MO, and the opt-outs they imply."""
-
-    def __init__(self) -> None:
-        self.reports: dict[str, DeliveryReport] = {}
-        self.inbound: list[InboundMessage] = []
-        self.opted_out: set[str] = set()
-        self._changed = asyncio.Event()
-
-    async def on_report(self, report: DeliveryReport) -> None:
-        self.reports[report.message_id] = report
-        self._changed.set()
-
-    async def on_inbound(self, message: InboundMessage) -> None:
-        self.inbound.append(message)
-        if message.opt_out:
-            self.opted_out.add(message.phone)
-        self._changed.set()
-
-    async def wait_for(self, predicate: object, timeout: float = 10.0) -> None:
-        assert callable(predicate)
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("condition not met in time")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+        raise GatewayUnavailable("MO before start(): not acknowledged")
 
 
 class Gateway(abc.ABC):
@@ -260,13 +217,16 @@ class Gateway(abc.ABC):
 
     kind: str = "gateway"
 
-    def __init__(self, name: str, *, window: int = 32) -> None:
+    def __init__(self, name: str, *, window: int = 32, throttle_pause: float = 1.0) -> None:
         if window < 1:
             raise GatewayConfigError("window must be at least 1", where=f"gateways.{name}.window")
         self.name = name
         self.window = window
-        self.events: GatewayEvents = MemoryEvents()
+        self.throttle_pause = throttle_pause
+        self.events: GatewayEvents = _NotStarted()
         self._slots = asyncio.Semaphore(window)
+        self._paused_until = 0.0
+        self.pauses = 0
 
     @property
     def where(self) -> str:
@@ -282,7 +242,23 @@ class Gateway(abc.ABC):
 
     async def submit(self, message: OutboundMessage) -> SubmitResult:
         async with self._slots:
+            while (wait := self._paused_until - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             return await self._submit(message)
+
+    def throttled(self, carrier_code: str) -> TransientGatewayError:
+        """The peer said "too fast" (CMPP result 8, ESME_RTHROTTLED, ...): hold the WHOLE channel for
+        ``throttle_pause`` seconds, so the other submits in the window wait instead of each being
+        refused and re-queued (a retry storm), and return the error for this one."""
+        until = time.monotonic() + self.throttle_pause
+        if until > self._paused_until:
+            self._paused_until = until
+            self.pauses += 1
+        return TransientGatewayError("throttled by the peer", where=self.where, carrier_code=carrier_code)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_until > time.monotonic()
 
     @property
     @abc.abstractmethod

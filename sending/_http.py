@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from sending._gateway import (
+from smsguard.sending._gateway import (
     Gateway,
     GatewayConfigError,
     GatewayEvents,

@@ -1,7 +1,9 @@
 """A gateway that accepts everything and reports it delivered: for demos and as a benchmark baseline.
 
-It follows the same destination-number scenarios as the real peers (``_scenarios.py``) so the
-contract suite can run against it too.
+Destination numbers pick a behaviour (:func:`scenario`), the same table the test peers
+(``tests/sending/sending_peers``) follow, so one contract suite drives all of them and a demo can show
+every outcome: ``…9001`` throttled twice then accepted, ``…9002`` refused, ``…9003`` undelivered,
+``…9004`` expired; a text starting ``MO:`` makes the handset reply with the rest.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import asyncio
 import contextlib
 import itertools
 import os
+from typing import Literal
 
-from sending._gateway import (
+from smsguard.sending._gateway import (
     Gateway,
     GatewayEvents,
     GatewayUnavailable,
@@ -22,7 +25,17 @@ from sending._gateway import (
     TransientGatewayError,
     inbound,
 )
-from sending._scenarios import MO_PREFIX, THROTTLE_TIMES, scenario
+
+Scenario = Literal["throttle", "reject", "undeliv", "expired", "ok"]
+
+THROTTLE_TIMES = 2  # a "throttle" number is refused this many times per text, then accepted
+MO_PREFIX = "MO:"  # a text starting with this makes the simulated handset reply with the rest
+
+
+def scenario(phone: str) -> Scenario:
+    """The behaviour a destination number asks for (by its last four digits)."""
+    return {"9001": "throttle", "9002": "reject", "9003": "undeliv", "9004": "expired"}.get(phone[-4:], "ok")  # type: ignore[return-value]
+
 
 PART_CHARS = 67
 SINGLE_CHARS = 70

@@ -15,7 +15,7 @@ import logging
 import re
 import socket
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import smpplib.client
 import smpplib.consts as c
@@ -23,7 +23,7 @@ import smpplib.exceptions
 import smpplib.gsm
 import smpplib.smpp
 
-from sending._gateway import (
+from smsguard.sending._gateway import (
     Gateway,
     GatewayEvents,
     GatewayUnavailable,
@@ -41,6 +41,23 @@ log = logging.getLogger(__name__)
 # submit_sm_resp statuses worth retrying later: throttled, queue full, temporary application errors.
 TRANSIENT_STATUSES = frozenset({c.SMPP_ESME_RTHROTTLED, c.SMPP_ESME_RMSGQFUL, c.SMPP_ESME_RX_T_APPN, 0x08})
 _RECEIPT = re.compile(rb"id:(?P<id>\S+).*?stat:(?P<stat>\w+)(?:.*?err:(?P<err>\w+))?", re.S)
+
+
+IdForm = Literal["text", "hex", "dec"]
+
+
+def canonical_id(raw: str, form: IdForm) -> str:
+    """One spelling of an SMSC message id, so a submit_sm_resp id in hex and a receipt's "id:" in
+    decimal (with or without leading zeros) meet: ``hex`` and ``dec`` ids become their decimal value;
+    ``text`` ids are compared as sent. An all-zero id is kept (it is not a number we can map)."""
+    raw = raw.strip()
+    if form == "text" or not raw:
+        return raw
+    try:
+        value = int(raw, 16 if form == "hex" else 10)
+    except ValueError:
+        return raw
+    return str(value) if value else raw
 
 
 class _SequenceGenerator:
@@ -120,10 +137,14 @@ class SmppGateway(Gateway):
         enquire_link_interval: float = 30.0,
         response_timeout: float = 10.0,
         reconnect: bool = True,
+        submit_id_form: IdForm = "text",
+        receipt_id_form: IdForm = "text",
     ) -> None:
         super().__init__(name, window=window)
         self.host, self.port = host, port
         self.system_id, self.password, self.system_type = system_id, password, system_type
+        # How this SMSC spells message ids in submit_sm_resp and in a receipt's text (Kannel's msg-id-type).
+        self.submit_id_form, self.receipt_id_form = submit_id_form, receipt_id_form
         self.source_addr = source_addr
         self.enquire_link_interval = enquire_link_interval
         self.response_timeout = response_timeout
@@ -247,9 +268,11 @@ class SmppGateway(Gateway):
         source = _text(pdu.source_addr)
         if (pdu.esm_class or 0) & 0x04:  # SMSC delivery receipt
             match = _RECEIPT.search(pdu.short_message or b"")
-            gateway_id = _text(getattr(pdu, "receipted_message_id", None)) or (
-                match.group("id").decode("latin-1") if match else ""
-            )
+            tlv_id = _text(getattr(pdu, "receipted_message_id", None))
+            if tlv_id:  # SMPP 3.4 §5.3.2.12: the TLV spells the id as submit_sm_resp did
+                gateway_id = canonical_id(tlv_id, self.submit_id_form)
+            else:
+                gateway_id = canonical_id(match.group("id").decode("latin-1") if match else "", self.receipt_id_form)
             stat = match.group("stat").decode("latin-1") if match else "UNKNOWN"
             err = (match.group("err") or b"").decode("latin-1") if match else ""
             status, carrier = receipt_status(stat, err)
@@ -307,6 +330,8 @@ class SmppGateway(Gateway):
             raise SubmitInDoubt("no submit_sm_resp in time", where=self.where) from None
         ids = []
         for status, message_id in resps:
+            if status == c.SMPP_ESME_RTHROTTLED:
+                raise self.throttled(f"smpp:0x{status:02x}")
             if status in TRANSIENT_STATUSES:
                 raise TransientGatewayError(
                     c.DESCRIPTIONS.get(status, "temporary error"), where=self.where, carrier_code=f"smpp:0x{status:02x}"
@@ -317,7 +342,7 @@ class SmppGateway(Gateway):
                     where=self.where,
                     carrier_code=f"smpp:0x{status:02x}",
                 )
-            ids.append(message_id)
+            ids.append(canonical_id(message_id, self.submit_id_form))
         return SubmitResult(message.id, self.name, tuple(ids))
 
     async def close(self) -> None:

@@ -4,13 +4,19 @@ hands :class:`DeliveryReport` / :class:`InboundMessage` to the recipients/opt-ou
 
 Keys (``ns`` is the namespace):
 
-* ``ns:outbox`` — stream of messages to send, consumer group ``workers`` (un-acked entries survive a crash);
-* ``ns:msg:{id}`` — hash: state (queued, sending, submitted, delivered, failed, expired, rejected, unknown),
-  gateway, phone, parts, gateway ids, per-part outcomes, carrier code;
+* ``ns:outbox`` — stream of messages to send, consumer group ``workers`` (un-acked entries survive a crash;
+  an acknowledged one is deleted); written only through ``sending/_outbox.py``;
+* ``ns:msg:{id}`` — hash: state (queued, held, sending, submitted, delivered, failed, expired, rejected,
+  unknown), gateway, the sealed phone (``sending/_sealing.py``), parts, gateway ids, per-part outcomes,
+  carrier code; it expires ``id_ttl``
+  seconds (the receipt deadline) after the submit;
 * ``ns:gwid:{gateway}:{gateway id}`` — our id (expires after ``id_ttl``);
-* ``ns:orphan:{gateway}:{gateway id}`` and ``ns:orphans:{gateway}:{phone}`` — a receipt whose gateway id is
+* ``ns:orphan:{gateway}:{gateway id}`` and ``ns:orphans:{gateway}:{phone tag}`` — a receipt whose gateway id is
   not mapped (yet): the submit response was lost in a crash, or is still being recorded;
-* ``ns:events`` — stream of outcomes (``type`` report | inbound), consumed by :class:`EventRelay`.
+* ``ns:outstanding:{gateway}`` — sorted set of submitted messages awaiting their receipt, by submit time
+  (written by the gateway role, ``sending/_gateway_role.py``; a final outcome removes its member);
+* ``ns:events`` — stream of outcomes (``type`` sent | report | inbound), consumed by :class:`EventRelay`,
+  which deletes each event once its sink made it durable.
 
 Every state change is one Lua script, so a receipt racing its own submit response, a crash between
 two writes, or two workers never leave a half-applied state; a final outcome and its event are
@@ -21,12 +27,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from sending._gateway import DeliveryReport, EventSink, InboundMessage, OutboundMessage, Receipt, SubmitResult
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from smsguard.sending._gateway import (
+    DeliveryReport,
+    EventSink,
+    InboundMessage,
+    OutboundMessage,
+    Receipt,
+    SentReport,
+    SubmitResult,
+)
+from smsguard.sending._outbox import OUTBOX_GROUP
+from smsguard.sending._sealing import PLAIN, PhoneSeal
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FINAL = ("submitted", "delivered", "failed", "expired", "rejected", "unknown")
 
@@ -35,12 +59,16 @@ _APPLY = """
 local function apply(ns, our, gateway, gw_id, status, carrier)
   local key = ns .. ':msg:' .. our
   if redis.call('HSETNX', key, 'p:' .. gw_id, status) == 0 then return 'dup' end
+  -- receipt policy last_part (sending/_channels.py): only the last part's receipt decides
+  local last = redis.call('HGET', key, 'receipt_last')
+  if last and last ~= gw_id then return 'partial' end
   if status ~= 'delivered' and redis.call('HEXISTS', key, 'bad') == 0 then
     redis.call('HSET', key, 'bad', status, 'carrier_code', carrier)
   end
   local done = redis.call('HINCRBY', key, 'done', 1)
   local parts = tonumber(redis.call('HGET', key, 'parts') or '1')
-  if done < parts then return 'partial' end
+  if done < parts and not last then return 'partial' end
+  redis.call('ZREM', ns .. ':outstanding:' .. gateway, our)
   local final = redis.call('HGET', key, 'bad') or 'delivered'
   local code = redis.call('HGET', key, 'carrier_code') or carrier
   redis.call('HSET', key, 'state', final, 'carrier_code', code)
@@ -51,13 +79,19 @@ local function apply(ns, our, gateway, gw_id, status, carrier)
 end
 """
 
-# KEYS[1] msg key. ARGV: gateway, phone. -> 'go' | 'done' | 'in_doubt:<gateway>'
+# KEYS[1] msg key. ARGV: gateway, sealed phone, ttl. -> 'go' | 'done' | 'in_doubt:<gateway>' | 'hold:<ms left>'
 _BEGIN = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'sending' then return 'in_doubt:' .. (redis.call('HGET', KEYS[1], 'gateway') or '') end
-if state and state ~= 'queued' then return 'done' end
+if state == 'held' then
+  local t = redis.call('TIME')
+  local left = tonumber(redis.call('HGET', KEYS[1], 'hold_until') or '0') - (tonumber(t[1]) * 1000
+    + math.floor(tonumber(t[2]) / 1000))
+  if left > 0 then return 'hold:' .. left end
+elseif state and state ~= 'queued' then return 'done' end
 redis.call('HSET', KEYS[1], 'state', 'sending', 'gateway', ARGV[1], 'phone', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 'go'
 """
 
@@ -68,6 +102,10 @@ local key = ns .. ':msg:' .. our
 local ids = {}
 for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
 redis.call('HSET', key, 'state', 'submitted', 'gateway', gateway, 'parts', #ids, 'gw_ids', table.concat(ids, ','))
+redis.call('EXPIRE', key, ttl)
+-- SQL learns that the gateway took it: a Redis that loses this record is re-driven without a second send
+redis.call('XADD', ns .. ':events', '*', 'type', 'sent', 'message_id', our, 'gateway', gateway,
+  'gateway_ids', table.concat(ids, ','))
 local result = 'submitted'
 for _, gw_id in ipairs(ids) do
   redis.call('SET', ns .. ':gwid:' .. gateway .. ':' .. gw_id, our, 'EX', ttl)
@@ -84,7 +122,7 @@ end
 return result
 """
 
-# ARGV: ns, gateway, gateway id, status, carrier code, phone, ttl
+# ARGV: ns, gateway, gateway id, status, carrier code, phone tag (a keyed hash), ttl
 _RECEIPT = _APPLY + """
 local ns, gateway, gw_id, status, carrier, phone, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local our = redis.call('GET', ns .. ':gwid:' .. gateway .. ':' .. gw_id)
@@ -101,7 +139,7 @@ return apply(ns, our, gateway, gw_id, status, carrier)
 """
 
 # An in-doubt message (sent, response lost): adopt an orphan receipt for the same gateway and phone.
-# ARGV: ns, our id, gateway, phone, ttl -> final state or 'none'
+# ARGV: ns, our id, gateway, phone tag, ttl -> final state or 'none'
 _RESOLVE = _APPLY + """
 local ns, our, gateway, phone, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local skey = ns .. ':orphans:' .. gateway .. ':' .. phone
@@ -113,6 +151,7 @@ for _, gw_id in ipairs(redis.call('SMEMBERS', skey)) do
     redis.call('DEL', okey)
     local key = ns .. ':msg:' .. our
     redis.call('HSET', key, 'state', 'submitted', 'gateway', gateway, 'parts', 1, 'gw_ids', gw_id, 'resolved', 1)
+    redis.call('HDEL', key, 'receipt_last')
     redis.call('SET', ns .. ':gwid:' .. gateway .. ':' .. gw_id, our, 'EX', ttl)
     return apply(ns, our, gateway, gw_id, o[1], o[2])
   end
@@ -123,6 +162,7 @@ return 'none'
 # KEYS[1] msg key. ARGV: ns, our id, state, status for the event, carrier code, gateway
 _FINISH = """
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'carrier_code', ARGV[5], 'gateway', ARGV[6])
+redis.call('ZREM', ARGV[1] .. ':outstanding:' .. ARGV[6], ARGV[2])
 redis.call('XADD', ARGV[1] .. ':events', '*', 'type', 'report', 'message_id', ARGV[2],
   'phone', redis.call('HGET', KEYS[1], 'phone') or '', 'status', ARGV[4], 'carrier_code', ARGV[5],
   'gateway', ARGV[6], 'gateway_ids', '')
@@ -139,11 +179,31 @@ def redis_client(url: str, *, max_connections: int = 64) -> Any:
     return aioredis.Redis(connection_pool=pool)
 
 
+async def _until_redis_answers(call: Callable[[], Awaitable[T]], give_up_after: float) -> T:
+    """``call()`` again while Redis is unreachable (a restart): a fact the peer already acted on — it took a
+    submit, we are about to acknowledge its receipt — must reach Redis, or the peer is not answered."""
+    deadline = time.monotonic() + give_up_after
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except (RedisConnectionError, RedisTimeoutError):
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
 class MessageStore:
-    def __init__(self, redis: Any, namespace: str = "smsguard:send", *, id_ttl: int = 7 * 86400) -> None:
+    def __init__(
+        self, redis: Any, namespace: str = "smsguard:send", *, id_ttl: int = 7 * 86400, outage: float = 60.0,
+        seal: PhoneSeal = PLAIN,
+    ) -> None:
         self.redis = redis
+        self.seal = seal  # how numbers are written to Redis (sending/_sealing.py)
         self.ns = namespace
         self.id_ttl = id_ttl
+        self.outage = outage  # seconds a write the peer depends on is retried while Redis is unreachable
         self.outbox = f"{namespace}:outbox"
         self.events = f"{namespace}:events"
         self._begin = redis.register_script(_BEGIN)
@@ -158,57 +218,86 @@ class MessageStore:
     # -- outbox ---------------------------------------------------------------------------------------
 
     async def ensure_groups(self) -> None:
-        for stream, group in ((self.outbox, "workers"), (self.events, "sink")):
-            with contextlib.suppress(Exception):  # BUSYGROUP: already there
+        for stream, group in ((self.outbox, OUTBOX_GROUP), (self.events, "sink")):
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: already there
                 await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
 
     async def enqueue(self, messages: list[OutboundMessage]) -> None:
-        """Queue messages for sending (the release step of issue 7 calls this)."""
+        """Queue messages for sending without the release step's checks (tests, benchmarks, demos)."""
         pipe = self.redis.pipeline(transaction=False)
         for m in messages:
             pipe.hsetnx(self.msg_key(m.id), "state", "queued")
-            pipe.hset(self.msg_key(m.id), "phone", m.phone)
-            pipe.xadd(self.outbox, m.to_fields())
+            sealed = self.seal.seal(m.phone)
+            pipe.hset(self.msg_key(m.id), "phone", sealed)
+            pipe.expire(self.msg_key(m.id), self.id_ttl)
+            pipe.xadd(self.outbox, m.to_fields() | {"phone": sealed})
         await pipe.execute()
+
+    def message(self, fields: dict[str, str]) -> OutboundMessage:
+        """The outbox entry ``fields`` as the adapters take it: with the plain number (raises ``SealError``)."""
+        message = OutboundMessage.from_fields(fields)
+        return dataclasses.replace(message, phone=self.seal.open(message.phone))
+
+    async def _read(self, consumer: str, last_id: str, count: int, block_ms: int | None) -> list:
+        """XREADGROUP that survives a Redis which lost the group (FLUSHDB, a restart): recreate it, read again."""
+        for attempt in (1, 2):
+            try:
+                got = await self.redis.xreadgroup(
+                    OUTBOX_GROUP, consumer, {self.outbox: last_id}, count=count, block=block_ms
+                )
+                return got[0][1] if got else []
+            except ResponseError as e:
+                if "NOGROUP" not in str(e) or attempt == 2:
+                    raise
+                log.warning("outbox group %s is gone (Redis lost its data?): recreating it", OUTBOX_GROUP)
+                await self.ensure_groups()
+        return []
 
     async def recover(self, consumer: str, count: int = 1000) -> list:
         """This consumer's entries read but never acknowledged (it crashed): taken again after a restart."""
-        got = await self.redis.xreadgroup("workers", consumer, {self.outbox: "0"}, count=count)
-        return [e for e in got[0][1] if e[1]] if got else []
+        return [e for e in await self._read(consumer, "0", count, None) if e[1]]
 
     async def claim(self, consumer: str, count: int, *, block_ms: int = 200, min_idle_ms: int | None = None) -> list:
         """New entries; with ``min_idle_ms``, first those another (dead) worker left that long."""
         if min_idle_ms is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(ResponseError):
                 _, stolen, *_ = await self.redis.xautoclaim(
-                    self.outbox, "workers", consumer, min_idle_ms, "0-0", count=count
+                    self.outbox, OUTBOX_GROUP, consumer, min_idle_ms, "0-0", count=count
                 )
                 if stolen:
                     return [e for e in stolen if e[1]]
-        new = await self.redis.xreadgroup("workers", consumer, {self.outbox: ">"}, count=count, block=block_ms)
-        return new[0][1] if new else []
+        return await self._read(consumer, ">", count, block_ms)
 
     async def ack(self, entry_ids: list[Any]) -> None:
+        """Done with these entries: acknowledged and deleted (the stream keeps only what is left to do)."""
         if entry_ids:
-            await self.redis.xack(self.outbox, "workers", *entry_ids)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xack(self.outbox, OUTBOX_GROUP, *entry_ids)
+            pipe.xdel(self.outbox, *entry_ids)
+            await pipe.execute()
 
     async def backlog(self) -> int:
         """Messages queued or claimed but not yet acknowledged."""
-        groups = await self.redis.xinfo_groups(self.outbox)
+        try:
+            groups = await self.redis.xinfo_groups(self.outbox)
+        except ResponseError:  # no stream: nothing queued
+            return 0
         for g in groups:
             name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-            if name == "workers":
+            if name == OUTBOX_GROUP:
                 return int(g.get("lag") or 0) + int(g["pending"])
         return 0
 
     # -- send state -----------------------------------------------------------------------------------
 
     async def begin(self, message: OutboundMessage, gateway: str) -> str:
-        res = await self._begin(keys=[self.msg_key(message.id)], args=[gateway, message.phone])
+        sealed = self.seal.seal(message.phone)
+        res = await self._begin(keys=[self.msg_key(message.id)], args=[gateway, sealed, self.id_ttl])
         return res.decode() if isinstance(res, bytes) else res
 
     async def record_submitted(self, result: SubmitResult) -> str:
-        res = await self._record(args=[self.ns, result.message_id, result.gateway, self.id_ttl, *result.gateway_ids])
+        args = [self.ns, result.message_id, result.gateway, self.id_ttl, *result.gateway_ids]
+        res = await _until_redis_answers(lambda: self._record(args=args), self.outage)
         return res.decode() if isinstance(res, bytes) else res
 
     async def release(self, message: OutboundMessage) -> None:
@@ -227,7 +316,7 @@ class MessageStore:
         )
 
     async def resolve_in_doubt(self, message: OutboundMessage, gateway: str) -> str:
-        res = await self._resolve(args=[self.ns, message.id, gateway, message.phone, self.id_ttl])
+        res = await self._resolve(args=[self.ns, message.id, gateway, self.seal.tag(message.phone), self.id_ttl])
         return res.decode() if isinstance(res, bytes) else res
 
     async def state(self, message_id: str) -> dict[str, str]:
@@ -240,17 +329,14 @@ class MessageStore:
     async def on_receipt(self, receipt: Receipt) -> None:
         if receipt.status == "unknown":  # ACCEPTD / ENROUTE: not an outcome yet
             return
-        await self._receipt(
-            args=[self.ns, receipt.gateway, receipt.gateway_id, receipt.status, receipt.carrier_code, receipt.phone,
-                  self.id_ttl]
-        )
+        args = [self.ns, receipt.gateway, receipt.gateway_id, receipt.status, receipt.carrier_code,
+                self.seal.tag(receipt.phone), self.id_ttl]
+        await _until_redis_answers(lambda: self._receipt(args=args), self.outage)
 
     async def on_inbound(self, message: InboundMessage) -> None:
-        await self.redis.xadd(
-            self.events,
-            {"type": "inbound", "phone": message.phone, "text": message.text, "gateway": message.gateway,
-             "to": message.to, "opt_out": "1" if message.opt_out else "0"},
-        )
+        fields = {"type": "inbound", "phone": self.seal.seal(message.phone), "text": message.text,
+                  "gateway": message.gateway, "to": message.to, "opt_out": "1" if message.opt_out else "0"}
+        await _until_redis_answers(lambda: self.redis.xadd(self.events, fields), self.outage)
 
 
 def _decode(fields: dict[Any, Any]) -> dict[str, str]:
@@ -258,8 +344,12 @@ def _decode(fields: dict[Any, Any]) -> dict[str, str]:
             for k, v in fields.items()}
 
 
-def event_from_fields(fields: dict[Any, Any]) -> DeliveryReport | InboundMessage:
+def event_from_fields(fields: dict[Any, Any], seal: PhoneSeal = PLAIN) -> DeliveryReport | InboundMessage | SentReport:
     f = _decode(fields)
+    if "phone" in f:
+        f["phone"] = seal.open(f["phone"]) if f["phone"] else ""
+    if f["type"] == "sent":
+        return SentReport(f["message_id"], f["gateway"], tuple(x for x in f.get("gateway_ids", "").split(",") if x))
     if f["type"] == "inbound":
         return InboundMessage(f["phone"], f["text"], f["gateway"], f.get("to", ""), f.get("opt_out") == "1")
     ids = tuple(x for x in f.get("gateway_ids", "").split(",") if x)
@@ -275,17 +365,41 @@ class EventRelay:
 
     async def run_once(self, block_ms: int = 200) -> int:
         r = self.store.redis
-        got = await r.xreadgroup("sink", self.consumer, {self.store.events: "0"}, count=500)
-        if not got or not got[0][1]:
-            got = await r.xreadgroup("sink", self.consumer, {self.store.events: ">"}, count=500, block=block_ms)
+        try:
+            got = await r.xreadgroup("sink", self.consumer, {self.store.events: "0"}, count=500)
+            if not got or not got[0][1]:
+                got = await r.xreadgroup("sink", self.consumer, {self.store.events: ">"}, count=500, block=block_ms)
+        except ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+            log.warning("events group is gone (Redis lost its data?): recreating it")
+            await self.store.ensure_groups()
+            return 0
         entries = got[0][1] if got else []
+        batch = getattr(self.sink, "on_outcomes", None)  # a sink that writes many outcomes at once
+        done: list[Any] = []
+        outcomes: list[DeliveryReport | SentReport] = []
         for entry_id, fields in entries:
-            event = event_from_fields(fields)
+            event = event_from_fields(fields, self.store.seal)
             if isinstance(event, InboundMessage):
+                if outcomes:
+                    await batch(outcomes)  # type: ignore[misc]
+                    outcomes = []
                 await self.sink.on_inbound(event)
+            elif batch is not None:
+                outcomes.append(event)
+            elif isinstance(event, SentReport):
+                await self.sink.on_sent(event)
             else:
                 await self.sink.on_report(event)
-            await r.xack(self.store.events, "sink", entry_id)
+            done.append(entry_id)
+        if outcomes:
+            await batch(outcomes)  # type: ignore[misc]
+        if done:
+            pipe = r.pipeline(transaction=False)
+            pipe.xack(self.store.events, "sink", *done)
+            pipe.xdel(self.store.events, *done)  # trimmed by what the sink has made durable
+            await pipe.execute()
         return len(entries)
 
     async def run(self, stop: asyncio.Event) -> None:

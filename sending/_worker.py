@@ -17,25 +17,24 @@ Per message:
 In doubt: the peer may have taken it. A real SMSC/ISMG still sends its receipt (re-sent until we ack
 it, also over a new connection), which arrives with a gateway id we never learnt and is parked as an
 orphan for (gateway, phone). Resolving adopts that orphan; if none arrives within ``in_doubt_grace``
-seconds the peer never took the message and it is sent again (``in_doubt="resend"``) or given the
-outcome ``unknown`` (``in_doubt="hold"``).
+seconds of being connected to that peer again, the peer never took the message and it is sent again
+(``in_doubt="resend"``) or given the outcome ``unknown`` (``in_doubt="hold"``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
-import signal
 import time
 from typing import Any, Literal
 
-from sending._circuit import CircuitBreaker
-from sending._failover import Router
-from sending._gateway import (
+from redis.exceptions import RedisError
+
+from smsguard.sending._circuit import CircuitBreaker
+from smsguard.sending._failover import Router
+from smsguard.sending._gateway import (
     Gateway,
     GatewayError,
     GatewayUnavailable,
@@ -43,9 +42,10 @@ from sending._gateway import (
     PermanentGatewayError,
     SubmitInDoubt,
 )
-from sending._retry import RetryPolicy
-from sending._store import MessageStore
-from sending._throttle import Throttle, Unlimited
+from smsguard.sending._retry import RetryPolicy
+from smsguard.sending._sealing import SealError
+from smsguard.sending._store import MessageStore
+from smsguard.sending._throttle import Throttle, Unlimited
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ class GatewayWorker:
         in_doubt: Literal["resend", "hold"] = "resend",
         max_in_flight: int | None = None,
         claim_idle_ms: int = 30_000,
+        in_doubt_down_limit: float = 300.0,
     ) -> None:
+        self.seal_errors: list[SealError] = []  # entries this process cannot open (another phone key)
         self.store = store
         self.channels = {c.name: c for c in channels}
         self.router = router
@@ -82,6 +84,7 @@ class GatewayWorker:
         self.retry = retry or RetryPolicy()
         self.in_doubt_grace = in_doubt_grace
         self.in_doubt = in_doubt
+        self.in_doubt_down_limit = in_doubt_down_limit
         self.max_in_flight = max_in_flight or 2 * sum(c.gateway.window for c in channels)
         self.claim_idle_ms = claim_idle_ms
         self.stats = {"submitted": 0, "rejected": 0, "retries": 0, "failovers": 0, "in_doubt": 0,
@@ -121,6 +124,7 @@ class GatewayWorker:
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
         """Work until ``stop`` is set (or, with ``until_idle``, until the outbox is drained)."""
+        self._until_idle = until_idle
         stop = stop or asyncio.Event()
         self._spawn(await self.store.recover(self.consumer))
         last_steal = time.monotonic()
@@ -132,12 +136,17 @@ class GatewayWorker:
             steal = time.monotonic() - last_steal > self.claim_idle_ms / 2000
             if steal:
                 last_steal = time.monotonic()
-            entries = await self.store.claim(
-                self.consumer,
-                min(room, 500),
-                block_ms=20 if self._tasks else 200,
-                min_idle_ms=self.claim_idle_ms if steal else None,
-            )
+            try:
+                entries = await self.store.claim(
+                    self.consumer,
+                    min(room, 500),
+                    block_ms=20 if self._tasks else 200,
+                    min_idle_ms=self.claim_idle_ms if steal else None,
+                )
+            except RedisError as e:  # Redis restarting: wait for it; what it lost is re-driven from SQL
+                log.warning("outbox unreachable (%s); retrying", e)
+                await asyncio.sleep(0.5)
+                continue
             self._spawn(entries)
             if not entries:
                 if until_idle and not self._tasks and await self.store.backlog() == 0:
@@ -153,7 +162,18 @@ class GatewayWorker:
             self._claimed.add(key)
             decoded = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
                        for k, v in fields.items()}
-            task = asyncio.create_task(self._handle(key, OutboundMessage.from_fields(decoded)))
+            try:
+                message = self.store.message(decoded)
+            except SealError as e:
+                # Sealed under another phone key (issue 16): never sent to a garbled number, left un-acked for a
+                # worker that holds that key. Draining (--until-idle) it can never finish: stop with the reason.
+                self._claimed.discard(key)
+                if getattr(self, "_until_idle", False):
+                    raise
+                self.seal_errors.append(e)
+                log.error("message %s: %s; left in the outbox", decoded.get("id"), e)
+                continue
+            task = asyncio.create_task(self._handle(key, message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -200,6 +220,11 @@ class GatewayWorker:
                 if await self._settle_in_doubt(message, state.split(":", 1)[1]):
                     return
                 continue
+            if state.startswith("hold:"):  # re-driven after Redis lost its data: maybe sent before
+                if await self._adopt_receipt(message):
+                    return
+                await asyncio.sleep(min(0.2, int(state.split(":", 1)[1]) / 1000))
+                continue
             await channel.throttle.acquire(1)
             try:
                 result = await channel.gateway.submit(message)
@@ -237,88 +262,40 @@ class GatewayWorker:
             self.stats["submitted"] += 1
             return
 
+    async def _adopt_receipt(self, message: OutboundMessage) -> bool:
+        """A held message: settled when one of its route's peers re-sent a receipt for it (an orphan)."""
+        for name in self.router.candidates(message.phone):
+            if name in self.channels and await self.store.resolve_in_doubt(message, name) != "none":
+                self.stats["resolved"] += 1
+                return True
+        return False
+
     async def _settle_in_doubt(self, message: OutboundMessage, gateway: str) -> bool:
-        """True when settled (adopted a receipt, or held as unknown); False: released, send again."""
-        deadline = time.monotonic() + self.in_doubt_grace
+        """True when settled (adopted a receipt, or held as unknown); False: released, send again.
+
+        The grace counts only time while the channel is connected: the peer's owed receipts can only
+        arrive over a connection, and a peer slower to come back than the grace (a loaded machine, the
+        reconnect backoff) must not turn every in-doubt submit into a second one. Down for longer than
+        ``in_doubt_down_limit`` the message is given up to the ``in_doubt`` policy all the same."""
+        channel = self.channels.get(gateway)
+        step = min(0.2, self.in_doubt_grace / 5)
+        waited = down = 0.0
         while True:
             outcome = await self.store.resolve_in_doubt(message, gateway)
             if outcome != "none":
                 self.stats["resolved"] += 1
                 return True
-            if time.monotonic() >= deadline:
+            if waited >= self.in_doubt_grace or down >= self.in_doubt_down_limit:
                 break
-            await asyncio.sleep(min(0.2, self.in_doubt_grace / 5))
+            t0 = time.monotonic()
+            await asyncio.sleep(step)
+            if channel is None or channel.gateway.connected:
+                waited += time.monotonic() - t0
+            else:
+                down += time.monotonic() - t0
         if self.in_doubt == "hold":
             await self.store.mark_unknown(message, gateway)
             return True
         await self.store.release(message)
         self.stats["resent"] += 1
         return False
-
-
-# -- a worker process (used by the crash tests and the benchmark) ---------------------------------------
-
-
-def _build_channel(spec: str, window: int, redis: Any, ns: str, rate: float) -> Channel:
-    from sending._cmpp_client import CmppGateway
-    from sending._http import HttpGateway, HttpProviderConfig
-    from sending._loopback import LoopbackGateway
-    from sending._peers import CMPP_ACCOUNT, HTTP_TOKEN, SMPP_ACCOUNT
-    from sending._smpp import SmppGateway
-    from sending._throttle import RedisThrottle
-
-    kind, name, port = [*spec.split(":"), "", ""][:3]
-    gateway: Gateway
-    if kind == "cmpp":
-        gateway = CmppGateway(name, "127.0.0.1", int(port), *CMPP_ACCOUNT, window=window)
-    elif kind == "smpp":
-        gateway = SmppGateway(name, "127.0.0.1", int(port), *SMPP_ACCOUNT, window=window)
-    elif kind == "http":
-        config = HttpProviderConfig(f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {HTTP_TOKEN}"},
-                                    poll_interval=0.05)
-        gateway = HttpGateway(name, config, window=window)
-    else:
-        gateway = LoopbackGateway(name, window=window)
-    throttle: Throttle = RedisThrottle(redis, f"{ns}:throttle:{name}", rate) if rate > 0 else Unlimited()
-    return Channel(gateway, throttle)
-
-
-async def _main(args: argparse.Namespace) -> None:
-    from sending._store import redis_client
-
-    r = redis_client(args.redis)
-    store = MessageStore(r, args.ns)
-    channels = [_build_channel(spec, args.window, r, args.ns, args.rate) for spec in args.channel]
-    for c in channels:
-        c.breaker = CircuitBreaker(open_for=0.5)
-    router = Router({"default": [c.name for c in channels]})
-    worker = GatewayWorker(
-        store, channels, router, consumer=args.consumer, in_doubt_grace=args.in_doubt_grace,
-        retry=RetryPolicy(base=0.05, max_delay=1.0),
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await worker.start()
-    print(f"READY {os.getpid()}", flush=True)
-    await worker.run(stop)
-    await worker.close()
-    await r.aclose()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="run one gateway worker against local peers")
-    parser.add_argument("--redis", required=True)
-    parser.add_argument("--ns", required=True)
-    parser.add_argument("--consumer", default="worker-1")
-    parser.add_argument("--channel", action="append", required=True, help="KIND:NAME:PORT, in failover order")
-    parser.add_argument("--window", type=int, default=32)
-    parser.add_argument("--rate", type=float, default=0.0, help="messages per second per channel (0 = no limit)")
-    parser.add_argument("--in-doubt-grace", type=float, default=10.0)
-    logging.basicConfig(level=logging.WARNING)
-    asyncio.run(_main(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()

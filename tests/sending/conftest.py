@@ -10,12 +10,10 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from sending_helpers import KINDS, make_gateway
+from sending_helpers import KINDS, PEERS, make_gateway
+from sending_peers.processes import Peer
 
-from sending import Gateway
-from sending._peers import Peer, cmpp_peer, http_peer, smpp_peer
-
-PEERS: dict[str, Callable[..., Peer]] = {"smpp": smpp_peer, "cmpp": cmpp_peer, "http": http_peer}
+from smsguard.sending import Gateway
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,8 @@ def gateway_factory(request: pytest.FixtureRequest, peers: dict[str, Peer]) -> C
     if kind != "loopback" and kind not in peers:
         peers[kind] = PEERS[kind]().start()
     port = peers[kind].port if kind in peers else 0
-    return lambda **options: make_gateway(kind, port, **options)
+    sp_port = peers[kind].sp_port if kind in peers else 0
+    return lambda **options: make_gateway(kind, port, sp_port=sp_port, **options)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
-"""One contract, four gateways: SMPP (npm `smpp` SMSC), CMPP (our ISMG simulator), HTTP (our JSON provider),
-each a real separate process over TCP on 127.0.0.1, plus the in-process loopback."""
+"""One contract, every gateway: SMPP (npm `smpp` SMSC), CMPP 3.0 and CMPP 2.0 (our ISMG simulator, one run
+as 3.0, one 2.0-only), SMGP 3.0 and SGIP 1.2 (our SMGW / SMG simulators; SGIP's connects back to the
+adapter for Report and Deliver), HTTP (our JSON provider), each a real separate process over TCP on
+127.0.0.1, plus the in-process loopback."""
 
 from __future__ import annotations
 
@@ -7,21 +9,29 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from sending_helpers import make_gateway, run
+from sending_helpers import PEERS, make_gateway, run
+from sending_peers.doubles import MemoryEvents
+from sending_peers.processes import PeerError, cmpp_peer, smpp_peer
 
-from sending import (
+from smsguard.sending import (
     Gateway,
     GatewayUnavailable,
-    MemoryEvents,
     OutboundMessage,
     PermanentGatewayError,
     SubmitInDoubt,
     TransientGatewayError,
 )
-from sending._peers import PeerError, cmpp_peer, http_peer, smpp_peer
 
 Factory = Callable[..., Gateway]
-THROTTLE_CODES = {"smpp": "smpp:0x58", "cmpp": "cmpp:8", "http": "http:429:429", "loopback": "loopback:throttled"}
+THROTTLE_CODES = {
+    "smpp": "smpp:0x58",
+    "cmpp": "cmpp:8",
+    "cmpp2": "cmpp:8",
+    "smgp": "smgp:1",
+    "sgip": "sgip:11",
+    "http": "http:429:429",
+    "loopback": "loopback:throttled",
+}
 LONG_TEXT = "【示例商城】" + "双十一大促全场五折起，详情请见会员中心。" * 7 + "回T退订"  # > 134 UCS-2 octets × 2
 
 
@@ -81,14 +91,18 @@ def test_throttled_is_transient_and_then_accepted(gateway_factory: Factory) -> N
     run(go())
 
 
-@pytest.mark.parametrize("kind_code", [("smpp", "smpp:0x0b"), ("cmpp", "cmpp:9"), ("http", "http:200:1003")])
+REFUSALS = [("smpp", "smpp:0x0b"), ("cmpp", "cmpp:9"), ("smgp", "smgp:39"), ("sgip", "sgip:6"),
+            ("http", "http:200:1003")]
+
+
+@pytest.mark.parametrize("kind_code", REFUSALS)
 def test_permanent_refusal_carries_the_carrier_code(peers: dict, kind_code: tuple[str, str]) -> None:
     kind, code = kind_code
     if kind not in peers:
-        peers[kind] = {"smpp": smpp_peer, "cmpp": cmpp_peer, "http": http_peer}[kind]().start()
+        peers[kind] = PEERS[kind]().start()
 
     async def go() -> None:
-        gw = make_gateway(kind, peers[kind].port)
+        gw = make_gateway(kind, peers[kind].port, sp_port=peers[kind].sp_port)
         await gw.start(MemoryEvents())
         try:
             with pytest.raises(PermanentGatewayError) as caught:
@@ -112,7 +126,8 @@ def test_failed_and_expired_receipts(gateway_factory: Factory) -> None:
             by_id = {r.gateway_id: r for r in events.receipts}
             f, e = by_id[failed.gateway_ids[0]], by_id[expired.gateway_ids[0]]
             assert f.status == "failed" and f.carrier_code not in ("", "DELIVRD")
-            assert e.status == "expired" and e.phone == "13800009004"
+            # SGIP 1.2's Report has no "expired" state (State 2 = failed, with an ErrorCode)
+            assert e.status == ("failed" if gw.kind == "sgip" else "expired") and e.phone == "13800009004"
         finally:
             await gw.close()
 
@@ -167,7 +182,7 @@ def test_window_bounds_in_flight_submits(gateway_factory: Factory) -> None:
 
 def test_bad_credentials_are_refused() -> None:
     async def go() -> None:
-        from sending import CmppGateway, SmppGateway
+        from smsguard.sending import CmppGateway, SmppGateway
 
         with cmpp_peer() as cp:
             cp.start()
@@ -220,10 +235,10 @@ def test_cmpp_client_sends_active_test_when_idle() -> None:
     run(go())
 
 
-@pytest.mark.parametrize("kind", ["smpp", "cmpp", "http"])
+@pytest.mark.parametrize("kind", ["smpp", "cmpp", "smgp", "http"])
 def test_peer_killed_then_back_the_gateway_reconnects(kind: str) -> None:
     async def go() -> None:
-        start = {"smpp": smpp_peer, "cmpp": cmpp_peer, "http": http_peer}[kind]
+        start = PEERS[kind]
         peer = start().start()
         gw = make_gateway(kind, peer.port)
         await gw.start(MemoryEvents())

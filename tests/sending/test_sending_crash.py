@@ -1,7 +1,7 @@
 """Kill the worker, kill the peer: nothing lost, nothing sent twice.
 
 Real processes: the peer (CMPP simulator or the npm SMPP SMSC, each journaling what it accepted) and a
-gateway worker (``python -m sending._worker``) are SIGKILLed mid-window and started again; then every
+gateway worker (``python -m sending_peers.worker_process``) are SIGKILLed mid-window and started again; then every
 message must have reached the peer exactly once and have its final outcome in the store.
 """
 
@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from sending_helpers import run
+from sending_peers.processes import PEERS_PATH, ROOT, Peer, cmpp_peer, smpp_peer
 
-from sending import MessageStore, OutboundMessage
-from sending._peers import ROOT, Peer, cmpp_peer, smpp_peer
+from smsguard.sending import MessageStore, OutboundMessage
 
 N = 1200
 RATE = 800  # per second: slow enough to kill mid-stream, fast enough to keep the test short
@@ -42,9 +44,9 @@ def _accepted(journal: Path) -> collections.Counter[str]:
 
 
 def _start_worker(redis_url: str, ns: str, kind: str, port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PEERS_PATH), str(ROOT)])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sending._worker", "--redis", redis_url, "--ns", ns,
+        [sys.executable, "-m", "sending_peers.worker_process", "--redis", redis_url, "--ns", ns,
          "--channel", f"{kind}:{kind}:{port}", "--window", "16", "--rate", str(RATE), "--in-doubt-grace", "1.5"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env,
     )
@@ -131,8 +133,7 @@ def test_worker_killed_mid_window_then_restarted(kind: str, redis_url: str, name
     assert adopted + again > 0, "the kill did not land mid-window"
 
 
-@pytest.mark.parametrize("kind", ["cmpp", "smpp"])
-def test_peer_killed_mid_window_then_restarted(kind: str, redis_url: str, namespace: str, tmp_path: Path) -> None:
+def _peer_killed_mid_window(kind: str, redis_url: str, namespace: str, tmp_path: Path, settle: float = 40) -> None:
     journal = tmp_path / "peer.jsonl"
     msgs = run(_enqueue(redis_url, namespace))
     peer = _peer(kind, None, journal).start()
@@ -142,7 +143,7 @@ def test_peer_killed_mid_window_then_restarted(kind: str, redis_url: str, namesp
         peer.kill()
         time.sleep(0.3)
         peer = _peer(kind, peer.port, journal).start()
-        states = run(_final_states(redis_url, namespace, msgs, 40))
+        states = run(_final_states(redis_url, namespace, msgs, settle), timeout=settle + 20)
     finally:
         worker.kill()
         worker.wait(10)
@@ -150,3 +151,32 @@ def test_peer_killed_mid_window_then_restarted(kind: str, redis_url: str, namesp
     _check(journal, msgs, states)
     adopted, again = run(_recovery_counts(redis_url, namespace, msgs))
     assert adopted + again > 0, "the kill did not land mid-window"
+
+
+@pytest.mark.parametrize("kind", ["cmpp", "smpp"])
+def test_peer_killed_mid_window_then_restarted(kind: str, redis_url: str, namespace: str, tmp_path: Path) -> None:
+    _peer_killed_mid_window(kind, redis_url, namespace, tmp_path)
+
+
+@contextlib.contextmanager
+def _cpu_burners(n: int) -> Iterator[None]:
+    """``n`` busy-looping processes: the loaded machine on which the peer restarts slower than the
+    in-doubt grace (the cause of the duplicates once seen here)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(10)
+
+
+@pytest.mark.parametrize("kind", ["smpp"])
+def test_peer_killed_mid_window_on_a_loaded_machine(
+    kind: str, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    """The grace for an in-doubt submit counts only while the channel is connected: a peer that takes
+    longer than the grace to come back (a loaded machine, reconnect backoff) still re-sends its owed
+    receipts, which settle the in-doubt messages instead of a second submit."""
+    with _cpu_burners(2 * (os.cpu_count() or 2)):  # slower, not less exact: more time to finish, same checks
+        _peer_killed_mid_window(kind, redis_url, namespace, tmp_path, settle=120)

@@ -8,15 +8,16 @@ import time
 import pytest
 import redis.asyncio as aioredis
 from sending_helpers import make_gateway, run
+from sending_peers.doubles import MemorySink
+from sending_peers.processes import cmpp_peer, free_port
 
-from sending import (
+from smsguard.sending import (
     Channel,
     CircuitBreaker,
     EventRelay,
     GatewayWorker,
     LocalThrottle,
     LoopbackGateway,
-    MemorySink,
     MessageStore,
     OutboundMessage,
     Receipt,
@@ -27,7 +28,6 @@ from sending import (
     carrier_of,
     is_opt_out,
 )
-from sending._peers import cmpp_peer, free_port
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base=0.01, max_delay=0.05)
 
@@ -134,8 +134,9 @@ def test_receipt_before_its_submit_response_is_not_lost(redis_url: str, namespac
         await restarted.on_receipt(Receipt("gw", "G-1", msg.phone, "delivered", "DELIVRD"))
         sink = MemorySink()
         relay = EventRelay(restarted, sink)
-        assert await relay.run_once(block_ms=10) == 1
+        assert await relay.run_once(block_ms=10) == 2  # the gateway took it (sent), then its one report
         assert await relay.run_once(block_ms=10) == 0
+        assert sink.sent["m1"].gateway_ids == ("G-1",) and len(sink.reports) == 1
         report = sink.reports["m1"]
         assert (report.status, report.phone, report.gateway_ids) == ("delivered", "13800000001", ("G-1",))
         await r.aclose()
@@ -255,7 +256,7 @@ def test_error_rate_opens_the_circuit_and_fails_over(redis_url: str, namespace: 
 
     class Flaky(LoopbackGateway):
         async def _submit(self, message: OutboundMessage) -> SubmitResult:
-            from sending import TransientGatewayError
+            from smsguard.sending import TransientGatewayError
 
             raise TransientGatewayError("busy", where=self.where, carrier_code="test:busy")
 

@@ -30,6 +30,9 @@ const systemId = arg('system-id', 'smsguard');
 const password = arg('password', 'secret');
 const journalPath = arg('journal', '');
 const dlrDelayMs = parseInt(arg('dlr-delay-ms', '0'), 10);
+// How the receipt text spells the id (SMSCs differ; users report each): 'same' as submit_sm_resp (hex),
+// 'decimal', or 'padded' (decimal with leading zeros, 20 digits). Not 'same' also drops receipted_message_id.
+const receiptId = arg('receipt-id', 'same');
 
 const bootPrefix = (Date.now() % 0xffffff).toString(16).padStart(6, '0');
 let counter = 0;
@@ -84,10 +87,16 @@ function decodeText(pdu) {
 
 const sessions = new Set();
 
+function receiptText(id) {
+  if (receiptId === 'decimal') return BigInt('0x' + id).toString(10);
+  if (receiptId === 'padded') return BigInt('0x' + id).toString(10).padStart(20, '0');
+  return id;
+}
+
 function sendReceipt(session, id, receipt) {
   if (!session.bound) return;
   const stateCodes = {DELIVRD: 2, EXPIRED: 3, UNDELIV: 5};
-  const body = `id:${id} sub:001 dlvr:${receipt.stat === 'DELIVRD' ? '001' : '000'} submit date:${receipt.date} ` +
+  const body = `id:${receiptText(id)} sub:001 dlvr:${receipt.stat === 'DELIVRD' ? '001' : '000'} submit date:${receipt.date} ` +
     `done date:${receipt.date} stat:${receipt.stat} err:${receipt.err} text:${receipt.text.slice(0, 20)}`;
   session.deliver_sm({
     source_addr: receipt.dest,
@@ -95,7 +104,7 @@ function sendReceipt(session, id, receipt) {
     esm_class: 0x04,
     data_coding: 0,
     short_message: Buffer.from(body, 'latin1'),
-    receipted_message_id: id,
+    ...(receiptId === 'same' ? {receipted_message_id: id} : {}),
     message_state: stateCodes[receipt.stat] || 8,
   }, (resp) => {
     if (resp.command_status === 0 && pending.has(id)) {

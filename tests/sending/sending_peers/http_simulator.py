@@ -1,11 +1,11 @@
 """A local JSON SMS provider over HTTP: the real peer of the HTTP adapter in tests and demos.
 
-    python -m sending._http_simulator --port 8088 [--token T] [--journal FILE]
+    python -m sending_peers.http_simulator --port 8088 [--token T] [--journal FILE]
 
 API (the shape of typical Chinese HTTP SMS providers; the adapter's field names are configurable):
 
 * ``POST /v1/sms/send`` ``{"mobile", "content", "extno", "uid"}`` → ``{"code": 0, "msgid": "…"}``; a
-  repeated ``uid`` returns the first msgid (idempotent). Numbers pick a behaviour (``_scenarios.py``):
+  repeated ``uid`` returns the first msgid (idempotent). Numbers pick a behaviour (``sending/_loopback.py``):
   9001 → HTTP 429 twice, 9002 → ``{"code": 1003}`` (refused), 9003 → report ``UNDELIV``, 9004 → ``EXPIRED``;
   ``…9005`` → HTTP 503 twice. A ``MO:`` text makes the handset reply.
 * ``GET /v1/sms/reports`` / ``GET /v1/sms/mo`` → ``{"batch": "…", "items": [...]}``: the same batch is
@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sending._scenarios import MO_PREFIX, THROTTLE_TIMES, scenario
+from smsguard.sending._loopback import MO_PREFIX, THROTTLE_TIMES, scenario
 
 
 class _State:

@@ -1,8 +1,9 @@
 """Start the local peers as real separate processes on 127.0.0.1 (tests, benchmarks, demos).
 
 * SMPP: ``node tests/sending/smpp_peer/server.js`` (npm's ``smpp`` package; ``npm ci`` on first use);
-* CMPP: ``python -m sending._cmpp_simulator``;
-* HTTP: ``python -m sending._http_simulator``.
+* CMPP 2.0/3.0: ``python -m sending_peers.cmpp_simulator``; SGIP 1.2: ``sending_peers.sgip_simulator``;
+  SMGP 3.0: ``sending_peers.smgp_simulator``; HTTP: ``sending_peers.http_simulator``;
+* CMPP from an independent implementation: see ``tests/sending/test_cmpp_interop.py``.
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SMPP_PEER_DIR = ROOT / "tests" / "sending" / "smpp_peer"
+from sending_peers.script import Script
+from smsguard.core import PeerError
+
+ROOT = Path(__file__).resolve().parents[3]
+PEERS_PATH = Path(__file__).resolve().parents[1]  # tests/sending: where ``sending_peers`` lives
+SMPP_PEER_DIR = PEERS_PATH / "smpp_peer"
 
 CMPP_ACCOUNT = ("901234", "secret")
+SMGP_ACCOUNT = ("10690001", "secret")
+SGIP_ACCOUNT = ("sp", "secret")
+SGIP_NODE = 3010012345  # 3 + area code 0100 + corp 12345: the form the SGIP spec gives an SP's node id
 SMPP_ACCOUNT = ("smsguard", "secret")
 HTTP_TOKEN = "secret"
-
-
-class PeerError(RuntimeError):
-    pass
 
 
 def free_port() -> int:
@@ -50,12 +54,14 @@ def ensure_smpp_peer() -> Path:
 class Peer:
     """A peer process; ``kill()`` is SIGKILL (a crash), ``stop()`` a polite SIGTERM."""
 
-    def __init__(self, kind: str, argv: list[str], port: int) -> None:
+    def __init__(self, kind: str, argv: list[str], port: int, sp_port: int = 0) -> None:
         self.kind, self.argv, self.port = kind, argv, port
+        self.sp_port = sp_port  # SGIP: the SP's listener this SMG connects back to
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 20.0) -> Peer:
-        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        path = os.pathsep.join([str(PEERS_PATH), str(ROOT), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path}
         self.proc = subprocess.Popen(
             self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
         )
@@ -98,28 +104,51 @@ class Peer:
         self.stop()
 
 
-def smpp_peer(port: int | None = None, journal: Path | None = None) -> Peer:
+def smpp_peer(port: int | None = None, journal: Path | None = None, receipt_id: str = "same") -> Peer:
     port = port or free_port()
     argv = ["node", str(ensure_smpp_peer()), "--port", str(port), "--system-id", SMPP_ACCOUNT[0]]
+    argv += ["--receipt-id", receipt_id]
     argv += ["--password", SMPP_ACCOUNT[1]]
     if journal:
         argv += ["--journal", str(journal)]
     return Peer("smpp", argv, port)
 
 
-def cmpp_peer(port: int | None = None, journal: Path | None = None, active_test: float = 0.0) -> Peer:
+def cmpp_peer(
+    port: int | None = None,
+    journal: Path | None = None,
+    active_test: float = 0.0,
+    max_version: int = 0x30,
+    script: Script | None = None,
+) -> Peer:
     port = port or free_port()
-    argv = [sys.executable, "-m", "sending._cmpp_simulator", "--port", str(port), "--account", ":".join(CMPP_ACCOUNT)]
+    argv = [sys.executable, "-m", "sending_peers.cmpp_simulator", "--port", str(port),
+            "--account", ":".join(CMPP_ACCOUNT)]
     if journal:
         argv += ["--journal", str(journal)]
     if active_test:
         argv += ["--active-test", str(active_test)]
+    argv += ["--max-version", hex(max_version), *(script or Script()).argv()]
     return Peer("cmpp", argv, port)
 
 
 def http_peer(port: int | None = None, journal: Path | None = None) -> Peer:
     port = port or free_port()
-    argv = [sys.executable, "-m", "sending._http_simulator", "--port", str(port), "--token", HTTP_TOKEN]
+    argv = [sys.executable, "-m", "sending_peers.http_simulator", "--port", str(port), "--token", HTTP_TOKEN]
     if journal:
         argv += ["--journal", str(journal)]
     return Peer("http", argv, port)
+
+
+def smgp_peer(port: int | None = None, script: Script | None = None) -> Peer:
+    port = port or free_port()
+    argv = [sys.executable, "-m", "sending_peers.smgp_simulator", "--port", str(port),
+            "--account", ":".join(SMGP_ACCOUNT), *(script or Script()).argv()]
+    return Peer("smgp", argv, port)
+
+
+def sgip_peer(port: int | None = None, sp_port: int | None = None, script: Script | None = None) -> Peer:
+    port, sp_port = port or free_port(), sp_port or free_port()
+    argv = [sys.executable, "-m", "sending_peers.sgip_simulator", "--port", str(port), "--sp-port", str(sp_port),
+            "--account", ":".join(SGIP_ACCOUNT), *(script or Script()).argv()]
+    return Peer("sgip", argv, port, sp_port)

@@ -1,12 +1,17 @@
-"""An asyncio CMPP 2.0 ISMG simulator: the real peer of the CMPP adapter in tests, demos and benchmarks.
+"""An asyncio CMPP 2.0 / 3.0 ISMG simulator: the real peer of the CMPP adapter in tests and benchmarks.
 
-    python -m sending._cmpp_simulator --port 7890 --account 901234:secret [--journal FILE] [--active-test 30]
+    python -m sending_peers.cmpp_simulator --port 7890 --account 901234:secret [--journal FILE]
+        [--active-test 30] [--max-version 0x30] [--script receipt_first,reorder=8,...]
 
-It authenticates CONNECT (MD5, version 0x20), answers SUBMIT with a spec-shaped Msg_Id, sends a status
+It authenticates CONNECT (MD5), speaks the version the SP asked for up to ``--max-version`` (a 3.0
+CONNECT to a 2.0-only simulator is refused with status 4, as 2.0 ISMGs do), answers SUBMIT with a
+spec-shaped Msg_Id, sends a status
 report DELIVER for each accepted part (Registered_Delivery=1), answers and sends ACTIVE_TEST, and
-handles TERMINATE. Destination numbers pick a behaviour (``sending/_scenarios.py``): 9001 flow
+handles TERMINATE. Destination numbers pick a behaviour (``sending/_loopback.py``): 9001 flow
 control (result 8) twice, 9002 refused (result 9), 9003 report ``MK:0005``, 9004 report ``EXPIRED``;
 a text starting ``MO:`` also produces an MO DELIVER from the handset.
+
+``--script`` makes it misbehave the way users report real ISMGs do (``sending_peers/script.py``).
 
 Like a real ISMG it does not forget: with ``--journal`` each accepted part is appended before its
 SUBMIT_RESP, each report once the SP acknowledged it; reports not yet acknowledged are re-sent to the
@@ -27,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sending import _cmpp_protocol as p
-from sending._scenarios import MO_PREFIX, THROTTLE_TIMES, scenario
+from sending_peers.script import Script, long_mo_parts
+from smsguard.sending import _cmpp_protocol as p
+from smsguard.sending._corked import CorkedWriter
+from smsguard.sending._loopback import MO_PREFIX, THROTTLE_TIMES, scenario
 
 RESULT_REFUSED = 9  # "other error": a permanent refusal in the simulator's scenarios
 
@@ -37,6 +44,7 @@ RESULT_REFUSED = 9  # "other error": a permanent refusal in the simulator's scen
 class _Session:
     account: str
     writer: asyncio.StreamWriter
+    version: int = p.V20
     sequence: int = 0
     inflight: dict[int, int] = field(default_factory=dict)  # our DELIVER sequence -> report Msg_Id (0 for MO)
 
@@ -46,7 +54,7 @@ class _Session:
 
     def send(self, pdu: p.Pdu, sequence: int | None = None) -> int:
         seq = self.next_sequence() if sequence is None else sequence
-        self.writer.write(p.encode(seq, pdu))
+        self.writer.write(p.encode(seq, pdu, self.version))
         return seq
 
 
@@ -61,7 +69,14 @@ class CmppSimulator:
         active_test_interval: float = 0.0,
         gateway_code: int = 0x1234,
         report_delay: float = 0.0,
+        max_version: int = p.V30,
+        script: Script | None = None,
     ) -> None:
+        self.max_version = max_version
+        self.script = script or Script()
+        self.held: list[tuple[_Session, int, p.SubmitResp]] = []  # SUBMIT_RESPs held back to reorder them
+        self.throttle_until = 0.0
+        self.registered_delivery: list[int] = []
         self.accounts = accounts
         self.host = host
         self.port = port
@@ -121,6 +136,7 @@ class CmppSimulator:
             self._journal.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer = CorkedWriter(writer)  # type: ignore[assignment]
         session: _Session | None = None
         pinger: asyncio.Task[None] | None = None
         try:
@@ -136,7 +152,7 @@ class CmppSimulator:
             for msg_id, report in list(self.pending.get(session.account, {}).items()):
                 self._send_report(session, msg_id, report)
             while True:
-                seq, pdu = await p.read_pdu(reader)
+                seq, pdu = await p.read_pdu(reader, session.version)
                 if isinstance(pdu, p.Submit):
                     self._submit(session, seq, pdu)
                 elif isinstance(pdu, p.DeliverResp):
@@ -165,18 +181,19 @@ class CmppSimulator:
         status = 0
         if secret is None:
             status = 2  # illegal source address
-        elif pdu.version > p.VERSION:
-            status = 4
+        elif pdu.version >> 4 > self.max_version >> 4:  # 0x21 is still 2.x
+            status = p.CONNECT_STATUS_VERSION
         else:
             ts = f"{pdu.timestamp:010d}"
             if p.authenticator_source(pdu.source_addr, secret, ts) != pdu.authenticator:
                 status = 3
-        auth = p.authenticator_ismg(status, pdu.authenticator, secret or "")
-        writer.write(p.encode(seq, p.ConnectResp(status, auth)))
+        version = p.V30 if min(pdu.version, self.max_version) >= p.V30 else p.V20
+        auth = p.authenticator_ismg(status, pdu.authenticator, secret or "", version)
+        writer.write(p.encode(seq, p.ConnectResp(status, auth, self.max_version), version))
         if status != 0:
             return None
         self.stats["connects"] += 1
-        session = _Session(pdu.source_addr, writer)
+        session = _Session(pdu.source_addr, writer, version)
         self.sessions.setdefault(pdu.source_addr, []).append(session)
         return session
 
@@ -189,10 +206,36 @@ class CmppSimulator:
         self._sequence = (self._sequence + 1) & 0xFFFF
         return p.make_msg_id(self.gateway_code, self._sequence)
 
+    def _respond(self, session: _Session, seq: int, resp: p.SubmitResp) -> None:
+        if self.script.reorder <= 1:
+            session.send(resp, seq)
+            return
+        self.held.append((session, seq, resp))
+        if len(self.held) >= self.script.reorder:
+            held, self.held = self.held, []
+            for s, q, r in reversed(held):  # the last submit is answered first
+                s.send(r, q)
+        else:
+            asyncio.get_running_loop().call_later(0.05, self._flush_held)
+
+    def _flush_held(self) -> None:
+        held, self.held = self.held, []
+        for s, q, r in reversed(held):
+            s.send(r, q)
+
     def _submit(self, session: _Session, seq: int, pdu: p.Submit) -> None:
         self.stats["submits"] += 1
+        self.registered_delivery.append(pdu.registered_delivery)
         dest = pdu.dest_terminal_ids[0]
         kind = scenario(dest)
+        loop = asyncio.get_running_loop()
+        if self.script.throttle_for > 0 and dest.endswith("8001"):
+            if self.throttle_until == 0.0:
+                self.throttle_until = loop.time() + self.script.throttle_for
+            if loop.time() < self.throttle_until:
+                self.stats["throttled"] = self.stats.get("throttled", 0) + 1
+                session.send(p.SubmitResp(0, p.SUBMIT_RESULT_FLOW_CONTROL), seq)
+                return
         if kind == "throttle":
             key = (dest, pdu.content)
             self.attempts[key] = self.attempts.get(key, 0) + 1
@@ -202,6 +245,12 @@ class CmppSimulator:
         if kind == "reject":
             session.send(p.SubmitResp(0, RESULT_REFUSED), seq)
             return
+        if self.script.throttle_part and pdu.pk_total > 1 and pdu.pk_number == 2:
+            key = (dest, pdu.content)
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            if self.attempts[key] <= self.script.throttle_part:
+                session.send(p.SubmitResp(0, p.SUBMIT_RESULT_FLOW_CONTROL), seq)
+                return
         msg_id = self._next_msg_id()
         raw, part = p.strip_udh(pdu.tp_udhi, pdu.content)
         text = p.decode_text(pdu.msg_fmt, raw)
@@ -213,7 +262,14 @@ class CmppSimulator:
              "part": part, "report": report}
         )
         self.stats["accepted"] += 1
-        session.send(p.SubmitResp(msg_id, 0), seq)
+        if report is not None and self.script.partial_receipts and part is not None and part[2] != 1:
+            report = None  # receipts for the first part of a long message only, as some ISMGs do
+            self.pending.get(session.account, {}).pop(msg_id, None)
+        if report is not None and self.script.receipt_first:
+            self.pending.setdefault(session.account, {})[msg_id] = report
+            self._send_report(session, msg_id, report)  # the report overtakes the SUBMIT_RESP
+            report = None
+        self._respond(session, seq, p.SubmitResp(0 if self.script.zero_msg_id else msg_id, 0))
         if report is not None:
             self.pending.setdefault(session.account, {})[msg_id] = report
             if self.report_delay > 0:
@@ -221,15 +277,19 @@ class CmppSimulator:
             else:
                 self._send_report(session, msg_id, report)
         if text.startswith(MO_PREFIX) and (part is None or part[2] == 1):
-            fmt, content = p.encode_text(text[len(MO_PREFIX) :])
-            mo = p.Deliver(self._next_msg_id(), pdu.src_id, dest, content, registered_delivery=0, msg_fmt=fmt)
-            session.inflight[session.send(mo)] = 0
+            sessions = self.sessions.get(session.account, [session])
+            for n, (udhi, fmt, content) in enumerate(long_mo_parts(text[len(MO_PREFIX) :], self.script)):
+                # script.spread_mo: part n goes over connection n (of this account's connections)
+                via = sessions[n % len(sessions)] if self.script.spread_mo else session
+                mo = p.Deliver(self._next_msg_id(), pdu.src_id, dest, content, registered_delivery=0,
+                               msg_fmt=fmt, tp_udhi=udhi)
+                via.inflight[via.send(mo)] = 0
 
     def _send_report(self, session: _Session, msg_id: int, report: dict[str, Any]) -> None:
         if session.writer.is_closing():
             return
         content = p.encode_report(
-            p.StatusReport(msg_id, report["stat"], report["time"], report["time"], report["dest"])
+            p.StatusReport(msg_id, report["stat"], report["time"], report["time"], report["dest"]), session.version
         )
         pdu = p.Deliver(self._next_msg_id(), report["src"], report["dest"], content, registered_delivery=1,
                         msg_fmt=p.FMT_ASCII)
@@ -255,6 +315,8 @@ async def _main(args: argparse.Namespace) -> None:
         port=args.port,
         journal=Path(args.journal) if args.journal else None,
         active_test_interval=args.active_test,
+        max_version=int(args.max_version, 0),
+        script=Script.parse(args.script),
     )
     port = await sim.start()
     print(f"READY {port}", flush=True)
@@ -272,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--account", action="append", help="SP_ID:SECRET (repeatable)")
     parser.add_argument("--journal", help="append-only record of accepted parts and acknowledged reports")
     parser.add_argument("--active-test", type=float, default=0.0, help="send ACTIVE_TEST every N seconds")
+    parser.add_argument("--max-version", default="0x30", help="highest CMPP version spoken: 0x20 or 0x30")
+    parser.add_argument("--script", default="", help="misbehaviours, see sending_peers/script.py")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(args))

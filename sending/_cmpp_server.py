@@ -1,0 +1,284 @@
+"""A CMPP 2.0 / 3.0 server (the ISMG side) for customers whose software speaks CMPP to us.
+
+The protocol part only: CONNECT authenticated as the specification says (AuthenticatorSource =
+MD5(Source_Addr + 9 zero octets + secret + timestamp), answered with AuthenticatorISMG), in the version
+the client asks for; per account a connection limit, a window (SUBMITs answered concurrently) and a
+throughput (more gets result 8, flow control); ACTIVE_TEST and TERMINATE both ways. What a SUBMIT
+becomes is the :class:`SubmitHandler`'s business (screening, opt-outs, caps, budget, channels);
+reports and MO for the customer go out with :meth:`CmppServer.report` / :meth:`CmppServer.mo` over
+one of the account's connections, or wait until it connects again.
+
+Result mapping (SUBMIT_RESP.Result; 0-13 are the specification's, 20+ ours, documented for customers):
+
+=========  ==========================================================================
+0          accepted (for a long message: each part; a later refusal comes as a report)
+8          flow control: the account's throughput was exceeded, send again later
+20         refused by content screening (``block``)
+21         the recipient opted out
+22         a frequency cap or quiet hours
+23         the account's budget is exhausted
+=========  ==========================================================================
+
+A message held for review is accepted (0); its report says ``DELIVRD`` once approved and sent, or
+``REJECTD`` when a reviewer rejects it. A long message is screened whole, once all parts are in; each
+part is answered 0 on arrival and, if the whole is refused, each part's report says ``REJECTD``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import itertools
+import logging
+import time
+from collections.abc import Hashable
+from typing import Literal, Protocol
+
+from smsguard.core import SmsguardError
+from smsguard.sending import _cmpp_protocol as p
+from smsguard.sending._corked import CorkedWriter
+from smsguard.sending._long_sms import decode_text, encode_text, split_content, strip_udh
+
+log = logging.getLogger(__name__)
+
+RESULT_FLOW_CONTROL = 8
+RESULT_BLOCKED = 20
+RESULT_OPTED_OUT = 21
+RESULT_CAPPED = 22
+RESULT_NO_BUDGET = 23
+CONNECT_STATUS_TOO_MANY = 5  # "5~ other errors": here, the account's connection limit
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CmppAccount:
+    """A customer's CMPP login: ``sp_id`` (Source_Addr, 6 characters) and shared secret, for ``tenant``."""
+
+    sp_id: str
+    secret: str
+    tenant: str
+    max_connections: int = 2
+    window: int = 16
+    rate: float = 100.0  # SUBMITs per second per account
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CustomerSubmit:
+    """A whole message from a customer (long messages joined): ``msg_ids`` are the ids we gave its parts."""
+
+    account: CmppAccount
+    msg_ids: tuple[int, ...]
+    phones: tuple[str, ...]
+    text: str
+    src_id: str
+    registered_delivery: int
+
+
+Decision = Literal["accepted", "blocked", "opted_out", "capped", "no_budget"]
+_RESULTS: dict[Decision, int] = {"accepted": 0, "blocked": RESULT_BLOCKED, "opted_out": RESULT_OPTED_OUT,
+                                 "capped": RESULT_CAPPED, "no_budget": RESULT_NO_BUDGET}
+
+
+class SubmitHandler(Protocol):
+    async def on_submit(self, submit: CustomerSubmit) -> Decision: ...
+
+
+class CmppServerError(SmsguardError):
+    code = "cmpp_server.error"
+
+
+@dataclasses.dataclass(slots=True)
+class _Session:
+    account: CmppAccount
+    writer: asyncio.StreamWriter
+    version: int
+    slots: asyncio.Semaphore
+    seq: itertools.count = dataclasses.field(default_factory=lambda: itertools.count(1))
+
+    def send(self, pdu: p.Pdu, sequence: int | None = None) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(p.encode(next(self.seq) if sequence is None else sequence, pdu, self.version))
+
+
+class _Bucket:
+    """Token bucket: ``rate`` per second, bursts of up to one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class CmppServer:
+    def __init__(
+        self, accounts: list[CmppAccount], handler: SubmitHandler, *, host: str = "127.0.0.1", port: int = 7890,
+        gateway_code: int = 0x2345, max_version: int = p.V30,
+    ) -> None:
+        self.accounts = {a.sp_id: a for a in accounts}
+        self.handler = handler
+        self.host, self.port = host, port
+        self.gateway_code = gateway_code
+        self.max_version = max_version
+        self.sessions: dict[str, list[_Session]] = {}
+        # reports / MO kept until the account connects: (pdu, phone, src_id)
+        self.waiting: dict[str, list[tuple[p.Deliver | p.StatusReport, str, str]]] = {}
+        self._buckets = {a.sp_id: _Bucket(a.rate) for a in accounts}
+        self._parts: dict[Hashable, dict[int, tuple[int, bytes]]] = {}
+        self._counter = itertools.count(1)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def set_accounts(self, accounts: list[CmppAccount]) -> None:
+        """Replace the accounts (new ones can bind, revoked ones no longer; live binds stay up)."""
+        self.accounts = {a.sp_id: a for a in accounts}
+        for a in accounts:
+            self._buckets.setdefault(a.sp_id, _Bucket(a.rate))
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for sessions in self.sessions.values():
+                for s in sessions:
+                    s.writer.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _msg_id(self) -> int:
+        return p.make_msg_id(self.gateway_code, next(self._counter))
+
+    # -- what the platform sends back to the customer -------------------------------------------------
+
+    def report(self, account: str, msg_id: int, phone: str, stat: str, src_id: str = "") -> None:
+        """A status report for one part id, over the account's bind (or kept until it binds again)."""
+        now = dt.datetime.now().strftime("%y%m%d%H%M")
+        report = p.StatusReport(msg_id, stat, now, now, phone)
+        self._deliver(account, report, phone, src_id)
+
+    def mo(self, account: str, phone: str, dest_id: str, text: str) -> None:
+        fmt, content = encode_text(text)
+        for udhi, chunk in split_content(content, next(self._counter)):
+            self._deliver(account, p.Deliver(self._msg_id(), dest_id, phone, chunk, 0, fmt, tp_udhi=udhi))
+
+    def _deliver(self, account: str, pdu: p.Deliver | p.StatusReport, phone: str = "", src_id: str = "") -> None:
+        sessions = [s for s in self.sessions.get(account, []) if not s.writer.is_closing()]
+        if not sessions:
+            self.waiting.setdefault(account, []).append((pdu, phone, src_id))
+            return
+        session = sessions[0]
+        if isinstance(pdu, p.StatusReport):
+            content = p.encode_report(pdu, session.version)
+            pdu = p.Deliver(self._msg_id(), src_id, phone, content, registered_delivery=1, msg_fmt=0)
+        session.send(pdu)
+
+    # -- connections ----------------------------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, raw: asyncio.StreamWriter) -> None:
+        writer: asyncio.StreamWriter = CorkedWriter(raw)  # type: ignore[assignment]
+        session: _Session | None = None
+        try:
+            seq, first = await asyncio.wait_for(p.read_pdu(reader), 10)
+            if not isinstance(first, p.Connect):
+                return
+            session = self._connect(seq, first, writer)
+            await writer.drain()
+            if session is None:
+                return
+            for pdu, phone, src_id in self.waiting.pop(session.account.sp_id, []):
+                self._deliver(session.account.sp_id, pdu, phone, src_id)
+            while True:
+                seq, pdu = await p.read_pdu(reader, session.version)
+                if isinstance(pdu, p.Submit):
+                    await session.slots.acquire()  # the window: stop reading while it is full
+                    task = asyncio.ensure_future(self._submit(session, seq, pdu))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                elif isinstance(pdu, p.ActiveTest):
+                    session.send(p.ActiveTestResp(), seq)
+                elif isinstance(pdu, p.Terminate):
+                    session.send(p.TerminateResp(), seq)
+                    await writer.drain()
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, SmsguardError):
+            pass
+        finally:
+            if session is not None:
+                self.sessions.get(session.account.sp_id, []).remove(session)
+            writer.close()
+
+    def _connect(self, seq: int, pdu: p.Connect, writer: asyncio.StreamWriter) -> _Session | None:
+        account = self.accounts.get(pdu.source_addr)
+        version = p.V30 if min(pdu.version, self.max_version) >= p.V30 else p.V20
+        status = 0
+        if account is None:
+            status = 2
+        elif pdu.version >> 4 > self.max_version >> 4:
+            status = p.CONNECT_STATUS_VERSION
+        elif pdu.authenticator != p.authenticator_source(pdu.source_addr, account.secret, f"{pdu.timestamp:010d}"):
+            status = 3
+        elif len(self.sessions.get(account.sp_id, [])) >= account.max_connections:
+            status = CONNECT_STATUS_TOO_MANY
+        secret = account.secret if account is not None and status != 3 else ""
+        auth = p.authenticator_ismg(status, pdu.authenticator, secret, version)
+        writer.write(p.encode(seq, p.ConnectResp(status, auth, self.max_version), version))
+        if status != 0 or account is None:
+            return None
+        session = _Session(account, writer, version, asyncio.Semaphore(account.window))
+        self.sessions.setdefault(account.sp_id, []).append(session)
+        return session
+
+    async def _submit(self, session: _Session, seq: int, pdu: p.Submit) -> None:
+        try:
+            if not self._buckets[session.account.sp_id].take():
+                session.send(p.SubmitResp(0, RESULT_FLOW_CONTROL), seq)
+                return
+            msg_id = self._msg_id()
+            raw, part = strip_udh(pdu.tp_udhi, pdu.content)
+            if part is not None and part[1] > 1:
+                session.send(p.SubmitResp(msg_id, 0), seq)  # each part answered on arrival
+                whole = self._join(session, pdu, part, msg_id, raw)
+                if whole is not None:
+                    decision = await self.handler.on_submit(whole)
+                    if decision != "accepted":
+                        for part_id in whole.msg_ids:
+                            self.report(session.account.sp_id, part_id, whole.phones[0], "REJECTD", whole.src_id)
+                return
+            text = decode_text(pdu.msg_fmt, raw)
+            submit = CustomerSubmit(session.account, (msg_id,), tuple(pdu.dest_terminal_ids), text, pdu.src_id,
+                                    pdu.registered_delivery)
+            decision = await self.handler.on_submit(submit)
+            result = _RESULTS[decision]
+            session.send(p.SubmitResp(msg_id if result == 0 else 0, result), seq)
+        except Exception:
+            log.exception("CMPP SUBMIT from %s failed", session.account.sp_id)
+            session.send(p.SubmitResp(0, 9), seq)
+        finally:
+            session.slots.release()
+
+    def _join(self, session: _Session, pdu: p.Submit, part: tuple[int, int, int], msg_id: int,
+              raw: bytes) -> CustomerSubmit | None:
+        ref, total, number = part
+        key = (session.account.sp_id, tuple(pdu.dest_terminal_ids), ref, total)
+        parts = self._parts.setdefault(key, {})
+        parts.setdefault(number, (msg_id, raw))
+        if len(parts) < total:
+            return None
+        del self._parts[key]
+        ordered = [parts[n] for n in sorted(parts)]
+        text = decode_text(pdu.msg_fmt, b"".join(chunk for _, chunk in ordered))
+        return CustomerSubmit(session.account, tuple(i for i, _ in ordered), tuple(pdu.dest_terminal_ids), text,
+                              pdu.src_id, pdu.registered_delivery)
