@@ -36,49 +36,83 @@ Each stored row also has ``id`` (1, 2, 3, … with no gaps), ``ts`` (UTC, set un
 ``hash`` = SHA-256 of the compact JSON ``[id, ts, actor, tenant_id, event_type, subject, payload, prev_hash]``
 (``ts`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; see ``audit._chain``).
 
-Beyond appending: ``verify`` (first broken event), ``checkpoint`` (Ed25519 over the head), ``stream_events``
+Each row also carries ``mac`` (HMAC-SHA256 of ``hash`` under the chain key derived from the signing key, see
+``audit._mac``; ``use_signing_key(key)`` sets it for a process), and the head a MAC too.
+
+Beyond appending: ``verify`` (first broken event), ``checkpoint`` / ``sign_head`` (Ed25519 over the head, also
+written outside SQL to ``Anchors``: a directory and/or a witness URL, on a ``Schedule`` kept in SQL), ``stream_events``
 (CSV/JSONL, masked unless allowed, formula-safe) with ``record_export`` (each export is itself an event),
 ``EventFilter(batch=…)``/``EventFilter(phone_ref=phone_hash(…))`` for trails, ``archive`` for retention.
-The ``smsguard audit`` command and ``GET /v1/audit/events`` / ``GET /v1/audit/trail`` front them.
+``record_in_force`` keeps the bytes of every policy/lexicon/model version that comes into force (content-addressed),
+``replay`` re-screens a stored verdict under them byte for byte, ``shadow_diff`` replays stored verdicts against a
+candidate engine. The ``smsguard audit`` command and ``GET /v1/audit/events`` / ``GET /v1/audit/trail`` front them.
 """
 
+# Phone identity lives in smsguard.phones; these names stay for the audit contract above.
+from smsguard.phones import load_hash_key as load_phone_key
+from smsguard.phones import mask as mask_phone
+from smsguard.phones import mask_phones_in, phone_hash, phone_subject
+
+from ._anchor import Anchors, Schedule, anchors_from, schedule_of, sign_head
 from ._archive import ArchiveResult, archive, verify_archive
-from ._chain import AuditError, AuditEvent, append, append_many, event_hash, ts_text
+from ._chain import AuditError, AuditEvent, append, append_many, event_hash, lock_head, ts_text
 from ._export import COLUMNS, EventFilter, mask_payload, neutralize, record_export, stream_events
-from ._phone import load_phone_key, mask_phone, mask_phones_in, normalize_phone, phone_hash, phone_subject
+from ._mac import chain_key, use_signing_key
+from ._replay import ReplayResult, replay
+from ._shadow import DiffReport, shadow_diff
 from ._signing import Checkpoint, checkpoint, key_id, load_signing_key, public_pem
 from ._tables import GENESIS_HASH
+from ._verdicts import AlsoWrite, insert_verdicts
 from ._verify import VerifyReport, public_key_of, verify
+from ._versions import VersionMissing, materialize, record_in_force
+from ._writer import AuditWriter
 
 __all__ = [
     "COLUMNS",
     "GENESIS_HASH",
+    "AlsoWrite",
+    "Anchors",
     "ArchiveResult",
     "AuditError",
     "AuditEvent",
+    "AuditWriter",
     "Checkpoint",
+    "DiffReport",
     "EventFilter",
+    "ReplayResult",
+    "Schedule",
     "VerifyReport",
+    "VersionMissing",
+    "anchors_from",
     "append",
     "append_many",
     "archive",
+    "chain_key",
     "checkpoint",
     "event_hash",
+    "insert_verdicts",
     "key_id",
     "load_phone_key",
     "load_signing_key",
+    "lock_head",
     "mask_payload",
     "mask_phone",
     "mask_phones_in",
+    "materialize",
     "neutralize",
-    "normalize_phone",
     "phone_hash",
     "phone_subject",
     "public_key_of",
     "public_pem",
     "record_export",
+    "record_in_force",
+    "replay",
+    "schedule_of",
+    "shadow_diff",
+    "sign_head",
     "stream_events",
     "ts_text",
+    "use_signing_key",
     "verify",
     "verify_archive",
 ]

@@ -63,7 +63,7 @@ def archive(
     *,
     before: datetime,
     out_dir: Path,
-    data_dir: Path,
+    data_dir: Path | bytes,
     actor: str,
     retention_days: int | None = None,
 ) -> ArchiveResult | None:

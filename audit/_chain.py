@@ -9,6 +9,9 @@ Appends are serialized on the one row of ``audit_head`` (the newest id and hash)
 with ``SELECT … FOR UPDATE`` until the caller commits; SQLite takes the database write lock with an
 ``UPDATE`` of it (the same lock ``BEGIN IMMEDIATE`` takes). So two writers never read the same head and
 the chain never forks; ids are consecutive and assigned under the lock.
+
+Each row also gets ``mac`` = HMAC-SHA256 of its ``hash`` under the chain key, and the head a MAC over
+(last_id, last_hash, keyed_from) (see ``audit._mac``): re-hashing or cutting the chain needs that key.
 """
 
 from __future__ import annotations
@@ -23,17 +26,18 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, text
 
-from engine import SmsguardError
+from smsguard.core import SmsguardError
+from smsguard.phones import phone_pattern
 
-from ._phone import PHONE_RE
+from ._mac import event_mac, head_mac, process_chain_key
 
 _PAYLOAD = msgspec.json.Encoder(order="sorted")
 _HASHED = msgspec.json.Encoder()
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_COLUMNS = "id, ts, actor, tenant_id, event_type, subject, payload, prev_hash, hash, batch_ref, phone_ref"
-_INSERT_SQLITE = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['?'] * 11)})"
-_INSERT_PG = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})"
+_COLUMNS = "id, ts, actor, tenant_id, event_type, subject, payload, prev_hash, hash, batch_ref, phone_ref, mac"
+_INSERT_SQLITE = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)})"
+_INSERT_PG = f"INSERT INTO audit_events ({_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"
 
 
 class AuditError(SmsguardError):
@@ -98,7 +102,7 @@ def _check(e: AuditEvent) -> bytes:
     if kind == "phone":
         if not _HEX64.match(rest):
             raise AuditError("subject phone:<keyed hash> takes audit.phone_hash(), never a number", where="subject")
-    elif any(PHONE_RE.fullmatch(part) for part in e.subject.split(":")):
+    elif any(phone_pattern().fullmatch(part) for part in e.subject.split(":")):
         raise AuditError("a subject must not carry a phone number; use phone:<keyed hash>", where="subject")
     if not isinstance(e.payload, Mapping):
         raise AuditError("payload must be a JSON object", where="payload")
@@ -108,13 +112,14 @@ def _check(e: AuditEvent) -> bytes:
         raise AuditError(f"payload is not JSON-encodable: {exc}", where="payload") from None
 
 
-def _lock_head(conn: Connection) -> tuple[int, str]:
+def lock_head(conn: Connection) -> tuple[int, str, int]:
+    """Take the chain lock; returns the head's (last_id, last_hash, keyed_from)."""
     if conn.dialect.name == "postgresql":
-        row = conn.execute(text("SELECT last_id, last_hash FROM audit_head WHERE id = 1 FOR UPDATE")).one()
+        row = conn.execute(text("SELECT last_id, last_hash, keyed_from FROM audit_head WHERE id = 1 FOR UPDATE")).one()
     else:  # a write first: it takes SQLite's write lock (busy_timeout waits for it) before we read the head
         conn.execute(text("UPDATE audit_head SET last_id = last_id WHERE id = 1"))
-        row = conn.execute(text("SELECT last_id, last_hash FROM audit_head WHERE id = 1")).one()
-    return int(row[0]), str(row[1])
+        row = conn.execute(text("SELECT last_id, last_hash, keyed_from FROM audit_head WHERE id = 1")).one()
+    return int(row[0]), str(row[1]), int(row[2])
 
 
 def append_many(conn: Connection, batch: Sequence[AuditEvent]) -> list[int]:
@@ -129,7 +134,8 @@ def _append(conn: Connection, batch: Sequence[AuditEvent], at: datetime | None) 
     if not batch:
         return []
     encoded = [_check(e) for e in batch]
-    last_id, prev = _lock_head(conn)
+    last_id, prev, keyed_from = lock_head(conn)
+    key = process_chain_key()
     now = at or datetime.now(UTC)
     ts = ts_text(now)
     # Driver-level executemany with tuples: this runs once per verdict the API stores, so no per-row
@@ -140,12 +146,14 @@ def _append(conn: Connection, batch: Sequence[AuditEvent], at: datetime | None) 
         body = payload.decode()
         h = event_hash(i, ts, e.actor, e.tenant_id, e.event_type, e.subject, body, prev)
         batch_ref, phone_ref = refs(e.subject, e.payload)
-        rows.append((i, stored_ts, e.actor, e.tenant_id, e.event_type, e.subject, body, prev, h, batch_ref, phone_ref))
+        rows.append((i, stored_ts, e.actor, e.tenant_id, e.event_type, e.subject, body, prev, h, batch_ref, phone_ref,
+                     event_mac(key, h)))
         prev = h
     conn.exec_driver_sql(_INSERT_SQLITE if conn.dialect.name == "sqlite" else _INSERT_PG, rows)
     new_last = last_id + len(rows)
     conn.execute(
-        text("UPDATE audit_head SET last_id = :i, last_hash = :h WHERE id = 1"), {"i": new_last, "h": prev}
+        text("UPDATE audit_head SET last_id = :i, last_hash = :h, mac = :m WHERE id = 1"),
+        {"i": new_last, "h": prev, "m": head_mac(key, new_last, prev, keyed_from)},
     )
     return list(range(last_id + 1, new_last + 1))
 

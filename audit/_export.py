@@ -20,8 +20,9 @@ from typing import Literal
 import msgspec
 from sqlalchemy import Connection, Engine, Select, or_, select
 
+from smsguard.phones import mask_phones_in
+
 from ._chain import append, ts_text
-from ._phone import mask_phones_in
 from ._tables import events
 
 Format = Literal["csv", "jsonl"]

@@ -9,43 +9,40 @@ Hand the public key (``smsguard audit public-key``) to auditors so they can chec
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert
+
+from smsguard.core import Settings, load_secrets
 
 from ._chain import ts_text
 from ._tables import checkpoints
+
+if TYPE_CHECKING:
+    from ._anchor import Anchors, Schedule
 
 KEY_FILE = "audit-signing.key"
 _ENC = msgspec.json.Encoder(order="sorted")
 
 
-def load_signing_key(data_dir: Path) -> Ed25519PrivateKey:
-    path = Path(data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        try:  # O_EXCL + 0600: never two keys, never world-readable, even for a moment
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-                f.flush()
-                os.fsync(f.fileno())
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+def load_signing_key(source: Path | bytes) -> Ed25519PrivateKey:
+    """The signing key: PEM bytes (a deployment's, ``Runtime.secrets.audit_signing_key``) or the embedded
+    default's file in the data directory ``source`` (created 0600 on first use)."""
+    if isinstance(source, bytes):
+        pem, where = source, "SMSGUARD_AUDIT_SIGNING_KEY_FILE"
+    else:
+        where = str(Path(source) / KEY_FILE)
+        pem = load_secrets(Settings(data_dir=Path(source))).audit_signing_key
+    key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path}: not an Ed25519 private key")
+        raise ValueError(f"{where}: not an Ed25519 private key")
     return key
 
 
@@ -98,19 +95,15 @@ def sign_checkpoint(conn: Connection, key: Ed25519PrivateKey, event_id: int, eve
     return Checkpoint(new_id, created, event_id, event_hash, kid, signature)
 
 
-def checkpoint(db: Engine, data_dir: Path, *, only_if_moved: bool = False) -> Checkpoint | None:
-    """Sign the current chain head. With ``only_if_moved``, skip (None) when the newest checkpoint already
-    covers the head (periodic runs on an idle service, several workers)."""
-    key = load_signing_key(data_dir)
-    with db.begin() as conn:
-        head = conn.execute(text("SELECT last_id, last_hash FROM audit_head WHERE id = 1")).one()
-        if head.last_id == 0:
-            return None
-        if only_if_moved:
-            newest = conn.execute(select(checkpoints.c.event_id).order_by(checkpoints.c.id.desc()).limit(1)).first()
-            if newest is not None and newest.event_id >= head.last_id:
-                return None
-        return sign_checkpoint(conn, key, int(head.last_id), str(head.last_hash))
+def checkpoint(
+    db: Engine, data_dir: Path | bytes, *, only_if_moved: bool = False, anchors: Anchors | None = None,
+    schedule: Schedule | None = None,
+) -> Checkpoint | None:
+    """Sign the current chain head with the key in ``data_dir`` (see ``audit._anchor.sign_head``, which takes
+    the key itself). With ``only_if_moved``, skip (None) when the newest checkpoint already covers the head."""
+    from ._anchor import sign_head
+
+    return sign_head(db, load_signing_key(data_dir), anchors=anchors, schedule=schedule, only_if_moved=only_if_moved)
 
 
 def check_signature(pub: Ed25519PublicKey, row: object) -> bool:

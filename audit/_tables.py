@@ -1,11 +1,11 @@
-"""The audit tables (SQLAlchemy Core, on ``storage._models.Base.metadata``). Migrations ``audit_0001``/``audit_0002``
-create them; this module only describes them for queries."""
+"""The audit tables (SQLAlchemy Core, on ``storage._models.Base.metadata``). Migrations
+``audit_0001``/``audit_0002``/``audit_anchors_0001`` create them; this module only describes them for queries."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from storage._models import Base
+from smsguard.storage._models import Base
 
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of event 1: the chain starts from nothing."""
@@ -27,6 +27,8 @@ events = sa.Table(
     # Derived from subject/payload (so verify can check them) and indexed, for the per-message trail.
     sa.Column("batch_ref", sa.String(64), nullable=True),
     sa.Column("phone_ref", sa.String(64), nullable=True),
+    # HMAC-SHA256 of ``hash`` under the chain key (``audit._mac``): re-hashing without the key shows here.
+    sa.Column("mac", sa.String(64), nullable=True),
     sa.Index("ix_audit_events_tenant_ts", "tenant_id", "ts"),
     # No index on ts alone: ids follow time, and each index costs every append (the API appends per verdict).
     sa.Index("ix_audit_events_subject", "subject"),
@@ -43,6 +45,8 @@ head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("last_id", sa.BigInteger, nullable=False),
     sa.Column("last_hash", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64), nullable=True),  # over (last_id, last_hash, keyed_from): a cut tail shows
+    sa.Column("keyed_from", sa.BigInteger, nullable=False),  # first event written with a MAC
 )
 
 checkpoints = sa.Table(
@@ -54,6 +58,25 @@ checkpoints = sa.Table(
     sa.Column("event_hash", sa.String(64), nullable=False),
     sa.Column("key_id", sa.String(16), nullable=False),  # first 16 hex of SHA-256 of the raw public key
     sa.Column("signature", sa.String(128), nullable=False),  # Ed25519, hex
+)
+
+blobs = sa.Table(
+    "audit_blobs",
+    Base.metadata,
+    # The exact bytes of a policy, lexicon bundle or model that was in force, keyed by their SHA-256.
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+)
+
+versions = sa.Table(
+    "audit_versions",
+    Base.metadata,
+    # Which blob a version string (as verdicts carry it) names; written when the version first comes into force.
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
 )
 
 archives = sa.Table(

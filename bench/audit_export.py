@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit import AuditEvent, EventFilter, stream_events, verify
-from audit._chain import _append
-from storage import make_engine, migrate
+from smsguard.audit import AuditEvent, EventFilter, stream_events, verify
+from smsguard.audit._chain import _append
+from smsguard.storage import make_engine, migrate
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -9,20 +9,24 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from audit import AuditEvent
-from audit._chain import _append
+from smsguard.audit import AuditEvent
+from smsguard.audit._chain import _append
 
 
 @pytest.fixture
 def fresh_db(backend) -> Iterator[Engine]:
-    """A new empty database (SQLite file or PostgreSQL schema) migrated to every head."""
-    from storage import make_engine, migrate
+    """A new empty database (SQLite file or PostgreSQL schema) migrated to every head. This process MACs its
+    appends with the backend's signing key, the one ``smsguard`` subprocesses of the backend use."""
+    from smsguard.audit import load_signing_key, use_signing_key
+    from smsguard.storage import make_engine, migrate
 
     db = make_engine(backend.scratch_database_url().replace("postgresql://", "postgresql+psycopg://", 1))
     migrate(db)
+    use_signing_key(load_signing_key(backend.data_dir))
     try:
         yield db
     finally:
+        use_signing_key(None)
         db.dispose()
 
 

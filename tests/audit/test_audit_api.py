@@ -16,14 +16,14 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
 
-import audit
-from audit import AuditEvent, append_many, verify
-from engine import PROJECT_ROOT, Engine, EngineConfig
+from smsguard import audit
+from smsguard.audit import AuditEvent, append_many, verify
+from smsguard.engine import PROJECT_ROOT, Engine, EngineConfig
 
 
 @pytest.fixture(scope="module")
 def audit_client(backend, tmp_path_factory) -> Iterator[TestClient]:
-    from api import create_app
+    from smsguard.api import create_app
 
     root = tmp_path_factory.mktemp("audit-api")
     shutil.copyfile(PROJECT_ROOT / "policy.yaml", root / "policy.yaml")
@@ -35,7 +35,7 @@ def audit_client(backend, tmp_path_factory) -> Iterator[TestClient]:
 
 
 def _tenant(backend, role: str | None = None) -> tuple[int, str, dict[str, str]]:
-    from storage import create_key, create_tenant
+    from smsguard.storage import create_key, create_tenant
 
     t = create_tenant(backend.db, f"au-{uuid.uuid4().hex[:10]}")
     key, _ = create_key(backend.db, t.name, role=role)

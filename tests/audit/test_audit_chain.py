@@ -12,9 +12,9 @@ import threading
 import pytest
 from sqlalchemy import text
 
-import audit
-from audit import GENESIS_HASH, AuditError, AuditEvent, append, append_many, checkpoint, verify
-from engine import PROJECT_ROOT
+from smsguard import audit
+from smsguard.audit import GENESIS_HASH, AuditError, AuditEvent, append, append_many, checkpoint, verify
+from smsguard.engine import PROJECT_ROOT
 
 
 def test_append_returns_ids_and_chains_from_genesis(fresh_db) -> None:
@@ -83,8 +83,8 @@ def test_concurrent_threads_never_fork_the_chain(fresh_db) -> None:
 
 _WRITER = """
 import sys
-from storage import make_engine
-from audit import AuditEvent, append_many
+from smsguard.storage import make_engine
+from smsguard.audit import AuditEvent, append_many
 db = make_engine(sys.argv[1])
 for i in range(25):
     with db.begin() as conn:

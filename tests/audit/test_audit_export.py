@@ -12,8 +12,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-import audit
-from audit import AuditEvent, EventFilter, append_many, archive, record_export, stream_events, verify, verify_archive
+from smsguard import audit
+from smsguard.audit import (
+    AuditEvent,
+    EventFilter,
+    append_many,
+    archive,
+    record_export,
+    stream_events,
+    verify,
+    verify_archive,
+)
 
 
 def _export(db, flt=EventFilter(), fmt="jsonl", unmask=False) -> bytes:  # noqa: B008 - frozen, never mutated
