@@ -4,7 +4,7 @@ hours, budgets, batches and their release to the sending queue (issue 7), plus t
 
 Public entry points::
 
-    ctx, redis_location = make_context(settings)           # SQL + Redis + phone vault (+ screening engine)
+    ctx = runtime.batch_context()                           # SQL + Redis + phone vault (smsguard.runtime)
     create_template(ctx, tenant_id, name=…, kind=…, signature=…, body="…${name}…")
     import_contacts(ctx, tenant_id, "list name", open("contacts.csv", "rb"))
     create_batch(ctx, tenant_id, template_id=…, list_id=…, schedule_at=None)
@@ -15,7 +15,8 @@ Importing this package registers the review decision handlers for sources ``temp
 ``batch_content``.
 """
 
-import review
+from smsguard import review
+from smsguard.phones import InvalidPhone, Phone, PhoneVault, mask, parse_phone, vault_for
 
 from ._batches import (
     cancel_batch,
@@ -28,14 +29,18 @@ from ._batches import (
     set_budget,
     submit_batch,
 )
-from ._common import BatchError, BudgetExceeded, Conflict, Context, NotFound, make_context
-from ._contacts import get_list, import_contacts, rejects_csv
+from ._billing import policy_prices
+from ._billing import reconcile as reconcile_billing
+from ._common import BatchError, BudgetExceeded, Context
+from ._contacts import delete_list, get_list, import_contacts, rejects_csv
 from ._optouts import classify, handle_mo, opt_in, opt_out, rebuild_sets, record_complaint
 from ._optouts import status as optout_status
-from ._phones import InvalidPhone, Phone, PhoneVault, mask, parse_phone, vault_for
 from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
+from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, apply_inbound, apply_report
+from ._template_versions import decide_version, pending_versions, propose_version, template_history
 from ._templates import Template, create_template, get_template, on_template_decision
+from ._view import MESSAGE_STATES, message_view, redact_text
 
 
 def register_review_handlers() -> None:
@@ -47,15 +52,15 @@ def register_review_handlers() -> None:
 register_review_handlers()
 
 __all__ = [
+    "MESSAGE_STATES",
     "BatchError",
     "BudgetExceeded",
-    "Conflict",
     "Context",
     "InvalidPhone",
-    "NotFound",
     "Phone",
     "PhoneVault",
     "ReleaseWorker",
+    "RotationReport",
     "SqlEventSink",
     "Template",
     "apply_inbound",
@@ -64,6 +69,8 @@ __all__ = [
     "classify",
     "create_batch",
     "create_template",
+    "decide_version",
+    "delete_list",
     "get_batch",
     "get_budget",
     "get_list",
@@ -72,9 +79,9 @@ __all__ = [
     "import_contacts",
     "in_quiet_hours",
     "list_recipients",
-    "make_context",
     "mask",
     "message_id",
+    "message_view",
     "on_content_decision",
     "on_template_decision",
     "opt_in",
@@ -82,12 +89,19 @@ __all__ = [
     "optout_status",
     "parse_message_id",
     "parse_phone",
+    "pending_versions",
+    "policy_prices",
+    "propose_version",
     "rebuild_sets",
+    "reconcile_billing",
     "record_complaint",
+    "redact_text",
     "register_review_handlers",
     "rejects_csv",
     "report_csv",
+    "rotate_phone_keys",
     "set_budget",
     "submit_batch",
+    "template_history",
     "vault_for",
 ]

@@ -2,9 +2,10 @@
 
 Life cycle (``batches.state``; every transition is an audit event ``batch.<state>`` on ``batch:<id>``)::
 
-    draft ─submit─► screening ─► review ─(every content decided)─► approved ─► scheduled ─► releasing ─► done
-      ▲                 │           │                                                      (release worker)
-      └─budget exceeded─┘           └──────────────► cancelled ◄─ cancel (any state before releasing)
+    draft ─submit─► screening ─► review ─(every content decided)─► approved ─► scheduled ─► releasing ─► sending
+      ▲                 │           │                                                      (release worker)   │
+      │                 │           │                               every recipient final (report relay) ─► done
+      └─budget exceeded─┘           └──────────────► cancelled ◄─ cancel (before hand-over, or deferred)
 
 Submitting renders every recipient's text once (template + the contact's variables, or the batch's
 content), writes the recipients in one pass (COPY on PostgreSQL, chunked executemany on SQLite) with
@@ -28,21 +29,23 @@ clear error.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-import audit
-import review
-from engine import Message
+from smsguard import audit, billing, filing, review
+from smsguard.core import ConflictError, NotFoundError
+from smsguard.engine import Message
+from smsguard.phones import InvalidPhone, Phone, mask, parse_phone, portability_for, ported
 
-from ._common import BatchError, BudgetExceeded, Conflict, Context, NotFound, aware, dumps, now, tenant_name
+from . import _billing
+from ._common import BatchError, BudgetExceeded, Context, aware, dumps, now, tenant_name
 from ._optouts import sender_code
-from ._phones import InvalidPhone, mask_raw, parse_phone
 from ._tables import batch_contents, batches, budgets, contact_lists, contacts, recipients
 from ._templates import KINDS, Template, strictest, usable_template, variable_reasons
 
@@ -79,8 +82,15 @@ def create_batch(
     schedule_at: datetime | None = None,
     draft: bool = False,
     actor: str | None = None,
+    variables: Mapping[str, str] | None = None,
+    guarded: bool = False,
 ) -> dict[str, Any]:
-    """Create a batch (template + contact list, or content + numbers) and, unless ``draft``, submit it."""
+    """Create a batch (template + contact list, template + ``variables`` + numbers, or content + numbers) and,
+    unless ``draft``, submit it.
+
+    A template + numbers batch (the vendor-compatible sends: one set of values for every number) renders the
+    template once; its text is stored as the batch's content, and the variable values are screened as such
+    (``variable.link`` / ``variable.contact``) because the spans are found again from the template."""
     actor = actor or ctx.actor
     if (template_id is None) == (content is None):
         raise BatchError(
@@ -94,16 +104,28 @@ def create_batch(
         )
     with ctx.db.connect() as conn:
         if template_id is not None:
-            if list_id is None:
-                raise BatchError("a template batch needs list_id", where="$.list_id", code="batch.source")
+            if list_id is None and numbers is None:
+                raise BatchError("a template batch needs list_id (or numbers)", where="$.list_id",
+                                 code="batch.source")
             tpl = usable_template(conn, tenant_id, template_id)
+        if template_id is not None and list_id is None:
+            compiled = Template.compile(tpl.signature, tpl.body)
+            values = dict(variables or {})
+            missing = [v for v in compiled.variables if v not in values]
+            if missing:
+                raise BatchError(f"no value for variable(s) {', '.join(missing)}", where="$.variables",
+                                 code="batch.variables")
+            kind, signature = tpl.kind, tpl.signature
+            text = compiled.render([str(values[v]) for v in compiled.variables])
+        elif template_id is not None:
             lst = conn.execute(
                 select(contact_lists).where(contact_lists.c.id == list_id, contact_lists.c.tenant_id == tenant_id)
             ).one_or_none()
             if lst is None:
-                raise NotFound(f"no contact list {list_id}", where="$.list_id", code="contacts.not_found")
+                raise NotFoundError(f"no contact list {list_id}", where="$.list_id", code="contacts.not_found")
             if lst.status != "ready":
-                raise Conflict(f"contact list {list_id} is {lst.status}", where="$.list_id", code="contacts.not_ready")
+                raise ConflictError(f"contact list {list_id} is {lst.status}", where="$.list_id",
+                                    code="contacts.not_ready")
             missing = [v for v in json.loads(tpl.variables) if v not in json.loads(lst.columns)]
             if missing:
                 raise BatchError(
@@ -140,6 +162,7 @@ def create_batch(
                     where="$.content",
                     code="batch.content",
                 )
+        filing.require_approved(conn, tenant_id, signature)  # signature.not_approved: a 403 at the API
     sender = sender_code(ctx, tenant_id, signature)
     schedule_at = schedule_at.astimezone(UTC) if schedule_at is not None else None  # SQLite keeps no offset
     at = now()
@@ -155,6 +178,7 @@ def create_batch(
                 template_id=template_id,
                 list_id=list_id,
                 content=text,
+                guarded=guarded,
                 state="draft",
                 schedule_at=schedule_at,
                 total=0,
@@ -194,15 +218,16 @@ def _transition(
     *,
     frm: Iterable[str],
     payload: dict[str, Any] | None = None,
+    when: Any = None,
     **values: Any,
 ) -> bool:
     """Move ``batch`` from one of ``frm`` to ``to`` (setting ``values`` too) and audit it, in ``conn``'s
-    transaction; ``payload`` adds to the event. False when the batch was no longer in ``frm``."""
-    done = conn.execute(
-        update(batches)
-        .where(batches.c.id == batch.id, batches.c.state.in_(tuple(frm)))
-        .values(state=to, updated_at=now(), **values)
-    ).rowcount
+    transaction; ``payload`` adds to the event, ``when`` is one more SQL condition on the batch row. False when
+    the batch was no longer in ``frm`` (or ``when`` no longer held)."""
+    stmt = update(batches).where(batches.c.id == batch.id, batches.c.state.in_(tuple(frm)))
+    if when is not None:
+        stmt = stmt.where(when)
+    done = conn.execute(stmt.values(state=to, updated_at=now(), **values)).rowcount
     if done:
         event = {"batch_id": batch.id, "from": batch.state if hasattr(batch, "state") else None, "to": to}
         event.update(
@@ -221,6 +246,7 @@ def _transition(
             subject=f"batch:{batch.id}",
             payload=event,
         )
+        _billing.on_state(conn, batch, to, actor)  # a batch that is over settles its prepaid hold
     return bool(done)
 
 
@@ -230,7 +256,7 @@ def _load(conn: Connection, tenant_id: int | None, batch_id: int) -> Any:
         q = q.where(batches.c.tenant_id == tenant_id)
     row = conn.execute(q).one_or_none()
     if row is None:
-        raise NotFound(f"no batch {batch_id}", where="path batch_id", code="batch.not_found")
+        raise NotFoundError(f"no batch {batch_id}", where="path batch_id", code="batch.not_found")
     return row
 
 
@@ -243,19 +269,20 @@ def submit_batch(
     actor = actor or ctx.actor
     with ctx.db.begin() as conn:
         batch = _load(conn, tenant_id, batch_id)
-        if batch.state == "draft":
+        if batch.state == "draft":  # a draft created before the signature was rejected / withdrawn
+            filing.require_approved(conn, tenant_id, batch.signature)
             _transition(conn, batch, "screening", actor, frm=("draft",))
         elif batch.state != "screening":
-            raise Conflict(
+            raise ConflictError(
                 f"batch {batch_id} is {batch.state}; only a draft can be submitted",
                 where="path batch_id",
                 code="batch.state",
             )
-    if batch.template_id is None and numbers is None:
+    if batch.list_id is None and numbers is None:
         raise BatchError("a content batch is submitted with its numbers", where="$.numbers", code="batch.numbers")
     try:
         _screen(ctx, batch_id, numbers, actor)
-    except BudgetExceeded as e:
+    except (BudgetExceeded, billing.InsufficientBalance) as e:
         with ctx.db.begin() as conn:
             batch = _load(conn, tenant_id, batch_id)
             _transition(conn, batch, "draft", actor, frm=("screening",), reason=e.message)
@@ -292,15 +319,15 @@ def resume_stale_submits(ctx: Context, *, older_than: timedelta = STALE_SUBMIT, 
                 .values(updated_at=now())
             ).rowcount
             batch = _load(conn, None, batch_id) if taken else None
-            if batch is not None and batch.template_id is None:
+            if batch is not None and batch.list_id is None:
                 _transition(conn, batch, "draft", actor, frm=("screening",), reason=INTERRUPTED)
                 done[batch_id] = "draft"
-        if batch is None or batch.template_id is None:
+        if batch is None or batch.list_id is None:
             continue
         try:
             _screen(ctx, batch_id, None, actor)
             done[batch_id] = "screened"
-        except BudgetExceeded as e:
+        except (BudgetExceeded, billing.InsufficientBalance) as e:
             with ctx.db.begin() as conn:
                 _transition(conn, _load(conn, None, batch_id), "draft", actor, frm=("screening",), reason=e.message)
             done[batch_id] = "draft"
@@ -318,22 +345,21 @@ def _screen(ctx: Context, batch_id: int, numbers: Iterable[str] | None, actor: s
         conn.execute(delete(recipients).where(recipients.c.batch_id == batch_id))  # a re-run starts afresh
         conn.execute(delete(batch_contents).where(batch_contents.c.batch_id == batch_id))
         contents: dict[str, list[Any]] = {}  # text -> [content_id, recipients, spans, {carrier: n}]
-        if batch.template_id is not None:
+        if batch.list_id is not None:
             rows = _template_rows(ctx, conn, batch, contents)
         else:
-            rows = _number_rows(ctx, batch, numbers or (), contents)
+            # the spans are read now, with the writer's connection: once COPY runs, that connection is busy
+            rows = _number_rows(ctx, batch, numbers or (), contents, _value_spans(conn, batch))
         total = _write_recipients(conn, rows)
-        total_dups = _mark_duplicates(conn, batch_id) if batch.template_id is None else 0
+        total_dups = _mark_duplicates(conn, batch_id) if batch.list_id is None else 0
         # screen each distinct content once
         texts = list(contents)
         content_rows = []
         blocked: list[int] = []
         pending: list[tuple[int, str, str, dict[str, Any], int]] = []
         estimate = 0
-        price = {
-            c: micros(policy.prices.for_carrier(c))
-            for c in ("mobile", "unicom", "telecom", "broadnet", "virtual", "other")
-        }
+        # the tenant's price list (billing; the policy's prices below it): the estimate is what is held
+        price = _billing.prices_for(ctx, conn, batch.tenant_id, batch.kind)
         per_carrier = _queued_by_content_carrier(conn, batch_id) if total_dups else None
         for i in range(0, len(texts), 500):
             part = texts[i : i + 500]
@@ -397,6 +423,7 @@ def _screen(ctx: Context, batch_id: int, numbers: Iterable[str] | None, actor: s
                 .values(status="rejected", detail="blocked by screening")
             )
         _check_budget(conn, batch, estimate)
+        _billing.take_hold(conn, batch, estimate, price, actor)  # prepaid: no overdraft (402), else a no-op
         conn.execute(update(batches).where(batches.c.id == batch_id).values(total=total, estimate_micros=estimate))
         audit.append(
             conn,
@@ -506,8 +533,11 @@ def _render_contacts(
             .where(contacts.c.list_id == batch.list_id)
             .order_by(contacts.c.seq)
         )
+        portability = portability_for(ctx.db, ctx.vault)
         for part in result.partitions():
+            moved = portability.carriers_of_hashes(row[1] for row in part)  # ported since the list was imported
             for seq, h, enc, masked, carrier, raw_vars in part:
+                carrier = moved.get(h, carrier)
                 values = [loads(raw_vars)[i] for i in idx] if idx else ()
                 text = tpl.render(values)
                 entry = contents.get(text)
@@ -518,29 +548,59 @@ def _render_contacts(
                 yield (bid, seq, h, enc, masked, carrier, entry[0], "queued", None)
 
 
-def _number_rows(ctx: Context, batch: Any, numbers: Iterable[str], contents: dict[str, list[Any]]) -> Iterator[tuple]:
+def _number_rows(
+    ctx: Context, batch: Any, numbers: Iterable[str], contents: dict[str, list[Any]], spans: list[Any]
+) -> Iterator[tuple]:
+    entry = _new_content(contents, batch.content, spans)
+    numbered = enumerate(numbers, start=1)
+    while part := list(itertools.islice(numbered, 1000)):
+        yield from _number_chunk(ctx, batch.id, part, entry)
+
+
+def _value_spans(conn: Connection, batch: Any) -> list[Any]:
+    """Where the variable values sit in a template + numbers batch's rendered text (none for a content batch):
+    the template's literal parts are matched against the text, so the values are screened as variables."""
+    import re
+
+    from ._tables import templates
+
+    if batch.template_id is None:
+        return []
+    t = conn.execute(select(templates.c.signature, templates.c.body).where(templates.c.id == batch.template_id)).one()
+    tpl = Template.compile(t.signature, t.body)
+    if not tpl.slots:
+        return []
+    pattern, seen = [re.escape(tpl.parts[0])], set()
+    for i, slot in enumerate(tpl.slots):  # a variable used twice has the same value twice: a back-reference
+        pattern.append(f"(?P=v{slot})" if slot in seen else f"(?P<v{slot}>.*?)")
+        seen.add(slot)
+        pattern.append(re.escape(tpl.parts[i + 1]))
+    m = re.fullmatch("".join(pattern), batch.content, re.DOTALL)
+    if m is None:  # cannot happen for a text this template rendered; screened as content alone then
+        return []
+    return tpl.spans([m[f"v{slot}"] for slot in range(len(tpl.variables))])
+
+
+def _number_chunk(ctx: Context, bid: int, part: list[tuple[int, str]], entry: list[Any]) -> Iterator[tuple]:
     vault = ctx.vault
-    entry = _new_content(contents, batch.content, [])
-    bid = batch.id
-    for seq, raw in enumerate(numbers, start=1):
+    parsed: list[tuple[int, str, Phone | InvalidPhone]] = []
+    for seq, raw in part:
         try:
-            phone = parse_phone(raw)
+            parsed.append((seq, raw, parse_phone(raw)))
         except InvalidPhone as e:
-            yield (bid, seq, "", None, mask_raw(raw), "other", entry[0], "invalid", e.message)
+            parsed.append((seq, raw, e))
+    hashes = {id(p): vault.hash(p.e164) for _, _, p in parsed if isinstance(p, Phone)}
+    moved = portability_for(ctx.db, vault).carriers_of_hashes(hashes.values())  # 携号转网 before the block
+    for seq, raw, phone in parsed:
+        if isinstance(phone, InvalidPhone):
+            yield (bid, seq, "", None, mask(raw), "other", entry[0], "invalid", phone.message)
             continue
+        h = hashes[id(phone)]
+        if h in moved:
+            phone = ported(phone, moved[h])
         entry[1] += 1
         entry[3][phone.price_key] = entry[3].get(phone.price_key, 0) + 1
-        yield (
-            bid,
-            seq,
-            vault.hash(phone.e164),
-            vault.encrypt(phone.e164),
-            phone.masked,
-            phone.price_key,
-            entry[0],
-            "queued",
-            None,
-        )
+        yield (bid, seq, h, vault.encrypt(phone.e164), phone.masked, phone.price_key, entry[0], "queued", None)
 
 
 def _write_recipients(conn: Connection, rows: Iterator[tuple]) -> int:
@@ -604,13 +664,22 @@ def _after_decisions(conn: Connection, batch: Any, actor: str) -> None:
         )
     ).scalar_one()
     if not sendable:
+        # the reviewer's own words reach the customer, not only "nothing to send"
+        rejected = [
+            r for (r,) in conn.execute(
+                select(batch_contents.c.reason).where(
+                    batch_contents.c.batch_id == batch.id, batch_contents.c.review == "rejected"
+                ).order_by(batch_contents.c.content_id).limit(5)
+            ) if r
+        ]
         _transition(
             conn,
             batch,
             "cancelled",
             actor,
             frm=("screening", "review"),
-            reason="nothing to send: every content was blocked or rejected",
+            reason=("rejected in review: " + "; ".join(dict.fromkeys(rejected)))[:2000] if rejected
+            else "nothing to send: every content was blocked or rejected",
         )
         conn.execute(
             update(recipients)
@@ -640,7 +709,8 @@ def on_content_decision(conn: Connection, decision: Any) -> None:
     conn.execute(
         update(batch_contents)
         .where(batch_contents.c.batch_id == batch.id, batch_contents.c.content_id == row.content_id)
-        .values(review="approved" if decision.approved else "rejected", reason=decision.reason)
+        .values(review="approved" if decision.approved else "rejected", reason=decision.reason,
+                review_category=(decision.category or None) and str(decision.category)[:32])
     )
     if not decision.approved:
         conn.execute(
@@ -663,6 +733,7 @@ def on_content_decision(conn: Connection, decision: Any) -> None:
             "content_hash": h,
             "approved": bool(decision.approved),
             "reason": decision.reason,
+            "category": decision.category,
         },
     )
     if batch.state == "review":
@@ -675,19 +746,55 @@ def on_content_decision(conn: Connection, decision: Any) -> None:
 def cancel_batch(
     ctx: Context, tenant_id: int, batch_id: int, *, actor: str | None = None, reason: str = "cancelled by the customer"
 ) -> dict[str, Any]:
+    """Cancel a batch at any point before its recipients are handed over: before release, or while the release
+    waits (quiet hours: every recipient ``deferred``). Recipients not handed over become ``cancelled`` and what
+    was reserved for them is refunded. A batch a release worker holds right now is a ConflictError: what it is
+    handing over cannot be recalled, and its lease ends within seconds."""
+    from ._release import handed_cost
+
     actor = actor or ctx.actor
     with ctx.db.begin() as conn:
         batch = _load(conn, tenant_id, batch_id)
-        if not _transition(conn, batch, "cancelled", actor, frm=CANCELLABLE, reason=reason):
-            raise Conflict(
-                f"batch {batch_id} is {batch.state}: only a batch not yet releasing can be cancelled",
+        refund = 0
+        if batch.state == "releasing":
+            # no lease: the worker stopped cleanly (deferred), so no chunk is between Redis and SQL
+            if not _transition(conn, batch, "cancelled", actor, frm=("releasing",), reason=reason,
+                               when=batches.c.lease_owner.is_(None)):
+                raise ConflictError(
+                    f"batch {batch_id} is being handed over to the carriers right now; what is handed over cannot "
+                    "be recalled: try again in a few seconds to cancel the rest",
+                    where="path batch_id",
+                    code="batch.handing_over",
+                )
+            refund = max(0, batch.reserved_micros - handed_cost(conn, ctx, batch_id))
+            if refund:
+                conn.execute(
+                    update(budgets)
+                    .where(budgets.c.tenant_id == batch.tenant_id)
+                    .values(spent_micros=budgets.c.spent_micros - refund, updated_at=now())
+                )
+                conn.execute(
+                    update(batches).where(batches.c.id == batch_id)
+                    .values(reserved_micros=batches.c.reserved_micros - refund)
+                )
+        elif not _transition(conn, batch, "cancelled", actor, frm=CANCELLABLE, reason=reason):
+            raise ConflictError(
+                f"batch {batch_id} is {batch.state}: everything in it was handed over, nothing is left to cancel",
                 where="path batch_id",
                 code="batch.state",
             )
-        conn.execute(
+        n = conn.execute(
             update(recipients)
             .where(recipients.c.batch_id == batch_id, recipients.c.status.in_(("queued", "deferred")))
             .values(status="cancelled", detail=reason[:500])
+        ).rowcount
+        audit.append(
+            conn,
+            event_type="batch.recipients_cancelled",
+            actor=actor,
+            tenant_id=batch.tenant_id,
+            subject=f"batch:{batch_id}",
+            payload={"batch_id": batch_id, "from": batch.state, "recipients": n, "refunded": money(refund)},
         )
     return get_batch(ctx, tenant_id, batch_id)
 
@@ -740,16 +847,38 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
 
+def status_counts(conn: Connection, batch_id: int) -> dict[str, int]:
+    """How many recipients of the batch are in each status."""
+    return dict(
+        conn.execute(
+            select(recipients.c.status, func.count())
+            .where(recipients.c.batch_id == batch_id)
+            .group_by(recipients.c.status)
+        ).all()
+    )
+
+
+def hold_of(ctx: Context, b: Any, counts: dict[str, int]) -> dict[str, Any] | None:
+    """Why a batch that is not cancelled waits, and until when: quiet hours (released batches keep their
+    recipients ``deferred``; a scheduled one will be held as soon as it is due)."""
+    from ._release import in_quiet_hours
+
+    if b.state == "releasing" and b.resume_at is not None and counts.get("deferred"):
+        return {"reason": "quiet_hours", "until": _iso(b.resume_at)}
+    if b.state in ("approved", "scheduled"):
+        due = max(aware(b.schedule_at) or now(), now())
+        resume = in_quiet_hours(ctx.policy, b.kind, due)
+        if resume is not None:
+            return {"reason": "quiet_hours", "until": _iso(resume)}
+    return None
+
+
 def get_batch(ctx: Context, tenant_id: int | None, batch_id: int) -> dict[str, Any]:
+    from ._settle import waiting_for
+
     with ctx.db.connect() as conn:
         b = _load(conn, tenant_id, batch_id)
-        counts = dict(
-            conn.execute(
-                select(recipients.c.status, func.count())
-                .where(recipients.c.batch_id == batch_id)
-                .group_by(recipients.c.status)
-            ).all()
-        )
+        counts = status_counts(conn, batch_id)
         contents = conn.execute(
             select(
                 batch_contents.c.content_id,
@@ -759,6 +888,7 @@ def get_batch(ctx: Context, tenant_id: int | None, batch_id: int) -> dict[str, A
                 batch_contents.c.segments,
                 batch_contents.c.recipients,
                 batch_contents.c.reason,
+                batch_contents.c.review_category,
             )
             .where(batch_contents.c.batch_id == batch_id)
             .order_by(batch_contents.c.content_id)
@@ -780,6 +910,20 @@ def get_batch(ctx: Context, tenant_id: int | None, batch_id: int) -> dict[str, A
         "estimate": money(b.estimate_micros),
         "currency": ctx.policy.prices.currency,
         "counts": {s: counts.get(s, 0) for s in sorted(counts)},
+        "waiting_for": waiting_for(ctx, b.state, counts),
+        "hold": hold_of(ctx, b, counts),
+        "cancellable": b.state in CANCELLABLE or (b.state == "releasing" and b.lease_owner is None),
+        # the human review of each content held for it: the reviewer's decision, reason and category
+        "review": [
+            {
+                "content_id": c.content_id,
+                "decision": c.review,
+                "reason": c.reason if c.review != "pending" else None,
+                "category": c.review_category,
+            }
+            for c in contents
+            if c.review != "none"
+        ],
         "contents": [
             {
                 "content_id": c.content_id,

@@ -6,32 +6,26 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, select
 
-from engine import ConflictError, NotFoundError, Policy, SmsguardError, default_config, load_policy
-from engine import Engine as ScreeningEngine
-from engine._rules import RULE_CODES
+from smsguard.core import NotFoundError, QuotaError, Settings, SmsguardError
+from smsguard.engine import RULE_CODES, Policy, default_config, load_policy
+from smsguard.engine import Engine as ScreeningEngine
+from smsguard.phones import PhoneVault
 
-from ._phones import PhoneVault, vault_for
 from ._tables import tenants
+
+if TYPE_CHECKING:  # the Runtime builds Contexts; importing it here at run time would be an upward arrow
+    from smsguard.runtime import Runtime
 
 
 class BatchError(SmsguardError):
     code = "batch.invalid"
 
 
-class NotFound(NotFoundError):
-    pass
-
-
-class Conflict(ConflictError):
-    code = "batch.conflict"
-
-
-class BudgetExceeded(SmsguardError):
-    status_code = 402
+class BudgetExceeded(QuotaError):
     code = "budget.exceeded"
 
 
@@ -62,6 +56,8 @@ class Context:
     screening: ScreeningEngine | None = None
     policy_override: Policy | None = None
     actor: str = "system:batches"
+    settings: Settings | None = None
+    """Where the policy and the engine come from (None: the process's settings)."""
 
     @property
     def policy(self) -> Policy:
@@ -69,7 +65,7 @@ class Context:
             return self.policy_override
         if self.screening is not None:
             return self.screening.policy
-        self.policy_override = _default_policy()
+        self.policy_override = _default_policy(self.settings)
         return self.policy_override
 
     @property
@@ -77,45 +73,33 @@ class Context:
         """The ``sending.MessageStore`` namespace gateway workers read (``--ns``)."""
         return f"{self.namespace}:send"
 
+    @classmethod
+    def of(cls, runtime: Runtime, *, actor: str = "system:batches") -> Context:
+        """The Context on ``runtime``'s SQL, Redis, vault and (when it has built one) screening engine."""
+        screening = runtime.screening if runtime.has_screening else None
+        return cls(db=runtime.db, redis=runtime.redis, vault=runtime.vault, namespace=runtime.settings.redis_namespace,
+                   screening=screening, actor=actor, settings=runtime.settings)
+
     def require_engine(self) -> ScreeningEngine:
         if self.screening is None:
-            self.screening = ScreeningEngine(default_config())
+            self.screening = ScreeningEngine(default_config(self.settings))
         return self.screening
 
 
-def _default_policy() -> Policy:
-    policy, _ = load_policy(default_config().policy_path, known_rules=frozenset(RULE_CODES))
+def _default_policy(settings: Settings | None) -> Policy:
+    policy, _ = load_policy(default_config(settings).policy_path, known_rules=frozenset(RULE_CODES))
     return policy
-
-
-def make_context(
-    settings: Any, *, screening: ScreeningEngine | None = None, migrate_db: bool = True
-) -> tuple[Context, Any]:
-    """A Context for ``settings`` and the RedisLocation to ``close()`` when done."""
-    import redis
-
-    from storage import locate_redis, make_engine, migrate
-
-    db = make_engine(settings.sqlalchemy_url)
-    if migrate_db:
-        migrate(db)
-    location = locate_redis(settings.redis_url, settings.data_dir)
-    client = redis.Redis.from_url(location.url, socket_timeout=30, socket_connect_timeout=5)
-    ctx = Context(
-        db=db, redis=client, vault=vault_for(settings.data_dir), namespace=settings.redis_namespace, screening=screening
-    )
-    return ctx, location
 
 
 def tenant_name(conn: Connection, tenant_id: int) -> str:
     name = conn.execute(select(tenants.c.name).where(tenants.c.id == tenant_id)).scalar_one_or_none()
     if name is None:
-        raise NotFound(f"no tenant {tenant_id}", where="tenant", code="tenant.not_found")
+        raise NotFoundError(f"no tenant {tenant_id}", where="tenant", code="tenant.not_found")
     return name
 
 
 def tenant_id_of(conn: Connection, name: str) -> int:
     tid = conn.execute(select(tenants.c.id).where(tenants.c.name == name)).scalar_one_or_none()
     if tid is None:
-        raise NotFound(f"no tenant {name!r}", where="tenant", code="tenant.not_found")
+        raise NotFoundError(f"no tenant {name!r}", where="tenant", code="tenant.not_found")
     return tid

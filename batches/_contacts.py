@@ -1,11 +1,10 @@
 """Contact lists: streaming CSV import (UTF-8 or GBK), one phone column plus variable columns.
 
-The file is read line by line and written in chunks (one transaction each), so memory stays flat
-whatever the size of the list. Encoding: a UTF-8 BOM means UTF-8; otherwise each line is decoded as
-UTF-8 until one is not valid UTF-8, and from then on the file is read as GB18030 (a superset of GBK and
-GB2312), which is how Excel on a Chinese Windows saves CSV. Every rejected line is reported with its
-line number: an invalid number (why) or a duplicate (of which line). Duplicates are found by the
-database (unique ``(list_id, phone_hash)``, ``ON CONFLICT DO NOTHING``), not by a set in memory.
+The file is read line by line (``_csv_records``: encoding, line ends, bounded records) and written in
+chunks (one transaction each), so memory stays flat whatever the size of the list. Every rejected line is
+reported with its line number: unreadable CSV, an invalid number (why) or a duplicate (of which line).
+Duplicates are found by the database (unique ``(list_id, phone_hash)``, ``ON CONFLICT DO NOTHING``),
+not by a set in memory.
 
 Header: a first row naming a phone column (phone, mobile, 手机, 手机号, 手机号码, 号码, 电话, …) makes the
 other columns variables, named by their header; without one, the first column is the number.
@@ -13,19 +12,19 @@ other columns variables, named by their header; without one, the first column is
 
 from __future__ import annotations
 
-import codecs
-import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-import audit
+from smsguard import audit
+from smsguard.core import ConflictError, NotFoundError
+from smsguard.phones import InvalidPhone, mask, parse_phone, portability_for
 
-from ._common import BatchError, Context, NotFound, dumps, now
-from ._phones import InvalidPhone, mask_raw, parse_phone
+from ._common import BatchError, Context, dumps, now
+from ._csv_records import BadRecord, DecodedLines, records
 from ._tables import contact_lists, contact_rejects, contacts
 
 PHONE_HEADERS = frozenset(
@@ -48,35 +47,6 @@ PHONE_HEADERS = frozenset(
     }
 )
 CHUNK = 5000
-MAX_LINE = 64 * 1024
-
-
-class DecodedLines:
-    """Lines of a byte stream as text; ``encoding`` says what was found (utf-8, utf-8-bom or gb18030)."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.encoding = "utf-8"
-
-    def __iter__(self) -> Iterator[str]:
-        first = True
-        for raw in self.stream:
-            if first:
-                first = False
-                if raw.startswith(codecs.BOM_UTF8):
-                    raw = raw[len(codecs.BOM_UTF8) :]
-                    self.encoding = "utf-8-bom"
-            if self.encoding == "gb18030":
-                yield raw.decode("gb18030", errors="replace")
-                continue
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError:
-                if self.encoding == "utf-8-bom":  # declared UTF-8: keep it, mark the bad bytes
-                    yield raw.decode("utf-8", errors="replace")
-                    continue
-                self.encoding = "gb18030"  # GBK is a subset: Excel's "CSV" on a Chinese Windows
-                yield raw.decode("gb18030", errors="replace")
 
 
 _STAGE_COLUMNS = ("list_id", "seq", "line", "phone_hash", "phone_enc", "phone_masked", "carrier", "vars")
@@ -153,24 +123,18 @@ def import_contacts(
     return get_list(ctx, tenant_id, list_id, errors=max_errors_shown)
 
 
-def _rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(line.replace("\x00", "") for line in lines)  # NUL: never valid in a CSV cell (or in SQL)
-    for row in reader:
-        if not row or not any(c.strip() for c in row):
-            continue
-        yield reader.line_num, row
-
-
 def _load(ctx: Context, list_id: int, lines: DecodedLines) -> tuple[dict[str, int], list[str]]:
     vault = ctx.vault
-    rows = _rows(lines)
+    rows = records(lines)
     first = next(rows, None)
     if first is None:
         raise BatchError("the file has no rows", where="line 1", code="contacts.empty")
     line, header = first
+    if isinstance(header, BadRecord):
+        raise BatchError(f"the first row cannot be read: {header.reason}", where=f"line {line}", code=header.code)
     cells = [c.strip().lstrip("\ufeff").lower() for c in header]
     phone_col = next((i for i, c in enumerate(cells) if c in PHONE_HEADERS), None)
-    pending: list[tuple[int, list[str]]] = []
+    pending: list[tuple[int, list[str] | BadRecord]] = []
     if phone_col is None:
         try:
             parse_phone(header[0])
@@ -194,6 +158,10 @@ def _load(ctx: Context, list_id: int, lines: DecodedLines) -> tuple[dict[str, in
 
     def flush() -> None:
         nonlocal chunk, rejects
+        if chunk:  # ported numbers (携号转网) are priced and routed by the network they are on now
+            moved = portability_for(ctx.db, vault).carriers_of_hashes(r["phone_hash"] for r in chunk)
+            for r in chunk:
+                r["carrier"] = moved.get(r["phone_hash"], r["carrier"])
         with ctx.db.begin() as conn:
             if chunk:
                 inserted = _insert_chunk(conn, chunk)
@@ -215,6 +183,7 @@ def _load(ctx: Context, list_id: int, lines: DecodedLines) -> tuple[dict[str, in
                                 "kind": "duplicate",
                                 "code": "contacts.duplicate",
                                 "value": d["phone_masked"],
+                                "phone_enc": d["phone_enc"],
                                 "reason": f"duplicate of line {first_lines.get(d['phone_hash'], '?')}",
                             }
                         )
@@ -227,6 +196,13 @@ def _load(ctx: Context, list_id: int, lines: DecodedLines) -> tuple[dict[str, in
     ncols = len(header)
     for line, row in _iter_with(pending, rows):
         counts["total"] += 1
+        if isinstance(row, BadRecord):
+            counts["invalid"] += 1
+            rejects.append({"list_id": list_id, "line": line, "kind": "invalid", "code": row.code,
+                            "reason": row.reason, "value": "", "phone_enc": None})
+            if len(rejects) >= CHUNK:
+                flush()
+            continue
         raw = row[phone_col] if phone_col < len(row) else ""
         try:
             phone = parse_phone(raw)
@@ -239,7 +215,9 @@ def _load(ctx: Context, list_id: int, lines: DecodedLines) -> tuple[dict[str, in
                     "kind": "invalid",
                     "code": e.code,
                     "reason": e.message,
-                    "value": mask_raw(raw),
+                    "value": mask(raw),
+                    # as uploaded, for the tenant's own report; encrypted like every number we keep
+                    "phone_enc": vault.encrypt(raw.strip()[:64]) if raw.strip() else None,
                 }
             )
         else:
@@ -253,6 +231,7 @@ def _load(ctx: Context, list_id: int, lines: DecodedLines) -> tuple[dict[str, in
                         "code": "contacts.columns",
                         "reason": f"{len(row)} columns, the header has {ncols}",
                         "value": phone.masked,
+                        "phone_enc": vault.encrypt(raw.strip()[:64]),
                     }
                 )
             else:
@@ -278,19 +257,21 @@ def _load(ctx: Context, list_id: int, lines: DecodedLines) -> tuple[dict[str, in
 
 
 def _iter_with(
-    first: list[tuple[int, list[str]]], rest: Iterator[tuple[int, list[str]]]
-) -> Iterator[tuple[int, list[str]]]:
+    first: list[tuple[int, list[str] | BadRecord]], rest: Iterator[tuple[int, list[str] | BadRecord]]
+) -> Iterator[tuple[int, list[str] | BadRecord]]:
     yield from first
     yield from rest
 
 
-def get_list(ctx: Context, tenant_id: int, list_id: int, *, errors: int = 100) -> dict[str, Any]:
+def get_list(ctx: Context, tenant_id: int, list_id: int, *, errors: int = 100, full: bool = False) -> dict[str, Any]:
+    """A list's summary with its first ``errors`` rejected lines, their values masked; ``full`` shows the values
+    as uploaded (the owning tenant's own error report: it uploaded them and must see what to fix)."""
     with ctx.db.connect() as conn:
         row = conn.execute(
             select(contact_lists).where(contact_lists.c.id == list_id, contact_lists.c.tenant_id == tenant_id)
         ).one_or_none()
         if row is None:
-            raise NotFound(f"no contact list {list_id}", where="path list_id", code="contacts.not_found")
+            raise NotFoundError(f"no contact list {list_id}", where="path list_id", code="contacts.not_found")
         rejected = (
             conn.execute(
                 select(contact_rejects)
@@ -313,13 +294,22 @@ def get_list(ctx: Context, tenant_id: int, list_id: int, *, errors: int = 100) -
         "duplicates": row.duplicates,
         "error": row.error,
         "rejected": [
-            {"line": r.line, "kind": r.kind, "code": r.code, "reason": r.reason, "value": r.value} for r in rejected
+            {"line": r.line, "kind": r.kind, "code": r.code, "reason": r.reason,
+             "value": _shown(ctx, r) if full else r.value}
+            for r in rejected
         ],
     }
 
 
-def rejects_csv(ctx: Context, tenant_id: int, list_id: int) -> Iterator[str]:
-    """The per-line report of a list's rejected rows, as CSV text chunks."""
+def _shown(ctx: Context, r: Any) -> str:
+    if r.phone_enc is None:
+        return r.value
+    value = ctx.vault.decrypt(r.phone_enc)
+    return value[3:] if r.kind == "duplicate" and value.startswith("+86") else value  # a duplicate keeps E.164
+
+
+def rejects_csv(ctx: Context, tenant_id: int, list_id: int, *, full: bool = False) -> Iterator[str]:
+    """The per-line report of a list's rejected rows, as CSV text chunks (values as uploaded with ``full``)."""
     get_list(ctx, tenant_id, list_id, errors=0)
     yield "line,kind,code,reason,value\r\n"
     with ctx.db.connect() as conn:
@@ -327,7 +317,39 @@ def rejects_csv(ctx: Context, tenant_id: int, list_id: int) -> Iterator[str]:
             select(contact_rejects).where(contact_rejects.c.list_id == list_id).order_by(contact_rejects.c.line)
         )
         for part in result.partitions():
-            yield "".join(_csv_line([r.line, r.kind, r.code, r.reason, r.value]) for r in part)
+            yield "".join(
+                _csv_line([r.line, r.kind, r.code, r.reason, _shown(ctx, r) if full else r.value]) for r in part
+            )
+
+
+def delete_list(ctx: Context, tenant_id: int, list_id: int, *, actor: str | None = None) -> None:
+    """Delete a contact list (a failed upload, or one no longer wanted) with its contacts and error report.
+    A list a batch was built from stays: the batch's report and audit trail point at it."""
+    from ._tables import batches
+
+    with ctx.db.begin() as conn:
+        row = conn.execute(
+            select(contact_lists.c.id, contact_lists.c.status, contact_lists.c.name).where(
+                contact_lists.c.id == list_id, contact_lists.c.tenant_id == tenant_id
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no contact list {list_id}", where="path list_id", code="contacts.not_found")
+        used = conn.execute(select(batches.c.id).where(batches.c.list_id == list_id).limit(1)).scalar()
+        if used is not None:
+            raise ConflictError(f"batch #{used} was sent to this list: it is kept with the batch's records",
+                                where="path list_id", code="contacts.in_use")
+        conn.execute(delete(contact_rejects).where(contact_rejects.c.list_id == list_id))
+        conn.execute(delete(contacts).where(contacts.c.list_id == list_id))
+        conn.execute(delete(contact_lists).where(contact_lists.c.id == list_id))
+        audit.append(
+            conn,
+            event_type="contacts.deleted",
+            actor=actor or ctx.actor,
+            tenant_id=tenant_id,
+            subject=f"contact_list:{list_id}",
+            payload={"list_id": list_id, "status": row.status},
+        )
 
 
 def _csv_line(values: list[Any]) -> str:

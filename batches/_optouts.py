@@ -6,11 +6,13 @@ Scopes (rows of ``optouts``, keyed by the phone's keyed hash):
 * ``tenant`` — every signature of the tenant (``tenant_id``, ``""``): an API call, a complaint;
 * ``global`` — every tenant (``0``, ``""``): an MO to an extension we cannot attribute, or an admin.
 
-SQL is the truth; Redis holds one set per scope (``<ns>:oo:<tenant id>:<signature>``) that the release
-worker checks per recipient. Order of writes, so that no crash ever lets a message through to a number
-that opted out: an opt-OUT is added to Redis first, then committed to SQL (with its audit event, in the
-same transaction), then acknowledged; an opt-IN is committed first and removed from Redis after. A crash
-in between leaves the number opted out (the safe side) until ``rebuild_sets`` runs at the next start.
+SQL is the truth: the release worker looks every chunk's numbers up in SQL (``opted_out_among``). Redis
+holds one set per scope (``<ns>:oo:<tenant id>:<signature>``) that its hand-over script checks as well,
+for the opt-outs taken between that lookup and the hand-over. Order of writes, so that no crash ever lets
+a message through to a number that opted out: an opt-OUT is added to Redis first, then committed to SQL
+(with its audit event, in the same transaction), then acknowledged; an opt-IN is committed first and
+removed from Redis after. A crash in between leaves the number opted out (the safe side) until
+``rebuild_sets`` runs (at start and whenever the release worker finds Redis lost its data).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-import audit
+from smsguard import audit, webhooks
+from smsguard.phones import Phone, parse_phone
 
 from ._common import Context, now
-from ._phones import Phone, parse_phone
 from ._tables import complaints, inbound_messages, optouts, sender_codes
 
 _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -39,6 +41,26 @@ def set_key(ns: str, tenant_id: int, signature: str) -> str:
 def keys_for(ns: str, tenant_id: int, signature: str) -> tuple[str, str, str]:
     """The three sets a recipient of (tenant, signature) is checked against: global, tenant, signature."""
     return set_key(ns, GLOBAL, ""), set_key(ns, tenant_id, ""), set_key(ns, tenant_id, signature)
+
+
+def opted_out_among(conn: Connection, tenant_id: int, signature: str, hashes: Iterable[str]) -> set[str]:
+    """The hashes among ``hashes`` that SQL, the truth, has opted out for (tenant, signature): global, tenant
+    or signature scope. The release step asks this for every chunk, so a Redis that lost its sets never
+    lets a message through to a number that opted out."""
+    scope = ((optouts.c.tenant_id == GLOBAL) & (optouts.c.signature == "")) | (
+        (optouts.c.tenant_id == tenant_id) & optouts.c.signature.in_(["", signature])
+    )
+    wanted = list(dict.fromkeys(hashes))
+    out: set[str] = set()
+    for i in range(0, len(wanted), 900):  # SQLite's bound-parameter limit, and short IN lists for the planner
+        out.update(
+            conn.execute(
+                select(optouts.c.phone_hash).where(
+                    optouts.c.opted_out, optouts.c.phone_hash.in_(wanted[i : i + 900]), scope
+                )
+            ).scalars()
+        )
+    return out
 
 
 def _upsert(conn: Connection, values: dict[str, Any]) -> None:
@@ -105,6 +127,11 @@ def change(
             **(extra or {}),
         },
     )
+    if tenant_id:  # the tenant's webhooks hear of it in this transaction (a platform-wide one has no tenant)
+        webhooks.emit(conn, tenant_id=tenant_id, event_type="optout.added" if opted_out else "optout.removed",
+                      subject=f"phone:{h}", payload={"phone": phone.masked, "phone_hash": h,
+                                                     "scope": _scope_name(tenant_id, signature),
+                                                     "signature": signature, "source": source})
 
 
 def redis_add(ctx: Context, scopes: Iterable[tuple[int, str]], phone_hash: str) -> None:
@@ -265,6 +292,10 @@ def handle_mo(
     if action in ("opt_out", "complaint"):
         redis_add(ctx, [scope], h)
     with ctx.db.begin() as conn:
+        if tid != GLOBAL:  # the reply first, then what it caused (same subject: delivered in this order)
+            webhooks.emit(conn, tenant_id=tid, event_type="mo.received", subject=f"phone:{h}",
+                          payload={"phone": phone.masked, "phone_hash": h, "text": text[:2000], "to": to[:32],
+                                   "signature": sig, "action": action, "gateway": gateway[:64], "ref": ref})
         if action in ("opt_out", "complaint"):
             change(
                 ctx,

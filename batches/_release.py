@@ -4,7 +4,7 @@ Per batch: ``scheduled`` (and due) → ``releasing``, reserving the cost estimat
 budget in the same transaction (over budget: ``cancelled``, with the reason). Then, chunk by chunk in
 ``seq`` order from the durable cursor ``batches.cursor``:
 
-1. read the next ``queued`` recipients (SQL), decrypt their numbers;
+1. read the next ``queued`` recipients (SQL), their numbers sealed as SQL holds them (``sending/_sealing.py``);
 2. marketing in quiet hours (policy ``quiet_hours``): every still-queued recipient becomes ``deferred`` and
    the batch sleeps until the window ends (``resume_at``), when they are queued again — deferred, not dropped;
 3. one Lua script per sub-chunk does, atomically for each recipient: already handed over? (the message
@@ -38,76 +38,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, text, update
 
-import audit
+from smsguard import audit, webhooks
+from smsguard.core import get_settings
+from smsguard.pumping import PumpingGuard
+from smsguard.sending import Cap, EpochChanged, Handover, Outbox, Redrive, sealed_ciphertext
 
-from . import _caps, _optouts
+from . import _billing, _caps, _optouts, _settle
 from ._batches import SENDABLE_REVIEW, _transition, money, resume_stale_submits
 from ._common import Context, now, tenant_name
-from ._tables import batch_contents, batches, budgets, handovers, recipients
+from ._tables import batch_contents, batches, budgets, handovers, recipients, tenants
 
 log = logging.getLogger("smsguard.release")
 
-# ARGV: send ns, 3 opt-out set keys, ncaps, (cap key, max, ttl) * ncaps, sender, tenant, ncontents, texts...,
-#       then per recipient: message id, phone, phone hash, content index (1-based)
-# -> {codes (one char per recipient: s a o c), first stream id, last stream id}
-_HANDOVER = """
-local ns = ARGV[1]
-local oo1, oo2, oo3 = ARGV[2], ARGV[3], ARGV[4]
-local ncaps = tonumber(ARGV[5])
-local caps = {}
-local p = 6
-for i = 1, ncaps do
-  caps[i] = {ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])}
-  p = p + 3
-end
-local sender, tenant = ARGV[p], ARGV[p + 1]
-local ncontents = tonumber(ARGV[p + 2])
-p = p + 3
-local texts = {}
-for i = 1, ncontents do texts[i] = ARGV[p + i - 1] end
-p = p + ncontents
-local outbox = ns .. ':outbox'
-local codes = {}
-local first, last = '', ''
-local touched = {}
-while p <= #ARGV do
-  local id, phone, h, c = ARGV[p], ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3])
-  p = p + 4
-  local key = ns .. ':msg:' .. id
-  if redis.call('EXISTS', key) == 1 then
-    codes[#codes + 1] = 'a'
-  elseif redis.call('SISMEMBER', oo1, h) == 1 or redis.call('SISMEMBER', oo2, h) == 1
-      or redis.call('SISMEMBER', oo3, h) == 1 then
-    codes[#codes + 1] = 'o'
-  else
-    local full = false
-    for i = 1, ncaps do
-      local n = tonumber(redis.call('HGET', caps[i][1], h) or '0')
-      if n >= caps[i][2] then full = true break end
-    end
-    if full then
-      codes[#codes + 1] = 'c'
-    else
-      for i = 1, ncaps do
-        redis.call('HINCRBY', caps[i][1], h, 1)
-        touched[i] = true
-      end
-      redis.call('HSET', key, 'state', 'queued', 'phone', phone)
-      local eid = redis.call('XADD', outbox, '*', 'id', id, 'phone', phone, 'text', texts[c],
-                             'sender', sender, 'tenant', tenant)
-      if first == '' then first = eid end
-      last = eid
-      codes[#codes + 1] = 's'
-    end
-  end
-end
-for i = 1, ncaps do
-  if touched[i] then redis.call('EXPIRE', caps[i][1], caps[i][3]) end
-end
-return {table.concat(codes), first, last}
-"""
+BUDGET_LOW = 0.1
+"""A ``budget.low`` webhook goes out when a release leaves less than this share of the tenant's budget."""
 
 
 def message_id(batch_id: int, seq: int) -> str:
@@ -161,8 +109,15 @@ class ReleaseWorker:
         clock: Any = None,
         crash_after_chunks: int | None = None,
         stale_check: float = 30.0,
+        reconcile_every: float = 60.0,
+        message_ttl: int = 7 * 86400,
+        redrive_hold: float = 10.0,
+        pumping: PumpingGuard | None = None,
     ) -> None:
         self.ctx = ctx
+        # verification codes pass the anti-pumping guard (velocity per number, prefix, tenant; blocks in SQL)
+        self.pumping = pumping or PumpingGuard(db=ctx.db, redis=ctx.redis, vault=ctx.vault,
+                                               settings=ctx.settings or get_settings(), namespace=ctx.namespace)
         self.worker_id = worker_id or f"release-{os.getpid()}-{os.urandom(3).hex()}"
         self.chunk = chunk
         self.script_chunk = script_chunk
@@ -173,28 +128,124 @@ class ReleaseWorker:
         self.crash_after_chunks = crash_after_chunks
         self.stale_check = stale_check  # seconds between looks for submits a crash left in ``screening``
         self._next_stale_check = 0.0
+        self.reconcile_every = reconcile_every  # seconds between billing reconciliations (holds vs reality)
+        self._next_reconcile = 0.0
         self.chunks_done = 0
-        self._script = ctx.redis.register_script(_HANDOVER)
-        self.stats = {"submitted": 0, "already": 0, "opted_out": 0, "capped": 0, "deferred": 0}
+        # message_ttl: how long SQL's "handed over, not final" is worth re-driving (the receipt deadline);
+        # redrive_hold: how long a re-driven message that may have been sent waits for a re-sent receipt
+        self.message_ttl = message_ttl
+        self.outbox = Outbox(ctx.redis, ctx.send_namespace, ttl=message_ttl, hold=redrive_hold)
+        self.stats = {"submitted": 0, "already": 0, "opted_out": 0, "capped": 0, "deferred": 0, "recoveries": 0,
+                      "redriven": 0, "restored": 0}
 
     # -- start-up: Redis is rebuildable from SQL ------------------------------------------------------------
     def prepare(self) -> dict[str, int]:
         out = _optouts.rebuild_sets(self.ctx)
         out["cap_recount"] = _caps.rebuild(self.ctx)
+        self.epoch()
+        return out
+
+    # -- Redis lost its data: rebuild and re-drive from SQL ----------------------------------------------------
+    def epoch(self) -> str:
+        """The outbox's current epoch; when Redis lost its data (none), first recover what it held from SQL."""
+        while True:
+            current = self.outbox.epoch()
+            if current is not None:
+                return current
+            self.recover()
+
+    def _epoch_when_back(self) -> str:
+        while True:
+            try:
+                return self.epoch()
+            except (RedisConnectionError, RedisTimeoutError):
+                time.sleep(0.2)
+
+    def recover(self) -> None:
+        """One worker at a time (a short Redis lock; the others wait for the new epoch): opt-out sets and cap
+        counters rebuilt from SQL, then a new epoch, then every message SQL says was handed over and is not
+        final is put back (``Outbox.redrive``). A loss during the re-drive is seen as the next missing epoch."""
+        lock = f"{self.ctx.send_namespace}:recovering"
+        if not self.ctx.redis.set(lock, self.worker_id, nx=True, ex=300):
+            deadline = time.monotonic() + 300
+            while self.outbox.epoch() is None and self.ctx.redis.exists(lock) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return
+        try:
+            log.warning("Redis has no outbox epoch (it lost its data, or first start): rebuilding from SQL")
+            _optouts.rebuild_sets(self.ctx)
+            _caps.rebuild(self.ctx, force=True)
+            epoch = self.outbox.open_epoch()
+            self.redrive(epoch)
+            self.stats["recoveries"] += 1
+        except EpochChanged:
+            pass  # lost again meanwhile: the caller finds no epoch and recovers once more
+        finally:
+            self.ctx.redis.delete(lock)
+
+    def redrive(self, epoch: str, *, batch_id: int | None = None, lo: int = 0, hi: int | None = None) -> str:
+        """Put back what Redis lost of the recipients SQL says were handed over (``submitted``) within the
+        message TTL; optionally one batch's seq range. Returns the outbox's codes (see ``Outbox.redrive``)."""
+        since = self.clock() - timedelta(seconds=self.message_ttl)
+        q = (
+            select(
+                recipients.c.batch_id, recipients.c.seq, recipients.c.phone_enc, recipients.c.gateway,
+                recipients.c.gateway_ids, batch_contents.c.text, batches.c.sender, tenants.c.name,
+            )
+            .select_from(
+                recipients.join(batches, batches.c.id == recipients.c.batch_id)
+                .join(tenants, tenants.c.id == batches.c.tenant_id)
+                .join(
+                    batch_contents,
+                    (batch_contents.c.batch_id == recipients.c.batch_id)
+                    & (batch_contents.c.content_id == recipients.c.content_id),
+                )
+            )
+            .where(recipients.c.status == "submitted", recipients.c.submitted_at >= since)
+            .order_by(recipients.c.batch_id, recipients.c.seq)
+        )
+        if batch_id is not None:
+            q = q.where(recipients.c.batch_id == batch_id, recipients.c.seq.between(lo, hi or lo))
+        seal = sealed_ciphertext
+        codes: list[str] = []
+        with self.ctx.db.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=1000).execute(q)
+            for part in result.partitions():
+                msgs = [
+                    Redrive(
+                        message_id(r.batch_id, r.seq), seal(r.phone_enc), r.text, r.sender, r.name,
+                        r.gateway or "", tuple(x for x in (r.gateway_ids or "").split(",") if x),
+                    )
+                    for r in part
+                ]
+                codes.append(self.outbox.redrive(msgs, epoch=epoch))
+        out = "".join(codes)
+        self.stats["redriven"] += out.count("d")
+        self.stats["restored"] += out.count("k")
+        if out.count("a") != len(out):
+            log.warning("re-driven from SQL: %d to send (held), %d restored as submitted, %d still in Redis",
+                        out.count("d"), out.count("k"), out.count("a"))
         return out
 
     def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> None:
         """Loop: release whatever is due. ``until_idle`` returns when nothing is due or releasing."""
         stop = stop or threading.Event()
         while not stop.is_set():
-            self.resume_stale_submits()
-            batch_id = self.claim()
-            if batch_id is None:
-                if until_idle and not self._busy():
-                    return
-                stop.wait(self.poll)
-                continue
-            self.release(batch_id, stop)
+            try:
+                self.resume_stale_submits()
+                self.reconcile_billing()
+                self.epoch()  # by itself: a Redis that lost its data is re-driven even with nothing to release
+                batch_id = self.claim()
+                if batch_id is None:
+                    if until_idle and not self._busy():
+                        return
+                    stop.wait(self.poll)
+                    continue
+                self.release(batch_id, stop)
+            except (RedisConnectionError, RedisTimeoutError) as e:
+                # Redis restarting: SQL says what is left; the chunk in hand stays queued and goes again
+                log.warning("Redis unreachable (%s); retrying", e)
+                stop.wait(0.5)
 
     def resume_stale_submits(self) -> dict[int, str]:
         """At most every ``stale_check`` seconds: finish the submits a crash left in ``screening``."""
@@ -205,6 +256,13 @@ class ReleaseWorker:
         for batch_id, what in done.items():
             log.warning("batch %s was left in screening by a crashed submit: %s", batch_id, what)
         return done
+
+    def reconcile_billing(self) -> list[dict[str, Any]]:
+        """At most every ``reconcile_every`` seconds: settle prepaid holds against what their batches did."""
+        if time.monotonic() < self._next_reconcile:
+            return []
+        self._next_reconcile = time.monotonic() + self.reconcile_every
+        return _billing.reconcile(self.ctx, actor=self.actor)
 
     def _busy(self) -> bool:
         with self.ctx.db.connect() as conn:
@@ -318,6 +376,13 @@ class ReleaseWorker:
             .values(spent_micros=budgets.c.spent_micros + row.estimate_micros, updated_at=now())
         ).rowcount
         if done:
+            left_before = budget.limit_micros - budget.spent_micros
+            left = left_before - row.estimate_micros
+            low = budget.limit_micros * BUDGET_LOW
+            if left < low <= left_before:  # crossed the line with this batch: tell the tenant once
+                webhooks.emit(conn, tenant_id=row.tenant_id, event_type="budget.low", subject=f"budget:{row.tenant_id}",
+                              payload={"limit": money(budget.limit_micros), "remaining": money(left),
+                                       "batch_id": row.id, "threshold": BUDGET_LOW})
             return True
         reason = (
             f"budget exceeded at release: the batch costs {money(row.estimate_micros)}, "
@@ -329,6 +394,10 @@ class ReleaseWorker:
             .values(status="cancelled", detail=reason)
         )
         _transition(conn, row, "cancelled", self.actor, frm=("scheduled",), reason=reason)
+        webhooks.emit(conn, tenant_id=row.tenant_id, event_type="budget.exceeded", subject=f"budget:{row.tenant_id}",
+                      payload={"limit": money(budget.limit_micros),
+                               "remaining": money(budget.limit_micros - budget.spent_micros), "batch_id": row.id,
+                               "cost": money(row.estimate_micros), "reason": reason})
         return False
 
     # -- releasing -----------------------------------------------------------------------------------------
@@ -361,9 +430,17 @@ class ReleaseWorker:
                 return self._defer(b, resume)
             with ctx.db.connect() as conn:
                 rows = conn.execute(
-                    select(recipients.c.seq, recipients.c.phone_enc, recipients.c.phone_hash, recipients.c.content_id)
+                    select(
+                        recipients.c.seq, recipients.c.phone_enc, recipients.c.phone_hash, recipients.c.content_id,
+                        recipients.c.status,
+                    )
                     .where(
-                        recipients.c.batch_id == batch_id, recipients.c.seq > cursor, recipients.c.status == "queued"
+                        recipients.c.batch_id == batch_id,
+                        recipients.c.seq > cursor,
+                        # queued, or handed over by a run that crashed before recording it and already
+                        # final (its report overtook the record): it still gets its record
+                        (recipients.c.status == "queued")
+                        | (recipients.c.submitted_at.is_(None) & recipients.c.status.in_(_caps.HANDED)),
                     )
                     .order_by(recipients.c.seq)
                     .limit(self.chunk)
@@ -381,26 +458,46 @@ class ReleaseWorker:
         self, b: Any, tname: str, texts: dict[int, str], oo: tuple[str, str, str], rows: list[Any]
     ) -> int | None:
         ctx = self.ctx
-        decrypt = ctx.vault.decrypt
-        caps = _caps.specs(ctx, b.tenant_id, b.signature, b.kind, self.clock().timestamp())
-        head = [ctx.send_namespace, *oo, len(caps)]
-        for c in caps:
-            head += [c.key, c.max, c.ttl]
-        codes: list[str] = []
+        seal = sealed_ciphertext  # SQL's ciphertext as it is: no plain number reaches Redis, nothing decrypted
+        epoch = self.epoch()  # read before the checks: a loss after it refuses the hand-over
+        caps = [Cap(c.key, c.max, c.ttl) for c in _caps.specs(ctx, b.tenant_id, b.signature, b.kind,
+                                                               self.clock().timestamp())]
+        todo = [r for r in rows if r.status == "queued"]
+        refused = self._pumping_refusals(b, todo)
+        if refused:
+            todo = [r for r in todo if r.seq not in refused]
+        with ctx.db.connect() as conn:
+            opted_sql = _optouts.opted_out_among(conn, b.tenant_id, b.signature, (r.phone_hash for r in todo))
+        content_ids = sorted(texts)
+        index = {cid: n for n, cid in enumerate(content_ids)}
+        all_texts = [texts[cid] for cid in content_ids]
+        messages = [
+            Handover(message_id(b.id, r.seq), seal(r.phone_enc), r.phone_hash, index[r.content_id],
+                     r.phone_hash in opted_sql)
+            for r in todo
+        ]
+        parts = [messages[i : i + self.script_chunk] for i in range(0, len(messages), self.script_chunk)]
+        got: list[str] = []
         first = last = ""
-        for i in range(0, len(rows), self.script_chunk):
-            part = rows[i : i + self.script_chunk]
-            used = sorted({r.content_id for r in part})
-            index = {cid: n for n, cid in enumerate(used, start=1)}
-            args: list[Any] = [*head, b.sender, tname, len(used), *(texts[cid] for cid in used)]
-            for r in part:
-                args += [message_id(b.id, r.seq), decrypt(r.phone_enc), r.phone_hash, index[r.content_id]]
-            got, f, la = self._script(args=args)
-            codes.append(got.decode() if isinstance(got, bytes) else got)
-            f = f.decode() if isinstance(f, bytes) else f
-            la = la.decode() if isinstance(la, bytes) else la
-            first, last = first or f, la or last
-        allcodes = "".join(codes)
+        i = 0
+        held_upto = 0  # parts below this were handed over under an epoch Redis has since lost: held again
+        while i < len(parts):
+            try:
+                res = self.outbox.hand_over(
+                    parts[i], all_texts, epoch=epoch, sender=b.sender, tenant=tname, optout_sets=oo, caps=caps,
+                    held=i < held_upto,
+                )
+            except (EpochChanged, RedisConnectionError, RedisTimeoutError) as e:
+                # Redis lost its data, or restarts: what this chunk handed over so far may be gone, or sent
+                # already; the chunk goes again, those parts held for a re-sent receipt first
+                log.warning("batch %s: Redis lost its data mid-chunk (%r); handing the chunk over again", b.id, e)
+                epoch, held_upto, i, got, first, last = self._epoch_when_back(), max(held_upto, i), 0, [], "", ""
+                continue
+            got.append(res.codes)
+            first, last = first or res.first_entry, res.last_entry or last
+            i += 1
+        handed = iter("".join(got))
+        allcodes = "".join("a" if r.status != "queued" else "p" if r.seq in refused else next(handed) for r in rows)
         self.chunks_done += 1
         if self.crash_after_chunks is not None and self.chunks_done >= self.crash_after_chunks:
             os._exit(17)  # tests: die between the hand-over and its SQL record
@@ -428,6 +525,12 @@ class ReleaseWorker:
                         )
                         .values(status=status, detail=detail)
                     )
+            for seq, code in refused.items():  # anti-pumping: never handed over, the reason code kept
+                conn.execute(
+                    update(recipients)
+                    .where(recipients.c.batch_id == b.id, recipients.c.seq == seq, recipients.c.status == "queued")
+                    .values(status="refused", detail=code)
+                )
             conn.execute(
                 update(recipients)
                 .where(recipients.c.batch_id == b.id, recipients.c.seq.between(lo, hi), recipients.c.status == "queued")
@@ -446,6 +549,8 @@ class ReleaseWorker:
                 )
                 .values(submitted_at=t)
             )
+            # prepaid: charged in this transaction for exactly the recipients it records as handed over
+            _billing.charge_handed(conn, b, lo, hi, t, self.actor)
             conn.execute(
                 handovers.insert().values(
                     batch_id=b.id,
@@ -470,11 +575,34 @@ class ReleaseWorker:
                 actor=self.actor,
                 tenant_id=b.tenant_id,
                 subject=f"batch:{b.id}",
-                payload={"batch_id": b.id, "lo": lo, "hi": hi, **n},
+                payload={"batch_id": b.id, "lo": lo, "hi": hi, **n, **({"refused": len(refused)} if refused else {})},
             )
+        if self.outbox.epoch() != epoch:
+            # Redis lost its data before this record: a recovery may have read SQL before it, so this chunk
+            # is re-driven here too (idempotent by message id)
+            self.redrive(self.epoch(), batch_id=b.id, lo=lo, hi=hi)
         for k, v in n.items():
             self.stats[k] += v
+        self.stats["refused"] = self.stats.get("refused", 0) + len(refused)
         return None if lost else hi
+
+    def _pumping_refusals(self, b: Any, todo: list[Any]) -> dict[int, str]:
+        """Verification codes the anti-pumping guard refuses (seq → reason code). A recipient whose message
+        key exists was handed over by a run that crashed before recording it: not judged (nor counted) again."""
+        if b.kind != "verification" or b.guarded or not todo:  # guarded: judged by the API already
+            return {}
+        ctx = self.ctx
+        exists = ctx.redis.pipeline(transaction=False)
+        for r in todo:
+            exists.exists(f"{ctx.send_namespace}:msg:{message_id(b.id, r.seq)}")
+        refused = {}
+        for r, handed in zip(todo, exists.execute(), strict=True):
+            if handed:
+                continue
+            decision = self.pumping.check(b.tenant_id, ctx.vault.decrypt(r.phone_enc), b.signature, None, b.kind)
+            if not decision.allowed:
+                refused[r.seq] = decision.code
+        return refused
 
     def _defer(self, b: Any, resume: datetime) -> str:
         with self.ctx.db.begin() as conn:
@@ -500,7 +628,8 @@ class ReleaseWorker:
         return "deferred"
 
     def _finish(self, b: Any) -> str:
-        """Nothing queued is left: the batch is done; refund what was reserved for recipients not handed over."""
+        """Nothing queued is left: the batch is ``sending`` (``done`` once every recipient is final, see
+        batches/_settle.py); refund what was reserved for recipients not handed over."""
         with self.ctx.db.begin() as conn:
             deferred = conn.execute(
                 select(func.count())
@@ -509,14 +638,7 @@ class ReleaseWorker:
             ).scalar_one()
             if deferred:
                 return "waiting"
-            actual = conn.execute(
-                text(
-                    "SELECT COALESCE(SUM(c.segments * CASE r.carrier " + _PRICE_CASE + " END), 0) FROM recipients r "
-                    "JOIN batch_contents c ON c.batch_id = r.batch_id AND c.content_id = r.content_id "
-                    "WHERE r.batch_id = :b AND r.status IN ('submitted', 'delivered', 'failed', 'expired', 'unknown')"
-                ),
-                {"b": b.id, **_prices(self.ctx)},
-            ).scalar_one()
+            actual = handed_cost(conn, self.ctx, b.id)
             row = conn.execute(select(batches.c.reserved_micros, batches.c.state).where(batches.c.id == b.id)).one()
             if row.state != "releasing":
                 return row.state
@@ -534,18 +656,20 @@ class ReleaseWorker:
                     .group_by(recipients.c.status)
                 ).all()
             )
+            # done at once when nothing was handed over (all opted out, capped, ...): no receipt is coming
+            to = "sending" if any(counts.get(s, 0) for s in _settle.OPEN) else "done"
             _transition(
                 conn,
                 b,
-                "done",
+                to,
                 self.actor,
                 frm=("releasing",),
                 payload={"counts": counts, "cost": money(int(actual)), "refunded": money(refund)},
-                done_at=now(),
                 lease_owner=None,
                 lease_until=None,
+                **({"done_at": now()} if to == "done" else {}),
             )
-        return "done"
+        return to
 
 
 _PRICE_CASE = (
@@ -554,11 +678,19 @@ _PRICE_CASE = (
 )
 
 
-def _prices(ctx: Context) -> dict[str, int]:
-    from ._batches import micros
-
-    p = ctx.policy.prices
-    return {f"p_{c}": micros(p.for_carrier(c)) for c in ("mobile", "unicom", "telecom", "broadnet", "virtual", "other")}
+def handed_cost(conn: Any, ctx: Context, batch_id: int) -> int:
+    """What the recipients of a batch handed over so far cost, in micros (the charge; the rest is refunded),
+    at the prices the batch was estimated at (the tenant's price list)."""
+    b = conn.execute(select(batches.c.tenant_id, batches.c.kind).where(batches.c.id == batch_id)).one()
+    prices = {f"p_{c}": p for c, p in _billing.prices_for(ctx, conn, b.tenant_id, b.kind).items()}
+    return int(conn.execute(
+        text(
+            "SELECT COALESCE(SUM(c.segments * CASE r.carrier " + _PRICE_CASE + " END), 0) FROM recipients r "
+            "JOIN batch_contents c ON c.batch_id = r.batch_id AND c.content_id = r.content_id "
+            "WHERE r.batch_id = :b AND r.status IN ('submitted', 'delivered', 'failed', 'expired', 'unknown')"
+        ),
+        {"b": batch_id, **prices},
+    ).scalar_one())
 
 
 class _Retry(Exception):

@@ -15,18 +15,20 @@ the relay hand it over again, and both handlers tolerate that repeat:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, tuple_, update
 
-from sending import DeliveryReport, InboundMessage
+from smsguard import webhooks
+from smsguard.phones import InvalidPhone
+from smsguard.sending import DeliveryReport, InboundMessage, SentReport
 
-from . import _optouts
+from . import _billing, _optouts
 from ._common import Context, now
-from ._phones import InvalidPhone
-from ._release import parse_message_id
-from ._tables import recipients
+from ._release import message_id, parse_message_id
+from ._tables import batches, recipients
 
 log = logging.getLogger("smsguard.sink")
 
@@ -39,31 +41,112 @@ STATUS_OF_REPORT = {
 }
 
 
-def apply_report(ctx: Context, report: DeliveryReport) -> bool:
-    """Write one delivery report to its recipient; False when it is not ours or changed nothing (a repeat)."""
+# not IN (...): an expanding parameter cannot be used with executemany
+_OPEN = (recipients.c.status == "queued") | (recipients.c.status == "submitted")
+
+_REPORT = (
+    update(recipients)
+    .where(recipients.c.batch_id == bindparam("b"), recipients.c.seq == bindparam("s"), _OPEN)
+    .values(
+        status=bindparam("st"), final_at=bindparam("at"), gateway=bindparam("gw"), gateway_ids=bindparam("ids"),
+        carrier_code=bindparam("cc"), detail=bindparam("dt"),
+    )
+)
+_SENT = (
+    update(recipients)
+    .where(recipients.c.batch_id == bindparam("b"), recipients.c.seq == bindparam("s"), _OPEN)
+    .values(gateway=bindparam("gw"), gateway_ids=bindparam("ids"))
+)
+
+
+def _report_row(report: DeliveryReport) -> dict[str, Any] | None:
     ids = parse_message_id(report.message_id)
     if ids is None:
         log.warning("delivery report for a message id that is not a batch recipient: %r", report.message_id)
-        return False
+        return None
     status = STATUS_OF_REPORT.get(report.status, "unknown")
+    return {
+        "b": ids[0], "s": ids[1], "st": status, "at": now(), "gw": report.gateway[:64] or None,
+        "ids": ",".join(report.gateway_ids)[:2000] or None,
+        "cc": (report.carrier_code or None) and report.carrier_code[:64],
+        "dt": None if status == "delivered" else f"{report.status}: {report.carrier_code}"[:500],
+    }
+
+
+def _sent_row(report: SentReport) -> dict[str, Any] | None:
+    ids = parse_message_id(report.message_id)
+    if ids is None:
+        return None
+    return {"b": ids[0], "s": ids[1], "gw": report.gateway[:64] or None,
+            "ids": ",".join(report.gateway_ids)[:2000] or None}
+
+
+def _announce(conn: Any, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Any]]:
+    """Before the reports are written: the recipients they will change (still open), each with its tenant, get
+    a ``message.delivered`` / ``message.failed`` event in this transaction. On PostgreSQL the rows are locked,
+    so two relays handing over the same report announce it once."""
+    if not rows:
+        return []
+    keys = [(r["b"], r["s"]) for r in rows]
+    found: dict[tuple[int, int], Any] = {}
+    for i in range(0, len(keys), 500):
+        q = (select(recipients.c.batch_id, recipients.c.seq, recipients.c.phone_masked, recipients.c.submitted_at,
+                    batches.c.tenant_id)
+             .join(batches, batches.c.id == recipients.c.batch_id)
+             .where(tuple_(recipients.c.batch_id, recipients.c.seq).in_(keys[i : i + 500]), _OPEN))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(of=recipients)
+        found.update({(f.batch_id, f.seq): f for f in conn.execute(q)})
+    changing = []
+    for r in rows:
+        f = found.pop((r["b"], r["s"]), None)
+        if f is None:  # a repeat, or not ours
+            continue
+        changing.append((r, f))
+        mid = message_id(r["b"], r["s"])
+        kind = "message.delivered" if r["st"] == "delivered" else "message.failed"
+        webhooks.emit(conn, tenant_id=f.tenant_id, event_type=kind, subject=f"message:{mid}",
+                      payload={"message_id": mid, "batch_id": r["b"], "seq": r["s"], "phone": f.phone_masked,
+                               "status": r["st"], "carrier_code": r["cc"], "gateway": r["gw"], "detail": r["dt"],
+                               "reported_at": r["at"].isoformat()})
+    # prepaid: charged on delivery, or refunded when refused before the carrier (batches/_billing.py)
+    _billing.bill_reports(conn, changing, "system:relay")
+    return changing
+
+
+def apply_outcomes(ctx: Context, events: Sequence[DeliveryReport | SentReport]) -> int:
+    """Write many reports and sent records in ONE transaction (the relay's batches: it keeps up with the
+    gateways, so little is only in Redis when Redis loses its data). Sent records first: a report of the
+    same message then overrides them. Returns the rows changed."""
+    sent = [r for r in (_sent_row(e) for e in events if isinstance(e, SentReport)) if r]
+    reports = [r for r in (_report_row(e) for e in events if isinstance(e, DeliveryReport)) if r]
+    changed = 0
     with ctx.db.begin() as conn:
-        done = conn.execute(
-            update(recipients)
-            .where(
-                recipients.c.batch_id == ids[0],
-                recipients.c.seq == ids[1],
-                recipients.c.status.in_(("queued", "submitted")),
-            )
-            .values(
-                status=status,
-                final_at=now(),
-                gateway=report.gateway[:64] or None,
-                gateway_ids=",".join(report.gateway_ids)[:2000] or None,
-                carrier_code=(report.carrier_code or None) and report.carrier_code[:64],
-                detail=None if status == "delivered" else f"{report.status}: {report.carrier_code}"[:500],
-            )
-        ).rowcount
-    return bool(done)
+        _announce(conn, reports)
+        for stmt, rows in ((_SENT, sent), (_REPORT, reports)):
+            if rows:
+                changed += conn.execute(stmt, rows).rowcount
+    return changed
+
+
+def apply_report(ctx: Context, report: DeliveryReport) -> bool:
+    """Write one delivery report to its recipient; False when it is not ours or changed nothing (a repeat)."""
+    row = _report_row(report)
+    if row is None:
+        return False
+    with ctx.db.begin() as conn:
+        _announce(conn, [row])
+        return bool(conn.execute(_REPORT, row).rowcount)
+
+
+def apply_sent(ctx: Context, report: SentReport) -> bool:
+    """Record that the gateway took a recipient's message (its gateway ids): a Redis that loses the send
+    state later re-drives it as submitted, never as a second send. Changes nothing once final."""
+    row = _sent_row(report)
+    if row is None:
+        return False
+    with ctx.db.begin() as conn:
+        return bool(conn.execute(_SENT, row).rowcount)
 
 
 def apply_inbound(ctx: Context, message: InboundMessage) -> dict[str, Any] | None:
@@ -92,3 +175,9 @@ class SqlEventSink:
 
     async def on_inbound(self, message: InboundMessage) -> None:
         await anyio.to_thread.run_sync(apply_inbound, self.ctx, message)
+
+    async def on_sent(self, report: SentReport) -> None:
+        await anyio.to_thread.run_sync(apply_sent, self.ctx, report)
+
+    async def on_outcomes(self, events: Sequence[DeliveryReport | SentReport]) -> None:
+        await anyio.to_thread.run_sync(apply_outcomes, self.ctx, events)

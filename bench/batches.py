@@ -77,10 +77,10 @@ def main() -> int:
     import psycopg
     import redis
 
-    import batches
-    from engine import Engine, default_config
-    from smsguard.settings import load_settings
-    from storage import create_tenant
+    from smsguard import batches
+    from smsguard.core import load_settings
+    from smsguard.engine import Engine, default_config
+    from smsguard.storage import create_tenant
 
     tmp = Path(tempfile.mkdtemp(prefix="sgbench"))
     tag = uuid.uuid4().hex[:8]
@@ -91,11 +91,18 @@ def main() -> int:
             conn.execute(f"CREATE SCHEMA {schema}")
         env["DATABASE_URL"] = f"{args.pg}?options=-csearch_path%3D{schema}"
         env["REDIS_URL"] = args.redis
+    from smsguard.core import generate_secrets
+    from smsguard.runtime import Runtime
+
+    if args.backend == "postgresql":  # a deployment: its secrets are configured, never generated per host
+        generate_secrets(tmp / "secrets")
+        env["SMSGUARD_SECRETS_DIR"] = str(tmp / "secrets")
     settings = load_settings(env)
     csv_path = tmp / "contacts.csv"
     write_csv(csv_path, args.n, args.names)
     engine = Engine(default_config())
-    ctx, location = batches.make_context(settings, screening=engine)
+    location = Runtime(settings, screening=engine).open()
+    ctx = location.batch_context()
     results: dict[str, object] = {"n": args.n, "backend": args.backend, "distinct_contents": args.names,
                                   "baseline_rss_mb": round(rss_peak_mb())}  # interpreter + engine + drivers
     print("baseline", results["baseline_rss_mb"], "MB", flush=True)
@@ -152,7 +159,7 @@ def main() -> int:
 
         final = batches.get_batch(ctx, tenant, b["id"])
         outbox = ctx.redis.xlen(f"{ctx.send_namespace}:outbox")
-        assert final["state"] == "done" and final["counts"] == {"submitted": args.n}, final["counts"]
+        assert final["state"] == "sending" and final["counts"] == {"submitted": args.n}, final["counts"]
         assert outbox == args.n, outbox
         total = t_submit + t_release
         results["submit_to_handed"] = {
@@ -164,7 +171,7 @@ def main() -> int:
         print(json.dumps(results))
     finally:
         if not args.keep:
-            r = redis.Redis.from_url(location.url)
+            r = redis.Redis.from_url(location.redis_url)
             keys = list(r.scan_iter(match=f"sgbench:{tag}:*", count=10_000))
             for i in range(0, len(keys), 1000):
                 r.delete(*keys[i : i + 1000])

@@ -13,7 +13,7 @@ import pytest
 import redis
 import yaml
 
-from engine import PROJECT_ROOT, Engine, EngineConfig
+from smsguard.engine import PROJECT_ROOT, Engine, EngineConfig
 
 LEXICON = {
     "gambling.tsv": "赌场\tgambling\thigh\tsubstring\n",
@@ -44,7 +44,7 @@ def batch_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 @pytest.fixture(scope="session")
 def ctx(backend, migrated_db, batch_engine: Engine):
     """A batches Context on the backend under test."""
-    from batches import Context, vault_for
+    from smsguard.batches import Context, vault_for
 
     client = redis.Redis.from_url(backend.redis_url)
     c = Context(
@@ -60,7 +60,7 @@ def ctx(backend, migrated_db, batch_engine: Engine):
 
 @pytest.fixture
 def tenant(backend, migrated_db, unique_name: Callable[[str], str]) -> int:
-    from storage import create_tenant
+    from smsguard.storage import create_tenant
 
     return create_tenant(migrated_db, unique_name("bt")).id
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 
 import pytest
 from litestar.testing import TestClient
 
-import batches
-from engine import Engine
+from smsguard import batches
+from smsguard.engine import Engine
 
 
 @pytest.fixture(scope="module")
 def app(backend, migrated_db, batch_engine: Engine) -> Iterator[TestClient]:
-    from api import create_app
+    from smsguard.api import create_app
 
     with TestClient(create_app(batch_engine, settings=backend.settings(rate_limit=1_000_000))) as c:
         yield c
@@ -21,7 +22,7 @@ def app(backend, migrated_db, batch_engine: Engine) -> Iterator[TestClient]:
 
 @pytest.fixture
 def key(backend, app: TestClient, unique_name: Callable[[str], str]) -> dict[str, str]:
-    from storage import create_key, create_tenant
+    from smsguard.storage import create_key, create_tenant
 
     t = create_tenant(backend.db, unique_name("api"))
     k, _ = create_key(backend.db, t.name, admin=True)
@@ -55,7 +56,8 @@ def test_batch_flow_over_http(app: TestClient, key: dict[str, str], ctx) -> None
     assert r.status_code == 200 and r.json() == {"action": "opt_out", "scope": "signature", "phone": "139****5678"}
     batches.ReleaseWorker(ctx, poll=0.01).run(until_idle=True)
     r = app.get(f"/v1/batches/{b['id']}", headers=key)
-    assert r.json()["state"] == "done" and r.json()["counts"] == {"opted_out": 1, "submitted": 1}
+    assert r.json()["state"] == "sending" and r.json()["counts"] == {"opted_out": 1, "submitted": 1}
+    assert r.json()["waiting_for"] == "channel"  # no gateway consumes the outbox here
     r = app.get(f"/v1/batches/{b['id']}/report.csv", headers=key)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     lines = r.text.splitlines()
@@ -80,3 +82,42 @@ def test_budget_and_errors_over_http(app: TestClient, key: dict[str, str]) -> No
     r2 = app.post("/v1/complaints", headers=key, json={"phone": "13812345678", "text": "骚扰", "id": "c-1"})
     assert r2.json()["repeat"] is True and r2.json()["id"] == r.json()["id"]
     assert app.post("/v1/optouts/status", headers=key, json={"phone": "13812345678"}).json()["tenant"] is True
+
+
+BAD_CSVS = {
+    "cr_only": b"phone,name\r13812340001,a\r13812340002,b\r",
+    "random_bytes": bytes(random.Random(6).randbytes(100_000)),
+    "field_over_131072": b"phone,name\n13812340001," + b"x" * 140_000 + b"\n13812340002,b\n",
+    "unterminated_quote": b'phone,name\n13812340001,"open\n13812340002,b\n',
+    "line_of_5mb": b"phone,name\n13812340001," + b"y" * 5_000_000 + b"\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CSVS))
+def test_bad_csv_uploads_never_500(app: TestClient, key: dict[str, str], name: str) -> None:
+    """Issue 15 failure 6: these were 500s (_csv.Error); now a list with per-line rejects, or a clear 400."""
+    r = app.post(f"/v1/contact-lists?name={name}", headers={**key, "content-type": "text/csv"},
+                 content=BAD_CSVS[name])
+    assert r.status_code in (201, 400), r.text
+    body = r.json()
+    if r.status_code == 400:
+        assert body["code"].startswith("contacts.") and body["message"] and body["where"].startswith("line ")
+    else:
+        assert body["total"] == body["valid"] + body["invalid"] + body["duplicates"]
+        assert all(rej["code"] and rej["line"] >= 2 for rej in body["rejected"])
+
+
+def test_unicode_spellings_are_one_number_everywhere(app: TestClient, key: dict[str, str]) -> None:
+    """Issue 15 failure 3: ``1380013８000`` bypassed the opt-out of 13800138000 and de-duplication."""
+    assert app.post("/v1/optouts", headers=key, json={"phone": "13800138000"}).status_code == 200
+    for spelling in ("1380013８000", "١٣٨٠٠١٣٨٠٠٠", "+86 १३८ ००१३ ८०००"):
+        r = app.post("/v1/optouts/status", headers=key, json={"phone": spelling})
+        assert r.status_code == 200 and r.json()["tenant"] is True and r.json()["phone"] == "138****8000", r.text
+    r = app.post("/v1/batches", headers=key, json={"content": "【示例商城】您的快递已到驿站，请及时取件。",
+                                                   "numbers": ["13900139000", "1390013９000", "١٣٩٠٠١٣٩٠٠٠"]})
+    assert r.status_code == 201, r.text
+    assert r.json()["counts"] == {"invalid": 2, "queued": 1}  # two duplicates of the first, not three numbers
+    bad = app.post("/v1/optouts", headers=key, json={"phone": "138八0013800"})
+    assert bad.status_code == 400
+    assert bad.json() == {"code": "phone.invalid", "message": "character 4: '八' (U+516B) is not a digit",
+                          "where": "$.phone"}

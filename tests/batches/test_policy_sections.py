@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from batches import classify, in_quiet_hours
-from engine import PROJECT_ROOT, PolicyError, parse_policy
-from engine._rules import RULE_CODES
+from smsguard.batches import classify, in_quiet_hours
+from smsguard.core import PolicyError
+from smsguard.engine import PROJECT_ROOT, parse_policy
+from smsguard.engine._rules import RULE_CODES
 
 BASE = (PROJECT_ROOT / "policy.yaml").read_bytes()
 

@@ -1,0 +1,25 @@
+"""Signature filing (issue 19): applications with encrypted qualification documents, a reviewer's decision,
+per-channel filing status, and the rule that only approved signatures send."""
+
+from ._documents import MAX_DOCUMENT_BYTES, DocumentVault, download_headers, sniff
+from ._signatures import (
+    KINDS,
+    USES,
+    SignatureNotApproved,
+    apply,
+    check_name,
+    decide,
+    document,
+    get,
+    list_signatures,
+    require_approved,
+    resubmit,
+    set_channel,
+)
+from ._tables import metadata
+
+__all__ = [
+    "KINDS", "MAX_DOCUMENT_BYTES", "USES", "DocumentVault", "SignatureNotApproved", "apply", "check_name",
+    "decide", "document", "download_headers", "get", "list_signatures", "metadata", "require_approved",
+    "resubmit", "set_channel", "sniff",
+]
