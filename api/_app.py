@@ -6,7 +6,7 @@ Routes: ``POST /v1/screen``, ``POST /v1/screen/batch`` (≤ 1,000 messages), ``G
 
 Every ``/v1`` route needs an API key (``Authorization: Bearer <key>`` or ``X-API-Key``). The key decides
 the tenant: a message's ``tenant`` field may be left out or repeat the key's tenant; any other value is
-rejected (400 ``input.tenant_mismatch``), never used. Errors answer ``{"code", "message", "where"}``:
+rejected (403 ``input.tenant_mismatch``), never used. Errors answer ``{"code", "message", "where"}``:
 400 for a body that does not fit the schema (``where`` is the JSON path), 401 for a missing or bad key,
 403 for a non-admin key on an admin route, 404 for what the key's tenant cannot see (including other
 tenants' verdicts), 413 for a body over ``SMSGUARD_MAX_BODY``, 429 with ``Retry-After`` for a tenant over
@@ -15,12 +15,14 @@ its rate limit, 503 when Redis or SQL is unreachable.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+import phonenumbers
 import redis.exceptions
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.connection import ASGIConnection
@@ -38,17 +40,29 @@ from litestar.openapi.spec import (
 )
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
+from litestar.routes import HTTPRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import OperationalError
 
-from audit import EventFilter
-from console import ConsoleUI
-from engine import Engine, Message, SmsguardError, default_config
-from review_ui import ReviewUI
-from smsguard.settings import Settings, get_settings
+from smsguard.audit import EventFilter
+from smsguard.console import ConsoleUI
+from smsguard.core import ForbiddenError, Settings, SmsguardError, get_settings
+from smsguard.engine import Engine, Message
+from smsguard.review_ui import ReviewUI
+from smsguard.runtime import Runtime
+from smsguard.webauth import http_headers, http_status
 
+from . import _billing as billing_api
+from . import _channels as channel_api
+from . import _docs as docs
+from . import _messages as message_api
 from . import _metrics as metrics
+from . import _vendors as vendor_api
 from ._batches import BatchApi
+from ._body import ApiRequest
+from ._examples import add_examples
+from ._pumping import PumpingApi
+from ._roles import roles_for, route_key
 from ._schemas import (
     MAX_BATCH,
     BatchVerdicts,
@@ -61,10 +75,20 @@ from ._schemas import (
     ScreenVerdict,
     StoredVerdict,
 )
-from ._service import Forbidden, Service
+from ._service import Service
+from ._signatures import SignatureApi
+from ._webhooks import WebhookApi
 
+log = logging.getLogger("smsguard.api")
 _encode = msgspec.json.Encoder().encode
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+# What parse_phone takes without fail, as a JSON Schema pattern: the national mobile pattern of phonenumbers'
+# metadata (the one parse_phone matches), ASCII digits only, after an optional +86. The API takes more spellings
+# (spaces, dashes, 0086); the document names the canonical one.
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"  # and something that is not white space
+_CN_MOBILE = phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern
+PHONE_PATTERN = "^(?:\\+?86)?(?:" + _CN_MOBILE.replace("\\d", "[0-9]") + ")$"
 
 # The Content-Type headers of the responses that are not JSON, exactly as sent; the OpenAPI document lists
 # these, not application/json. Litestar appends "; charset=utf-8" to every text/* media type, even one that
@@ -79,6 +103,8 @@ _NON_JSON_200: dict[str, tuple[tuple[str, ...], str, bool]] = {
     "/v1/contact-lists/{list_id}/rejects.csv": ((CSV_MEDIA_TYPE,), "CSV, a header line first", True),
     "/v1/batches/{batch_id}/report.csv": ((CSV_MEDIA_TYPE,), "CSV, a header line first", True),
     "/metrics": ((METRICS_MEDIA_TYPE,), "Prometheus text exposition format", False),
+    "/v1/signatures/{signature_id}/documents/{document_id}": (
+        ("application/pdf", "image/png", "image/jpeg"), "The document as uploaded (type from its magic bytes)", True),
 }
 
 
@@ -86,7 +112,7 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
     text = {
         400: "The request does not fit the schema or a message is invalid; `where` names the JSON path",
         401: "Missing, malformed, unknown or revoked API key",
-        403: "The key may not do this (admin routes need an admin key)",
+        403: "The key may not do this (admin routes need an admin key; a body `tenant` must be the key's own)",
         404: "Not found for this key's tenant",
         413: "Request body too large",
         422: "A policy, lexicon or model file is invalid (reload)",
@@ -99,20 +125,33 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
 def _key_guard(service: Service):
     async def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         headers = connection.headers
-        connection.state.key = await service.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+        key = await service.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+        method, path = connection.scope.get("method", "GET"), connection.scope.get("path_template", "")
+        allowed = roles_for(method, path)
+        if key.role not in allowed:  # one table for every route (api/_roles.py); unknown routes: nobody
+            raise ForbiddenError(f"a {key.role} key may not {route_key(method, path)[0]} {route_key(method, path)[1]}"
+                            + (f" (needs {' or '.join(sorted(allowed))})" if allowed else ""),
+                                 where="header Authorization", code="auth.forbidden")
+        connection.state.key = key
 
     return require_key
 
 
-def create_app(engine: Engine | None = None, *, settings: Settings | None = None) -> Litestar:
-    """The application; SQL, Redis and the audit writer start with it (migrations run then)."""
-    engine = engine or Engine(default_config())
-    settings = settings or get_settings()
-    service = Service(engine, settings)
+def create_app(
+    engine: Engine | None = None, *, settings: Settings | None = None, runtime: Runtime | None = None
+) -> Litestar:
+    """The application on ``runtime`` (default: a new one from ``settings`` and ``engine``, opened at start-up
+    with migrations and closed at shutdown; a Runtime passed in is left open for its owner to close)."""
+    owns = runtime is None
+    runtime = runtime or Runtime(settings or get_settings(), screening=engine)
+    settings = runtime.settings
+    service = Service(runtime, owns_runtime=owns)
     guard = _key_guard(service)
-    review_ui = ReviewUI(service)  # the reviewer web queue under /review (session + CSRF, not API keys)
+    review_ui = ReviewUI(runtime)  # the reviewer web queue under /review (session + CSRF, not API keys)
     batch_api = BatchApi(service)  # templates, contact lists, batches, opt-outs, MO (api/_batches.py)
-    console_ui = ConsoleUI(service, batch_api)  # the customer web console under /console (session + CSRF)
+    console_ui = ConsoleUI(runtime)  # the customer web console under /console (session + CSRF)
+    pumping_api = PumpingApi(service)  # anti-pumping guard + operators' routes (api/_pumping.py)
+    webhook_api = WebhookApi(service)  # webhook endpoints, delivery log, re-sends (api/_webhooks.py)
 
     @post(
         "/v1/screen",
@@ -120,7 +159,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         summary="Screen one message",
         guards=[guard],
         security=_SECURITY,
-        responses=_errors(400, 401, 413, 429, 503),
+        responses=_errors(400, 401, 403, 413, 429, 503),
     )
     async def screen(
         request: Request, data: JSONBody[Message], content_only: FromQuery[bool] = False
@@ -134,7 +173,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         summary=f"Screen up to {MAX_BATCH:,} messages",
         guards=[guard],
         security=_SECURITY,
-        responses=_errors(400, 401, 413, 429, 503),
+        responses=_errors(400, 401, 403, 413, 429, 503),
     )
     async def screen_batch(request: Request, data: JSONBody[ScreenBatch]) -> Response[BatchVerdicts]:
         if not data.messages:
@@ -169,7 +208,8 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     )
     async def reload(request: Request, data: JSONBody[ReloadRequest]) -> ReloadResult:
         if not request.state.key.admin:
-            raise Forbidden("reloading needs an admin key (smsguard key create --admin)", where="header Authorization")
+            raise ForbiddenError("reloading needs an admin key (smsguard key create --admin)",
+                                 where="header Authorization", code="auth.forbidden")
         v = await service.reload(list(dict.fromkeys(data.what)), actor=f"key:{request.state.key.prefix}")
         return ReloadResult(policy=v.policy, lexicon=v.lexicon, model=v.model)
 
@@ -191,11 +231,11 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
         request: Request,
         format: Annotated[Literal["csv", "jsonl"], QueryParameter(query="format")] = "jsonl",
         tenant: Annotated[str | None, QueryParameter(query="tenant", max_length=64)] = None,
-        since: Annotated[str | None, QueryParameter(query="from", max_length=40)] = None,
-        until: Annotated[str | None, QueryParameter(query="to", max_length=40)] = None,
+        since: Annotated[datetime | None, QueryParameter(query="from")] = None,
+        until: Annotated[datetime | None, QueryParameter(query="to")] = None,
         types: Annotated[list[str] | None, QueryParameter(query="type")] = None,
     ) -> Stream:
-        flt = EventFilter(since=_when(since, "query from"), until=_when(until, "query to"), types=tuple(types or ()))
+        flt = EventFilter(since=_utc(since), until=_utc(until), types=tuple(types or ()))
         chunks = await service.audit_export(request.state.key, flt, format, tenant=tenant, what="export")
         return _stream(chunks, format, "audit-events")
 
@@ -228,7 +268,7 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
 
     @get("/healthz", summary="Liveness and the versions in force")
     async def healthz() -> Health:
-        v = engine.versions
+        v = service.engine.versions
         return Health(status="ok", policy=v.policy, lexicon=v.lexicon, model=v.model)
 
     @get(
@@ -245,15 +285,26 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
     @get("/metrics", summary="Prometheus metrics", media_type=METRICS_MEDIA_TYPE)
     async def metrics_route() -> Response[str]:
         body, content_type = metrics.exposition()
+        body += await review_ui.metrics_text()  # the review team's figures (review/_stats.py)
+        if batch_api.ctx is not None:  # receipts outstanding per channel, gateways alive (api/_channels.py)
+            body += await batch_api.call(channel_api.metrics_text, settings)
         return Response(content=body, media_type=content_type, headers={"Content-Type": content_type})
 
     app = Litestar(
         route_handlers=[
             screen, screen_batch, verdict, reload, audit_events, audit_trail, healthz, readyz, metrics_route,
             review_ui.router, console_ui.router, *batch_api.handlers(guard, _SECURITY),
+            *channel_api.handlers(batch_api, guard, _SECURITY), *billing_api.handlers(batch_api, guard, _SECURITY),
+            *message_api.handlers(batch_api, guard, _SECURITY),
+            *SignatureApi(service).handlers(guard, _SECURITY),  # signature filing (api/_signatures.py)
+            *webhook_api.handlers(guard, _SECURITY),
+            *vendor_api.handlers(batch_api),  # vendor request signatures, not API keys (api/_vendors.py)
+            *docs.assets(),
+            *pumping_api.handlers(guard, _SECURITY),
         ],
-        on_startup=[service.start, review_ui.start, batch_api.start, console_ui.start],
-        on_shutdown=[console_ui.stop, batch_api.stop, review_ui.stop, service.stop],
+        dependencies=pumping_api.dependency(),
+        on_startup=[service.start, review_ui.start, batch_api.start, console_ui.start, pumping_api.start],
+        on_shutdown=[pumping_api.stop, console_ui.stop, batch_api.stop, review_ui.stop, service.stop],
         middleware=[metrics.metrics_middleware],
         exception_handlers={
             SmsguardError: _smsguard_error,
@@ -262,11 +313,13 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
             redis.exceptions.ConnectionError: _unavailable,
             redis.exceptions.TimeoutError: _unavailable,
             OperationalError: _unavailable,
+            Exception: _internal_error,
         },
         openapi_config=OpenAPIConfig(
             title="smsguard",
             version="0.1.0",
-            description="Moderation-first bulk-SMS screening.",
+            description=docs.description("Moderation-first bulk-SMS screening."),
+            render_plugins=docs.render_plugins(),  # every asset served by the app: works offline (api/_docs.py)
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", description="API key"),
@@ -275,24 +328,87 @@ def create_app(engine: Engine | None = None, *, settings: Settings | None = None
             ),
         ),
         request_max_body_size=settings.max_body,
+        request_class=ApiRequest,  # strict, typed JSON bodies; a 400 for any body, never a 500 (api/_body.py)
     )
     app.state.service = service
     _document_strictness(app)
     _document_non_json(app)
+    add_examples(app)  # after the media types are final (api/_examples.py)
+    _answer_options_with_every_method(app)
     return app
 
 
 def _document_strictness(app: Litestar) -> None:
-    """Say in the OpenAPI document what msgspec enforces: request objects take no unknown fields, and a
-    message's text is not empty."""
+    """Say in the OpenAPI document what msgspec enforces: request objects take no unknown fields (every request
+    body type and the types inside it), a message's text is not empty, and a phone number is a mainland mobile."""
     schemas = app.openapi_schema.components.schemas or {}
-    for name in ("Message", "ScreenBatch", "ReloadRequest"):
-        if name in schemas:
-            schemas[name].additional_properties = False
+    for struct in _request_structs(app):
+        if struct.__struct_config__.forbid_unknown_fields and struct.__name__ in schemas:
+            schemas[struct.__name__].additional_properties = False
+    for struct in _request_structs(app):
+        for name, prop in (schemas[struct.__name__].properties or {}).items() if struct.__name__ in schemas else ():
+            if not isinstance(prop, Schema):
+                continue
+            if (name == "phone" and struct.__name__.endswith("In")) or (
+                    name == "to" and struct.__name__ in ("MessageIn", "VerifyIn", "CheckIn")):
+                prop.pattern = PHONE_PATTERN
+                prop.description = "A mainland China mobile number: 11 digits starting with 1, optionally after +86"
+            elif _takes_text(prop):
+                prop.pattern = prop.pattern or NO_NUL  # 400 input.nul: PostgreSQL text cannot hold U+0000
+    if "BudgetIn" in schemas and schemas["BudgetIn"].properties:
+        limit = schemas["BudgetIn"].properties["limit"]
+        assert isinstance(limit, Schema)
+        limit.minimum = 0  # litestar leaves out a `ge=0` (it tests the bound for truth)
     if "Message" in schemas and schemas["Message"].properties:
         text = schemas["Message"].properties["text"]
         text.min_length = 1
+        text.pattern = NOT_BLANK
         text.description = "The SMS as sent; must not be blank (400 input.empty_text) nor contain NUL (400 input.nul)"
+
+
+def _takes_text(prop: Schema) -> bool:
+    """The property is a string, or a string or null."""
+    if prop.type == OpenAPIType.STRING:
+        return True
+    return any(isinstance(o, Schema) and o.type == OpenAPIType.STRING for o in prop.one_of or ())
+
+
+def _request_structs(app: Litestar) -> set[type[msgspec.Struct]]:
+    """The msgspec Struct types of every route's ``data`` (request body), and the Structs they contain."""
+    found: set[type[msgspec.Struct]] = set()
+
+    def visit(t: Any) -> None:
+        if isinstance(t, type) and issubclass(t, msgspec.Struct) and t not in found:
+            found.add(t)
+            for f in msgspec.structs.fields(t):
+                visit(f.type)
+        for arg in getattr(t, "__args__", ()) or ():  # list[Message], Message | None, Annotated[...]
+            visit(arg)
+        origin = getattr(t, "__origin__", None)
+        if origin is not None and origin is not t:
+            visit(origin)
+
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            data = handler.parsed_fn_signature.parameters.get("data")
+            if data is not None:
+                visit(data.annotation)
+    return found
+
+
+def _answer_options_with_every_method(app: Litestar) -> None:
+    """Litestar builds a path's automatic OPTIONS handler when the path's first handler is registered, and keeps
+    it when later ones join: ``OPTIONS /v1/budget`` said ``Allow: GET, OPTIONS`` without the PUT. Point each such
+    handler at its path's final route, whose ``methods`` has them all."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            fn = getattr(handler, "fn", None)
+            if getattr(fn, "__name__", "") == "options_handler" and getattr(fn, "__closure__", None):
+                for cell in fn.__closure__:
+                    if isinstance(cell.cell_contents, HTTPRoute):
+                        cell.cell_contents = route
 
 
 def _document_non_json(app: Litestar) -> None:
@@ -316,14 +432,9 @@ def _document_non_json(app: Litestar) -> None:
             }
 
 
-def _when(value: str | None, where: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise SmsguardError(f"not an ISO 8601 date/time: {value!r}", where=where, code="input.time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+def _utc(value: datetime | None) -> datetime | None:
+    """A date/time without an offset is UTC (the query parameters are documented as RFC 3339 date-times)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _stream(chunks: Iterator[bytes], fmt: str, name: str) -> Stream:
@@ -333,13 +444,13 @@ def _stream(chunks: Iterator[bytes], fmt: str, name: str) -> Stream:
 
 
 def _smsguard_error(_: Request, exc: SmsguardError) -> Response:
-    return Response(exc.to_dict(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    return Response(exc.to_dict(), status_code=http_status(exc), headers=http_headers(exc))
 
 
 _UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
 
 
-def _validation_error(_: Request, exc: ValidationException) -> Response:
+def _validation_error(request: Request, exc: ValidationException) -> Response:
     """400 naming where: ``$.messages[3].text`` for a body, ``query content_only`` for a parameter."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     first: dict[str, Any] = extra[0] if extra and isinstance(extra[0], dict) else {}
@@ -353,8 +464,16 @@ def _validation_error(_: Request, exc: ValidationException) -> Response:
             name = m["name"]
             where += f".{name}" if name.isidentifier() else f"[{msgspec.json.encode(name).decode()}]"
     else:
-        where = f"{source or 'parameter'} {key}"
+        where = f"{source or 'parameter'} {_wire_name(request, key)}"
     return Response({"code": "input.schema", "message": message, "where": where}, status_code=400)
+
+
+def _wire_name(request: Request, key: str) -> str:
+    """A parameter as the client names it (``from``), not as the handler does (``since``)."""
+    param = request.route_handler.parsed_fn_signature.parameters.get(key)
+    definition = getattr(param, "kwarg_definition", None)
+    alias = getattr(definition, "query", None) or getattr(definition, "header", None)  # from, Idempotency-Key
+    return alias or key
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "input.too_large"}
@@ -368,6 +487,12 @@ def _http_error(_: Request, exc: HTTPException) -> Response:
     return Response(
         {"code": code, "message": exc.detail, "where": where}, status_code=exc.status_code, headers=exc.headers
     )
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug, not the client's input: logged with its traceback (a 500 used to leave no trace in the log)."""
+    log.error("%s %s: unhandled %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+    return Response({"code": "internal", "message": "internal error (logged)", "where": None}, status_code=500)
 
 
 def _unavailable(_: Request, exc: Exception) -> Response:

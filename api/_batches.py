@@ -4,7 +4,8 @@ All under ``/v1``, all with the API key's tenant. Numbers are answered masked (`
 Handlers run the synchronous ``batches`` functions in the thread pool (SQL and Redis are sync there).
 
 * ``POST /v1/templates`` · ``GET /v1/templates/{id}``
-* ``POST /v1/contact-lists?name=…`` (body: the CSV file, UTF-8 or GBK, up to 256 MiB) ·
+* ``POST /v1/contact-lists?name=…`` (body: the CSV file, UTF-8 or GBK, up to 256 MiB, raw as ``text/csv`` or
+  as the multipart field ``file``, which is what ``curl -F file=@list.csv`` sends) ·
   ``GET /v1/contact-lists/{id}`` · ``GET /v1/contact-lists/{id}/rejects.csv``
 * ``POST /v1/batches`` · ``GET /v1/batches/{id}`` · ``POST /v1/batches/{id}/submit`` ·
   ``POST /v1/batches/{id}/cancel`` · ``GET /v1/batches/{id}/recipients`` · ``GET /v1/batches/{id}/report.csv``
@@ -15,6 +16,8 @@ Handlers run the synchronous ``batches`` functions in the thread pool (SQL and R
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -22,16 +25,20 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 import msgspec
-from litestar import Request, get, post, put
+from litestar import Request, Response, get, post, put
+from litestar.datastructures import UploadFile
+from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
-import batches
-from engine import SmsguardError
+from smsguard import batches
+from smsguard.core import ForbiddenError, SmsguardError
 
+from ._idempotency import Idempotency, IdempotencyKey
 from ._schemas import ErrorBody
-from ._service import Forbidden, Service
+from ._service import Service
 
 Kind = Literal["verification", "notification", "marketing"]
 MAX_ID = 2**31 - 1  # ids are SQL INTEGER: larger path values are a 400, not a driver overflow
@@ -46,8 +53,14 @@ class TemplateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     samples: dict[str, str] = {}
 
 
+class TemplateVersionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    signature: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+
 BodyId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 Short = Annotated[str, msgspec.Meta(max_length=100)]
+Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]  # a client's message id: repeats are ignored
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -71,8 +84,8 @@ class InboundIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     text: str
     to: str = ""
     signature: Short | None = None
-    gateway: Short = "api"
-    id: Short | None = None
+    gateway: Annotated[str, msgspec.Meta(max_length=64)] = "api"  # the column's size: (gateway, id) is unique
+    id: Ref | None = None
 
 
 class OptoutIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -85,20 +98,56 @@ class ComplaintIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     signature: Annotated[str, msgspec.Meta(max_length=32)] = ""
     text: str = ""
     source: Annotated[str, msgspec.Meta(max_length=16)] = "api"
-    id: Short | None = None
+    id: Ref | None = None
+
+
+MAX_BUDGET = 1e12
+"""The largest budget: it is stored in millionths (SQL BIGINT, at most ~9.2e18), so 9.3e12 would overflow."""
+Budget = Annotated[float, msgspec.Meta(ge=0, le=MAX_BUDGET, description="In the policy's currency, 0 to 1e12")]
 
 
 class BudgetIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    limit: float | None
+    limit: Budget | None
 
+
+CSV_MEDIA_TYPES = frozenset({"text/csv", "text/plain", "application/octet-stream", ""})
+"""The raw bodies ``POST /v1/contact-lists`` reads as the CSV ("": no Content-Type)."""
+_CSV_HOW = ("send the CSV as the body with Content-Type: text/csv (curl --data-binary @list.csv -H 'Content-Type: "
+            "text/csv') or as the multipart field `file` (curl -F file=@list.csv)")
+
+
+@dataclasses.dataclass
+class CsvUploadOperation(Operation):
+    """``POST /v1/contact-lists`` reads its body itself (streamed, up to 256 MiB, or a multipart upload), so
+    litestar sees no ``data`` to document: the request body is said here (without it, ``curl -F`` users had
+    nothing telling them the field name)."""
+
+    def __post_init__(self) -> None:
+        text = Schema(type=OpenAPIType.STRING, description="The CSV, UTF-8 or GBK; a header row naming the phone "
+                      "column (phone, mobile, 手机号码, …) makes the other columns template variables")
+        upload = Schema(type=OpenAPIType.OBJECT, required=["file"], properties={
+            "file": Schema(type=OpenAPIType.STRING, format="binary", content_media_type="text/csv",
+                           description="The CSV file (UTF-8 or GBK)"),
+        })
+        self.request_body = RequestBody(required=True, description=f"The contact list: {_CSV_HOW}.", content={
+            "text/csv": OpenAPIMediaType(schema=text),
+            "multipart/form-data": OpenAPIMediaType(schema=upload),
+        })
+
+
+# The batches functions' keyword names that are not the API's own: an error names what the client sent.
+_API_NAMES = {"phone_raw": "$.phone", "ref": "$.id", "status": "query status"}
 
 _ERROR_TEXT = {
     400: "The request does not fit the schema or is invalid; `where` names the field",
     401: "Missing, malformed, unknown or revoked API key",
-    402: "The batch would exceed the tenant's budget (budget.exceeded); it is back in draft",
-    403: "The key may not do this (admin routes need an admin key)",
+    402: "The batch would exceed the tenant's budget (budget.exceeded) or its available prepaid balance "
+         "(billing.insufficient_balance, with the amounts); it is back in draft",
+    403: "The key may not do this (admin routes need an admin key), or the signature is not approved "
+         "(signature.not_approved)",
     404: "Not found for this key's tenant",
-    409: "Not in a state that allows this (e.g. a template awaiting review, a batch already releasing)",
+    409: "Not in a state that allows this (e.g. a template awaiting review, a batch already releasing), or an "
+         "Idempotency-Key reused with another request (idempotency.mismatch) or still running",
     413: "Request body too large",
     503: "Redis or the database is unreachable",
 }
@@ -115,29 +164,23 @@ class BatchApi:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.ctx: batches.Context | None = None
+        self.idempotency = Idempotency(lambda: service.runtime.db)  # Idempotency-Key on the creating POSTs
 
     async def start(self) -> None:
-        import redis
-
-        s = self.service
-        client = redis.Redis.from_url(s._redis_location.url, socket_timeout=30, socket_connect_timeout=5)
-        vault = await anyio.to_thread.run_sync(batches.vault_for, s.settings.data_dir)
-        self.ctx = batches.Context(db=s.db, redis=client, vault=vault, namespace=s.settings.redis_namespace,
-                                   screening=s.engine, actor="system:api")
+        self.ctx = batches.Context.of(self.service.runtime, actor="system:api")
         await anyio.to_thread.run_sync(batches.rebuild_sets, self.ctx)  # Redis opt-out sets from SQL
 
     async def stop(self) -> None:
-        if self.ctx is not None:
-            self.ctx.redis.close()
+        self.ctx = None  # its SQL and Redis belong to the Runtime
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         assert self.ctx is not None
         for name, value in kwargs.items():  # PostgreSQL text cannot hold NUL: a 400, never a 500
             values = value if isinstance(value, list) else [value]
-            if any(isinstance(v, str) and "\x00" in v for v in values):
-                raise SmsguardError("must not contain NUL (U+0000)", where=f"$.{name}", code="input.nul")
-            if isinstance(value, dict) and any("\x00" in f"{k}{v}" for k, v in value.items()):
-                raise SmsguardError("must not contain NUL (U+0000)", where=f"$.{name}", code="input.nul")
+            has_nul = any(isinstance(v, str) and "\x00" in v for v in values)
+            if has_nul or (isinstance(value, dict) and any("\x00" in f"{k}{v}" for k, v in value.items())):
+                where = _API_NAMES.get(name, f"$.{name}")
+                raise SmsguardError("must not contain NUL (U+0000)", where=where, code="input.nul")
         return await anyio.to_thread.run_sync(lambda: fn(self.ctx, *args, **kwargs))
 
     def handlers(self, guard: Any, security: Any) -> list[Any]:
@@ -162,15 +205,54 @@ class BatchApi:
         async def get_template(request: Request, template_id: Id) -> dict[str, Any]:
             return await api.call(batches.get_template, tid(request), template_id)
 
+        @get("/v1/templates/{template_id:int}/versions", summary="A template's versions, newest first",
+             responses=errors(400, 401, 404), **common)
+        async def template_versions(request: Request, template_id: Id) -> list[dict[str, Any]]:
+            return await api.call(batches.template_history, tid(request), template_id)
+
+        @post("/v1/templates/{template_id:int}/versions", status_code=201,
+              summary="Edit a template, or resubmit it after a rejection: a new version waiting for review",
+              responses=errors(400, 401, 404, 409), **common)
+        async def new_template_version(request: Request, template_id: Id,
+                                       data: JSONBody[TemplateVersionIn]) -> dict[str, Any]:
+            return await api.call(batches.propose_version, tid(request), template_id, body=data.body,
+                                  signature=data.signature, actor=actor(request))
+
         @post("/v1/contact-lists", status_code=201, summary="Import a CSV contact list (UTF-8 or GBK)",
-              request_max_body_size=256 * 1024 * 1024, responses=errors(400, 401, 413, 503), **common)
-        async def import_list(request: Request, name: FromQuery[str] = "contacts") -> dict[str, Any]:
+              request_max_body_size=256 * 1024 * 1024, responses=errors(400, 401, 409, 413, 503),
+              operation_class=CsvUploadOperation, **common)
+        async def import_list(request: Request, name: FromQuery[str] = "contacts",
+                              idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
+            media_type = request.content_type[0]
+            digest = hashlib.sha256(f"name={name}\n".encode())
+            if media_type == "multipart/form-data":
+                upload = await _uploaded_csv(request)
+                try:
+                    while chunk := await upload.read(1024 * 1024):
+                        digest.update(chunk)
+                    await upload.seek(0)
+
+                    async def from_upload() -> dict[str, Any]:
+                        return await api.call(batches.import_contacts, tid(request), name, upload.file,
+                                              actor=actor(request))
+
+                    return await api.idempotency.run(request, idempotency_key, from_upload, body=digest.digest())
+                finally:
+                    await upload.close()
+            if media_type not in CSV_MEDIA_TYPES:
+                raise SmsguardError(f"a contact list is CSV, not {media_type}: {_CSV_HOW}", where="header Content-Type",
+                                    code="input.media_type")
             spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - closed below
             try:
                 async for part in request.stream():
                     spool.write(part)
+                    digest.update(part)
                 spool.seek(0)
-                return await api.call(batches.import_contacts, tid(request), name, spool, actor=actor(request))
+
+                async def from_body() -> dict[str, Any]:
+                    return await api.call(batches.import_contacts, tid(request), name, spool, actor=actor(request))
+
+                return await api.idempotency.run(request, idempotency_key, from_body, body=digest.digest())
             finally:
                 spool.close()
 
@@ -186,12 +268,16 @@ class BatchApi:
             return _csv_stream(api, batches.rejects_csv, tid(request), list_id, f"list-{list_id}-rejects.csv")
 
         @post("/v1/batches", status_code=201, summary="Create (and unless draft, submit) a batch",
-              responses=errors(400, 401, 402, 404, 409, 503), **common)
-        async def create_batch(request: Request, data: JSONBody[BatchIn]) -> dict[str, Any]:
-            return await api.call(batches.create_batch, tid(request), name=data.name, template_id=data.template_id,
-                                  list_id=data.list_id, content=data.content, numbers=data.numbers, kind=data.kind,
-                                  signature=data.signature, schedule_at=data.schedule_at, draft=data.draft,
-                                  actor=actor(request))
+              responses=errors(400, 401, 402, 403, 404, 409, 503), **common)
+        async def create_batch(request: Request, data: JSONBody[BatchIn],
+                               idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
+            async def work() -> dict[str, Any]:
+                return await api.call(batches.create_batch, tid(request), name=data.name,
+                                      template_id=data.template_id, list_id=data.list_id, content=data.content,
+                                      numbers=data.numbers, kind=data.kind, signature=data.signature,
+                                      schedule_at=data.schedule_at, draft=data.draft, actor=actor(request))
+
+            return await api.idempotency.run(request, idempotency_key, work)
 
         @get("/v1/batches/{batch_id:int}", summary="A batch: state, counts per recipient status, cost estimate",
              responses=errors(400, 401, 404), **common)
@@ -204,7 +290,7 @@ class BatchApi:
             return await api.call(batches.submit_batch, tid(request), batch_id, numbers=data.numbers,
                                   actor=actor(request))
 
-        @post("/v1/batches/{batch_id:int}/cancel", status_code=200, summary="Cancel a batch not yet releasing",
+        @post("/v1/batches/{batch_id:int}/cancel", status_code=200, summary="Cancel a batch before hand-over",
               responses=errors(400, 401, 404, 409), **common)
         async def cancel(request: Request, batch_id: Id) -> dict[str, Any]:
             return await api.call(batches.cancel_batch, tid(request), batch_id, actor=actor(request))
@@ -227,6 +313,7 @@ class BatchApi:
         @post("/v1/inbound", status_code=200, summary="An MO reply: opt-out / opt-in / complaint keywords",
               responses=errors(400, 401, 503), **common)
         async def inbound(request: Request, data: JSONBody[InboundIn]) -> dict[str, Any]:
+            _phone(data.phone)  # a bad number is named as the client sent it ($.phone), before anything runs
             return await api.call(batches.handle_mo, phone_raw=data.phone, text=data.text, tenant_id=tid(request),
                                   signature=data.signature, to=data.to, gateway=data.gateway, ref=data.id,
                                   actor=actor(request))
@@ -234,7 +321,7 @@ class BatchApi:
         @post("/v1/optouts", status_code=200, summary="Opt a number out (tenant-wide, or of one signature)",
               responses=errors(400, 401, 503), **common)
         async def optout(request: Request, data: JSONBody[OptoutIn]) -> dict[str, Any]:
-            phone = batches.parse_phone(data.phone)
+            phone = batches.parse_phone(data.phone, where="$.phone")
             await api.call(batches.opt_out, phone=phone, tenant_id=tid(request), signature=data.signature,
                            actor=actor(request))
             return {"phone": phone.masked, "opted_out": True}
@@ -242,7 +329,7 @@ class BatchApi:
         @post("/v1/optouts/remove", status_code=200, summary="Opt a number back in",
               responses=errors(400, 401, 503), **common)
         async def optin(request: Request, data: JSONBody[OptoutIn]) -> dict[str, Any]:
-            phone = batches.parse_phone(data.phone)
+            phone = batches.parse_phone(data.phone, where="$.phone")
             lifted = await api.call(batches.opt_in, phone=phone, tenant_id=tid(request), signature=data.signature,
                                     actor=actor(request))
             return {"phone": phone.masked, "lifted": lifted}
@@ -250,14 +337,14 @@ class BatchApi:
         @post("/v1/optouts/status", status_code=200, summary="Is a number opted out (global, tenant, signature)?",
               responses=errors(400, 401), **common)
         async def optout_status(request: Request, data: JSONBody[OptoutIn]) -> dict[str, Any]:
-            phone = batches.parse_phone(data.phone)
+            phone = batches.parse_phone(data.phone, where="$.phone")
             out = await api.call(batches.optout_status, phone=phone, tenant_id=tid(request), signature=data.signature)
             return {"phone": phone.masked, **out}
 
         @post("/v1/complaints", status_code=201, summary="Record a complaint (opts the number out tenant-wide)",
               responses=errors(400, 401, 503), **common)
         async def complaint(request: Request, data: JSONBody[ComplaintIn]) -> dict[str, Any]:
-            phone = batches.parse_phone(data.phone)
+            phone = batches.parse_phone(data.phone, where="$.phone")
             return await api.call(batches.record_complaint, phone=phone, tenant_id=tid(request),
                                   signature=data.signature, text=data.text, source=data.source, ref=data.id,
                                   actor=actor(request))
@@ -271,13 +358,52 @@ class BatchApi:
              responses=errors(400, 401, 403), **common)
         async def set_budget(request: Request, data: JSONBody[BudgetIn]) -> dict[str, Any]:
             if not request.state.key.admin:
-                raise Forbidden("setting a budget needs an admin key", where="header Authorization")
+                raise ForbiddenError("setting a budget needs an admin key", where="header Authorization",
+                                     code="auth.forbidden")
             if data.limit is not None and data.limit < 0:
                 raise SmsguardError("limit must not be negative", where="$.limit", code="budget.limit")
             return await api.call(batches.set_budget, tid(request), data.limit, actor=actor(request))
 
-        return [create_template, get_template, import_list, get_list, list_rejects, create_batch, get_batch, submit,
+        return [create_template, get_template, template_versions, new_template_version,
+                import_list, get_list, list_rejects, create_batch, get_batch, submit,
                 cancel, recipients, report, inbound, optout, optin, optout_status, complaint, budget, set_budget]
+
+
+async def _uploaded_csv(request: Request) -> UploadFile:
+    """The multipart field ``file`` as a file (litestar spools each upload to disk past 1 MiB); a field sent
+    without a file name (``curl -F 'file=<list.csv'``) arrives as text and is turned back into bytes."""
+    try:
+        form = await request.form()
+    except UnicodeDecodeError:  # a field without a file name is decoded as UTF-8 by litestar: GBK is not
+        raise SmsguardError(f"the multipart field is not UTF-8 text; upload it as a file: {_CSV_HOW}",
+                            where="body file", code="input.encoding") from None
+    except ClientException as e:
+        raise SmsguardError(f"{e.detail}: {_CSV_HOW}", where="body", code="input.multipart") from None
+    uploads = form.getall("file") if "file" in form else []
+    upload = uploads[0] if len(uploads) == 1 else None
+    for value in form.values():  # close every upload that is not the one used
+        if isinstance(value, UploadFile) and value is not upload:
+            await value.close()
+    if upload is None:
+        found = ", ".join(f"`{k}`" for k in dict.fromkeys(form.keys())) or "no field"
+        raise SmsguardError(f"expected one multipart field `file`, got {found}: {_CSV_HOW}", where="body file",
+                            code="input.multipart")
+    if isinstance(upload, UploadFile):
+        return upload
+    text = UploadFile(content_type="text/csv", filename="file")
+    await text.write(str(upload).encode("utf-8"))
+    await text.seek(0)
+    return text
+
+
+def _phone(raw: str) -> batches.Phone:
+    """``batches.parse_phone``, its error naming the field the client sent (``$.phone``)."""
+    try:
+        return batches.parse_phone(raw)
+    except SmsguardError as e:
+        if e.where is None:
+            e.where = "$.phone"
+        raise
 
 
 def _csv_stream(api: BatchApi, fn: Callable[..., Iterator[str]], tenant_id: int, ref: int, filename: str) -> Stream:

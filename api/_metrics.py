@@ -9,7 +9,6 @@ scrapes each (the usual set-up behind a load balancer: one scrape target per pro
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,9 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+
+from smsguard.core import SmsguardError, get_settings
+from smsguard.webauth import http_status
 
 disable_created_metrics()
 
@@ -72,7 +74,7 @@ def observe_decision(decision: str, category: str) -> None:
 
 def exposition() -> tuple[bytes, str]:
     """The metrics text and its content type (all workers summed in multiprocess mode)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if get_settings().metrics_dir is not None:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
@@ -100,7 +102,7 @@ def metrics_middleware(app: Callable) -> Callable:
         try:
             await app(scope, receive, send_status)
         except Exception as e:
-            status = int(getattr(e, "status_code", 500) or 500)
+            status = http_status(e) if isinstance(e, SmsguardError) else int(getattr(e, "status_code", 500) or 500)
             raise
         finally:
             observe_request(scope["method"], scope.get("path_template") or "unmatched", status,

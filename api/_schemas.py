@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from engine import Message, Verdict
+from smsguard.engine import Message, Verdict
 
 MAX_BATCH = 1000
 

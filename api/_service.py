@@ -25,38 +25,43 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio.to_thread
 import msgspec
 import redis.asyncio as aioredis
+from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import text
 
-from audit import (
+from smsguard.audit import (
     AuditEvent,
+    AuditWriter,
     EventFilter,
+    anchors_from,
     append_many,
-    load_phone_key,
     phone_hash,
     record_export,
+    schedule_of,
     stream_events,
 )
-from audit import checkpoint as audit_checkpoint
-from engine import Engine, ForbiddenError, Message, NotFoundError, SmsguardError, Verdict, Versions
-from review import api_review_status, submit_api_verdicts
-from smsguard.settings import Settings
-from storage import (
-    AuditWriter,
-    KeyInfo,
-    RedisLocation,
-    find_key,
-    get_tenant,
-    get_verdict,
-    locate_redis,
-    make_engine,
-    migrate,
+from smsguard.audit import checkpoint as audit_checkpoint
+from smsguard.audit._shadow import shadow_diff
+from smsguard.audit._versions import record_in_force
+from smsguard.core import (
+    ConflictError,
+    ForbiddenError,
+    LimitError,
+    NotFoundError,
+    Settings,
+    SmsguardError,
+    UnauthenticatedError,
+    UnavailableError,
 )
+from smsguard.engine import Engine, Message, Verdict, Versions, content_hash
+from smsguard.review import api_review_status
+from smsguard.runtime import Runtime
+from smsguard.storage import KeyInfo, find_key, get_tenant, get_verdict
 
 from . import _metrics as metrics
 from ._schemas import ReviewState, ScreenVerdict, StoredVerdict
@@ -71,36 +76,27 @@ if #KEYS > 1 then return {n, redis.call('MGET', unpack(KEYS, 2))} end
 return {n, {}}
 """
 
-THREAD_ABOVE = 64  # screen batches larger than this in a worker thread, not on the event loop
+# What is screened on the event loop itself; the rest goes to a thread (Service._screen_many). The engine
+# runs at about 1 µs per character on this machine class (bench/engine.py), so this bounds a loop stall
+# near 2 ms; measured in bench/loop_lag.py.
+INLINE_MESSAGES = 16
+INLINE_CHARS = 2_000
 LOCAL_VERDICTS = 4096  # per-process LRU of recent verdicts in front of Redis
 LEASE_MAX = 100  # rate-limit tokens leased from Redis at once: min(limit // 10, LEASE_MAX), at least 1
 
 
-class Unauthorized(SmsguardError):
-    status_code = 401
+class Unauthorized(UnauthenticatedError):
     code = "auth.invalid_key"
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="smsguard"'}
 
 
-class Forbidden(ForbiddenError):
-    code = "auth.forbidden"
-
-
-class NotFound(NotFoundError):
-    pass
-
-
-class RateLimited(SmsguardError):
-    status_code = 429
+class RateLimited(LimitError):
     code = "rate_limited"
 
     def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, where=None)
-        self.headers = {"Retry-After": str(retry_after)}
+        super().__init__(message, where=None, retry_after=retry_after)
 
 
-class Unavailable(SmsguardError):
-    status_code = 503
+class Unavailable(UnavailableError):
     code = "unavailable"
 
 
@@ -169,18 +165,6 @@ def new_verdict_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{_ID_PROCESS}{next(_id_counter) & 0xFFFFFFFFFF:010x}"
 
 
-def content_hash(versions: Versions, tenant: str, message: Message, content_only: bool) -> str:
-    """What decides a verdict, hashed: the exact text, kind, signature, tenant (its policy overrides),
-    ``content_only`` and the policy/lexicon/model versions. The text is not folded first, because a
-    verdict's reasons carry offsets into the original text; the tenant is part of the key so one
-    tenant can never learn from ``cached`` what another screened."""
-    raw = _encode(
-        (versions.policy, versions.lexicon, versions.model, tenant, message.kind, message.signature, content_only,
-         message.text)
-    )
-    return hashlib.sha256(raw).hexdigest()
-
-
 def _deciding_category(v: Verdict | _VerdictHead) -> str:
     for r in v.reasons:
         if r.action == v.decision:
@@ -199,16 +183,18 @@ class _Lease:
 
 
 class Service:
-    """Everything a running API process holds: the engine, SQL, Redis, the audit writer, the key cache."""
+    """What the API handlers call, on the process's Runtime (SQL, Redis, the engine, the verdict writer): API
+    keys and their cache, rate limits, the verdict cache, reloads, audit exports."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
+    def __init__(self, runtime: Runtime, *, owns_runtime: bool = False) -> None:
+        self.runtime = runtime
+        self.engine: Engine = runtime.screening
+        self.settings: Settings = runtime.settings
+        self._owns_runtime = owns_runtime  # create_app opened it: close it on shutdown
         self.origin = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self.db: Any = None
+        self.db: SqlEngine | None = None
         self.redis: aioredis.Redis | None = None
         self.writer: AuditWriter | None = None
-        self._redis_location: RedisLocation | None = None
         self._script: Any = None
         self._keys: dict[str, tuple[KeyInfo, float]] = {}
         self._listener: asyncio.Task | None = None
@@ -217,22 +203,23 @@ class Service:
         self._local: OrderedDict[str, _Cached] = OrderedDict()  # content hash -> verdict, most recent last
         self._leases: dict[int, _Lease] = {}  # tenant id -> tokens leased from the shared window counter
         self._tasks: set[asyncio.Task] = set()
-        ns = settings.redis_namespace
+        self._screen_limiter: anyio.CapacityLimiter | None = None  # screening threads (see _screen_many)
+        self._pending_screens: dict[bool, list[tuple[list[Message], asyncio.Future]]] = {}  # _screen_together
+        ns = self.settings.redis_namespace
         self._verdict_prefix = f"{ns}:v:"
         self._rate_prefix = f"{ns}:rl:"
         self.reload_channel = f"{ns}:reload"
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        s = self.settings
-        self.db = make_engine(s.sqlalchemy_url)
-        await anyio.to_thread.run_sync(migrate, self.db)
-        self._redis_location = await anyio.to_thread.run_sync(locate_redis, s.redis_url, s.data_dir)
-        self.redis = aioredis.Redis.from_url(self._redis_location.url, socket_timeout=5, socket_connect_timeout=5)
+        rt = self.runtime
+        await anyio.to_thread.run_sync(rt.open)
+        self.db = rt.db
+        self.redis = rt.aredis
         self._script = self.redis.register_script(_LIMIT_AND_LOOKUP)
         # uncertain verdicts wait for a human: their review items commit with the verdict rows
-        self.writer = AuditWriter(self.db, also=submit_api_verdicts)
-        self.writer.start()
+        self.writer = await anyio.to_thread.run_sync(lambda: rt.verdict_writer)
+        await anyio.to_thread.run_sync(self._record_versions)
         self._listener = asyncio.create_task(self._listen_for_reloads())
         self._checkpointer = asyncio.create_task(self._checkpoint_loop())
         # The engine's tables are large and live for the whole process: move everything that exists now out of
@@ -249,14 +236,8 @@ class Service:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self.writer is not None:
-            await anyio.to_thread.run_sync(self.writer.close)
-        if self.redis is not None:
-            await self.redis.aclose()
-        if self._redis_location is not None:
-            await anyio.to_thread.run_sync(self._redis_location.close)
-        if self.db is not None:
-            self.db.dispose()
+        if self._owns_runtime:
+            await self.runtime.aclose()
 
     # -- API keys --------------------------------------------------------------------------------
     async def authenticate(self, authorization: str | None, x_api_key: str | None) -> KeyInfo:
@@ -292,7 +273,7 @@ class Service:
         the messages in the request, for errors."""
         for m, path in zip(messages, paths, strict=True):
             if m.tenant is not None and m.tenant != key.tenant:
-                raise SmsguardError(
+                raise ForbiddenError(  # 403: well-formed, but this key may not act for that tenant
                     "tenant is set by the API key; leave it out or give the key's own tenant",
                     where=f"{path}.tenant",
                     code="input.tenant_mismatch",
@@ -325,12 +306,7 @@ class Service:
         if misses:
             first = {h: m for m, h in zip(reversed(messages), reversed(hashes), strict=True)}
             todo = [msgspec.structs.replace(first[h], id=None) for h in misses]
-            if len(todo) > THREAD_ABOVE:
-                fresh = await anyio.to_thread.run_sync(
-                    lambda: self.engine.screen_many(todo, content_only=content_only)
-                )
-            else:
-                fresh = self.engine.screen_many(todo, content_only=content_only)
+            fresh = await self._screen_together(todo, content_only)
             for h, v in zip(misses, fresh, strict=True):
                 raw = _encode(v)  # v.id is None: the stored form starts with {"id":null,
                 self._cache_later(self._verdict_prefix + h, raw)
@@ -365,6 +341,62 @@ class Service:
             ) from None
         metrics.AUDIT_ROWS.inc(len(rows))
         return out
+
+    async def _screen_together(self, todo: list[Message], content_only: bool) -> list[Verdict]:
+        """Screen ``todo`` in one engine call with the other requests that reach this point in the same turn of the
+        event loop: the engine's per-call costs (the classifier above all: a fifth of a loaded server's time in
+        bench/api_profile.py) are then paid once for all of them."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Verdict]] = loop.create_future()
+        pending = self._pending_screens.setdefault(content_only, [])
+        pending.append((todo, future))
+        if len(pending) == 1:
+            loop.call_soon(self._flush_screens, content_only)
+        return await future
+
+    def _flush_screens(self, content_only: bool) -> None:
+        group = self._pending_screens.pop(content_only, [])
+        task = asyncio.create_task(self._screen_group(group, content_only))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _screen_group(self, group: list[tuple[list[Message], asyncio.Future]], content_only: bool) -> None:
+        try:
+            verdicts = await self._screen_many([m for todo, _ in group for m in todo], content_only)
+        except Exception as e:
+            if len(group) == 1:
+                if not group[0][1].done():
+                    group[0][1].set_exception(e)
+                return
+            for todo, future in group:  # one request's error stays its own: screen each alone
+                try:
+                    result = await self._screen_many(todo, content_only)
+                except Exception as e:
+                    if not future.done():
+                        future.set_exception(e)
+                else:
+                    if not future.done():
+                        future.set_result(result)
+            return
+        at = 0
+        for todo, future in group:
+            if not future.done():
+                future.set_result(verdicts[at : at + len(todo)])
+            at += len(todo)
+
+    async def _screen_many(self, todo: list[Message], content_only: bool) -> list[Verdict]:
+        """Screen on the event loop only what takes well under a millisecond (a few short messages: a thread hop
+        would cost more than the screening); anything larger goes to the screening threads, so one large
+        message or batch never holds the loop (issue 15). The threads are as many as the cores: more would
+        only queue for the GIL and the cores."""
+        if len(todo) <= INLINE_MESSAGES and sum(len(m.text) for m in todo) <= INLINE_CHARS:
+            return self.engine.screen_many(todo, content_only=content_only)
+        if self._screen_limiter is None:  # made here, inside the running loop it belongs to
+            # one thread per core (anyio's default limiter has 40 and is shared with every SQL call)
+            self._screen_limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+        return await anyio.to_thread.run_sync(
+            lambda: self.engine.screen_many(todo, content_only=content_only), limiter=self._screen_limiter
+        )
 
     def _remember(self, h: str, entry: _Cached) -> _Cached:
         self._local[h] = entry
@@ -464,7 +496,7 @@ class Service:
         if len(verdict_id) <= 64:
             row = await anyio.to_thread.run_sync(get_verdict, self.db, key.tenant_id, verdict_id)
         if row is None:  # also when it is another tenant's: never tell them apart
-            raise NotFound(f"no verdict {verdict_id!r}", where="path verdict_id", code="verdict.not_found")
+            raise NotFoundError(f"no verdict {verdict_id!r}", where="path verdict_id", code="verdict.not_found")
         sv = _decode_stored(row.verdict)
         fields = {f: getattr(sv, f) for f in ScreenVerdict.__struct_fields__}
         human = await anyio.to_thread.run_sync(api_review_status, self.db, verdict_id)
@@ -495,7 +527,10 @@ class Service:
         """Reload here, record a ``policy``/``lexicon``/``model`` audit event per part whose version changed (or
         was asked for), then tell every other process (over Redis pub/sub) to do the same."""
         before = self.engine.versions
+        if self.settings.reload_max_flip_rate is not None:
+            await anyio.to_thread.run_sync(self._shadow_gate)
         versions = await anyio.to_thread.run_sync(lambda: self.engine.reload(*what))
+        await anyio.to_thread.run_sync(self._record_versions)
         parts = what or ["policy", "lexicon", "model"]
         changes = [
             AuditEvent(event_type=part, actor=actor, tenant_id=None, subject=part,
@@ -505,6 +540,27 @@ class Service:
         await anyio.to_thread.run_sync(self._append_events, changes)
         await self.redis.publish(self.reload_channel, json.dumps({"origin": self.origin, "what": what}))
         return versions
+
+    def _record_versions(self) -> None:
+        """Keep the bytes of the versions now in force, for ``smsguard audit replay`` (never fatal to serving)."""
+        try:
+            record_in_force(self.db, self.engine)
+        except Exception as e:
+            log.warning("could not record the engine versions for replay: %s", e)
+
+    def _shadow_gate(self) -> None:
+        """Refuse a reload whose candidate would change more than ``reload_max_flip_rate`` of the decisions
+        stored in the last ``reload_diff_days`` (shadow mode, see ``smsguard policy diff``)."""
+        s = self.settings
+        candidate = Engine(self.engine.config)
+        report = shadow_diff(self.db, candidate, since=datetime.now(UTC) - timedelta(days=s.reload_diff_days),
+                             keep=0)
+        if report.flip_rate > (s.reload_max_flip_rate or 0.0):
+            raise ConflictError(
+                f"the candidate changes {report.changed} of {report.replayed} decisions of the last "
+                f"{s.reload_diff_days:g} days ({report.flip_rate:.2%}), over the allowed "
+                f"{s.reload_max_flip_rate:.2%}: inspect with `smsguard policy diff` and reload again when intended",
+                where="SMSGUARD_RELOAD_MAX_FLIP_RATE", code="reload.flip_rate")
 
     def _append_events(self, batch: list[AuditEvent]) -> None:
         with self.db.begin() as conn:
@@ -517,11 +573,12 @@ class Service:
         """Check the key's role, record the export as an event (committed first), return the byte stream.
         ``auditor`` keys read their own tenant with numbers masked; ``auditor_full`` keys any tenant, unmasked."""
         if key.role not in ("auditor", "auditor_full"):
-            raise Forbidden("the audit log needs an auditor key (smsguard key create --role auditor)",
-                            where="header Authorization")
+            raise ForbiddenError("the audit log needs an auditor key (smsguard key create --role auditor)",
+                            where="header Authorization", code="auth.forbidden")
         if tenant is not None:
             if key.role == "auditor" and tenant != key.tenant:
-                raise Forbidden("an auditor key reads its own tenant's events only", where="query tenant")
+                raise ForbiddenError("an auditor key reads its own tenant's events only", where="query tenant",
+                                     code="auth.forbidden")
             info = await anyio.to_thread.run_sync(get_tenant, self.db, tenant)
             flt = dataclasses.replace(flt, tenant_id=info.id)
         elif key.role == "auditor":
@@ -534,16 +591,18 @@ class Service:
         return stream_events(self.db, flt, fmt, unmask=unmask)  # type: ignore[arg-type]
 
     def phone_ref(self, number: str) -> str:
-        return phone_hash(number, load_phone_key(self.settings.data_dir))
+        return phone_hash(number, self.runtime.secrets.phone_hash_key)
 
     async def _checkpoint_loop(self) -> None:
-        """Sign the chain head every ``audit.checkpoint_minutes`` (policy.yaml); skipped when nothing moved, so
-        several workers or an idle service do not pile up identical checkpoints."""
+        """Sign the chain head when due (policy.yaml ``audit.checkpoint_minutes`` / ``checkpoint_events``, judged
+        from the newest checkpoint in SQL, so a restart does not reset the clock) and anchor it outside SQL."""
         while True:
-            await asyncio.sleep(self.engine.policy.audit.checkpoint_minutes * 60)
+            schedule = schedule_of(self.engine.policy.audit)
+            await asyncio.sleep(min(30.0, schedule.every_minutes * 60))
             try:
                 await anyio.to_thread.run_sync(
-                    lambda: audit_checkpoint(self.db, self.settings.data_dir, only_if_moved=True)
+                    lambda s=schedule: audit_checkpoint(self.db, self.runtime.secrets.audit_signing_key,
+                                                        anchors=anchors_from(self.settings), schedule=s)
                 )
             except Exception as e:  # a missed checkpoint is logged, never fatal to screening
                 log.warning("audit checkpoint failed: %s", e)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from litestar.testing import TestClient
 
-from engine import PROJECT_ROOT, Engine, EngineConfig
+from smsguard.engine import PROJECT_ROOT, Engine, EngineConfig
 
 REPO_POLICY = PROJECT_ROOT / "policy.yaml"
 # Tenant "sigco" has its own policy override in the tests' policy copy: only 甲公司 is its signature.
@@ -60,7 +60,7 @@ def api_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 @pytest.fixture(scope="session")
 def client(backend, api_engine: Engine) -> Iterator[TestClient]:
     """A started app on ``backend`` (migrations run at start)."""
-    from api import create_app
+    from smsguard.api import create_app
 
     app = create_app(api_engine, settings=backend.settings())
     with TestClient(app) as c:
@@ -70,7 +70,7 @@ def client(backend, api_engine: Engine) -> Iterator[TestClient]:
 @pytest.fixture
 def make_tenant(backend, client: TestClient, unique_name: Callable[[str], str]) -> Callable[..., TenantKey]:
     """``make_tenant(rate_limit=None, admin=False, name=None)``: a new tenant and an API key for it."""
-    from storage import create_key, create_tenant
+    from smsguard.storage import create_key, create_tenant
 
     def make(*, rate_limit: int | None = None, admin: bool = False, name: str | None = None) -> TenantKey:
         tenant = create_tenant(backend.db, name or unique_name("t"), rate_limit=rate_limit)

@@ -14,7 +14,7 @@ CSV = {"format": "csv"}
 
 def _keys(backend, unique_name: Callable[[str], str], *roles: str) -> list[dict[str, str]]:
     """Keys of one new tenant, one per role."""
-    from storage import create_key, create_tenant
+    from smsguard.storage import create_key, create_tenant
 
     tenant = create_tenant(backend.db, unique_name("oa"), rate_limit=1_000_000)
     return [{"Authorization": f"Bearer {create_key(backend.db, tenant.name, role=role)[0]}"} for role in roles]
@@ -39,7 +39,16 @@ def sent(backend, client: TestClient, unique_name: Callable[[str], str]) -> dict
     assert r.status_code == 201, r.text
     batch_id = r.json()["id"]
     trail = {"batch": str(batch_id)}
+    files = [("documents", (f"d{i}", magic + b"\x00" * 16, "application/octet-stream"))
+             for i, magic in enumerate((b"%PDF-1.4", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0"))]
+    r = client.post("/v1/signatures", headers=admin, data={"name": "签" + unique_name("x")[2:10], "type": "app",
+                                                           "use": "self"}, files=files)
+    assert r.status_code == 201, r.text
+    sig = r.json()
+    docs = "/v1/signatures/{signature_id}/documents/{document_id}"
     return {
+        docs: {_content_type(client, f"/v1/signatures/{sig['id']}/documents/{d['id']}", admin)
+               for d in sig["documents"]},
         "/v1/audit/events": {
             _content_type(client, "/v1/audit/events", auditor),  # the default format
             _content_type(client, "/v1/audit/events", auditor, JSONL),

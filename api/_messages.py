@@ -1,0 +1,195 @@
+"""Single messages and verification codes (issue 17): the routes over ``smsguard.messages``.
+
+* ``POST /v1/messages`` (201 with the message; 202 while it waits for screening or review) ·
+  ``GET /v1/messages/{id}`` · ``GET /v1/messages?phone=&from=&to=&state=&before=&limit=``
+* ``POST /v1/verify`` · ``POST /v1/verify/check`` · ``GET /v1/verify/{id}`` · ``GET /v1/verify/stats`` ·
+  ``GET /v1/verify/settings`` · ``PUT /v1/verify/settings`` (admin key)
+
+The creating POSTs take ``Idempotency-Key`` (api/_idempotency.py). Numbers are answered masked only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post, put
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from smsguard import batches, messages
+from smsguard.core import ForbiddenError
+
+from ._batches import MAX_ID, BatchApi, BodyId, Kind
+from ._idempotency import Idempotency, IdempotencyKey
+from ._pumping import PumpingApi
+from ._schemas import ErrorBody
+
+_ERROR_TEXT = {
+    400: "The request does not fit the schema or is invalid (a wrong code: verify.mismatch); `where` names the field",
+    401: "Missing, malformed, unknown or revoked API key",
+    402: "The message would exceed the tenant's budget (budget.exceeded) or its available prepaid balance "
+         "(billing.insufficient_balance); nothing is sent",
+    403: "The key may not do this (settings need an admin key; auditor keys only read), or the signature is "
+         "not approved (signature.not_approved)",
+    404: "Not found for this key's tenant (another tenant's id too)",
+    409: "Idempotency-Key reused with another request (idempotency.mismatch) or still running "
+         "(idempotency.in_progress); a template awaiting review; a code expired (verify.expired) or used "
+         "(verify.used)",
+    429: "Too many wrong codes (verify.too_many_attempts): send a new one; or the anti-pumping guard refused the "
+         "number, its prefix, the tenant or the caller's address (pumping.*, with Retry-After when throttled)",
+}
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    return {c: ResponseSpec(data_container=ErrorBody, description=_ERROR_TEXT[c], generate_examples=False)
+            for c in codes}
+
+Id = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+Signature = Annotated[str, msgspec.Meta(max_length=32)]
+Phone = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+State = Literal[batches.MESSAGE_STATES]  # type: ignore[valid-type]
+WAITING = ("draft", "screening", "review")
+
+
+class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    to: Phone
+    template_id: BodyId | None = None
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=5000)] | None = None
+    variables: dict[Annotated[str, msgspec.Meta(max_length=32)], Annotated[str, msgspec.Meta(max_length=500)]] = {}
+    signature: Signature | None = None
+    kind: Kind | None = None
+    schedule_at: datetime | None = None
+
+
+class VerifyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    to: Phone
+    template_id: BodyId | None = None
+    signature: Signature | None = None
+
+
+class CheckIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    to: Phone | None = None
+    verification_id: BodyId | None = None
+
+
+class VerifySettingsIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    length: Annotated[int, msgspec.Meta(ge=4, le=8)] | None = None
+    alphabet: Annotated[str, msgspec.Meta(min_length=2, max_length=62, pattern="^[0-9A-Za-z]+$")] | None = None
+    ttl_seconds: Annotated[int, msgspec.Meta(ge=30, le=86_400)] | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] | None = None
+    template_id: BodyId | None = None
+    signature: Signature | None = None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def handlers(batch_api: BatchApi, guard: Any, security: Any) -> list[Any]:
+    api = batch_api
+    idem = Idempotency(lambda: batch_api.service.runtime.db)
+    common: dict[str, Any] = {"guards": [guard], "security": security, "tags": ["messages"]}
+
+    def actor(request: Request) -> str:
+        return f"key:{request.state.key.prefix}"
+
+    def tid(request: Request) -> int:
+        return request.state.key.tenant_id
+
+    @post("/v1/messages", status_code=201, summary="Send one SMS (screened, reviewed, capped like a batch)",
+          description="A one-recipient batch: screening, review when needed, opt-outs, caps, quiet hours, budget "
+          "and channels all apply. 201 with the message; 202 while it waits for review.",
+          responses={202: ResponseSpec(data_container=dict[str, Any], description="Waiting for review"),
+                     **errors(400, 401, 402, 403, 404, 409, 429)}, **common)
+    async def send(request: Request, data: JSONBody[MessageIn], pumping: PumpingApi,
+                   idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
+        async def work() -> dict[str, Any]:
+            # a verification code is judged here, once (429 with the reason); the release does not count it again
+            guarded = data.kind == "verification"
+            if guarded:
+                await pumping.enforce(request, phone=data.to, signature=data.signature or "", kind="verification")
+            return await api.call(messages.send_message, tid(request), to=data.to, template_id=data.template_id,
+                                  text=data.text, variables=data.variables or None, signature=data.signature,
+                                  kind=data.kind, schedule_at=data.schedule_at, actor=actor(request),
+                                  guarded=guarded)
+
+        return await idem.run(request, idempotency_key, work,
+                              status_code=lambda m: 202 if m["state"] in WAITING else 201)
+
+    @get("/v1/messages/{message_id:int}", summary="A message: state, verdict reasons, delivery report, cost",
+         responses=errors(400, 401, 404), **common)
+    async def get_message(request: Request, message_id: Id) -> dict[str, Any]:
+        return await api.call(messages.get_message, tid(request), message_id)
+
+    @get("/v1/messages", summary="Messages, newest first, by number (masked in the answer), time and state",
+         responses=errors(400, 401), **common)
+    async def list_messages(
+        request: Request,
+        phone: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        since: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        until: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        message_state: Annotated[State | None, QueryParameter(name="state")] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        return await api.call(messages.list_messages, tid(request), phone=phone, since=_utc(since),
+                              until=_utc(until), state=message_state, before=before, limit=limit)
+
+    @post("/v1/verify", status_code=201, summary="Send a verification code the platform makes",
+          responses=errors(400, 401, 402, 403, 404, 409, 429), **common)
+    async def verify(request: Request, data: JSONBody[VerifyIn], pumping: PumpingApi,
+                     idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
+        async def work() -> dict[str, Any]:
+            await pumping.enforce(request, phone=data.to, signature=data.signature or "", kind="verification")
+            return await api.call(messages.start_verification, tid(request), to=data.to,
+                                  template_id=data.template_id, signature=data.signature, actor=actor(request),
+                                  guarded=True)
+
+        return await idem.run(request, idempotency_key, work, status_code=201)
+
+    @post("/v1/verify/check", status_code=200, summary="Check a code (attempt limit, single use, expiry)",
+          description="400 verify.mismatch (attempts left in the message), 409 verify.expired / verify.used, "
+          "429 verify.too_many_attempts, 404 verify.not_found.",
+          responses=errors(400, 401, 404, 409, 429), **common)
+    async def check(request: Request, data: JSONBody[CheckIn]) -> dict[str, Any]:
+        return await api.call(messages.check_verification, tid(request), code=data.code, to=data.to,
+                              verification_id=data.verification_id, actor=actor(request))
+
+    @get("/v1/verify/{verification_id:int}", summary="A verification: status, attempts, expiry",
+         responses=errors(400, 401, 404), **common)
+    async def get_verification(request: Request, verification_id: Id) -> dict[str, Any]:
+        return await api.call(messages.get_verification, tid(request), verification_id)
+
+    @get("/v1/verify/stats", summary="Conversion (codes verified / sent) per signature and number prefix",
+         responses=errors(400, 401), **common)
+    async def stats(
+        request: Request,
+        signature: Annotated[str | None, QueryParameter(max_length=32)] = None,
+        prefix: Annotated[str | None, QueryParameter(pattern="^[0-9]{7}$")] = None,
+        since: Annotated[date | None, QueryParameter(name="from")] = None,
+        until: Annotated[date | None, QueryParameter(name="to")] = None,
+        by: Annotated[Literal["signature", "prefix", "both"], QueryParameter()] = "both",
+    ) -> dict[str, Any]:
+        group = ("signature", "prefix") if by == "both" else (by,)
+        return await api.call(messages.conversion, tid(request), signature=signature, prefix=prefix,
+                              since=since.isoformat() if since else None, until=until.isoformat() if until else None,
+                              by=group)
+
+    @get("/v1/verify/settings", summary="The tenant's code settings: length, alphabet, expiry, attempts, template",
+         responses=errors(400, 401), **common)
+    async def get_settings(request: Request) -> dict[str, Any]:
+        return await api.call(messages.get_settings, tid(request))
+
+    @put("/v1/verify/settings", summary="Change the tenant's code settings (admin key)",
+         responses=errors(400, 401, 403, 404), **common)
+    async def set_settings(request: Request, data: JSONBody[VerifySettingsIn]) -> dict[str, Any]:
+        if not request.state.key.admin:
+            raise ForbiddenError("code settings need an admin key", where="header Authorization",
+                                 code="auth.forbidden")
+        values = {f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None}
+        return await api.call(messages.set_settings, tid(request), actor=actor(request), **values)
+
+    return [send, get_message, list_messages, verify, check, get_verification, stats, get_settings, set_settings]

@@ -1,0 +1,143 @@
+"""Webhook routes (issue 17, point 4), all with the API key's tenant; another tenant's webhook or event is 404.
+
+* ``POST /v1/webhooks`` (the secret is in this answer only) · ``GET /v1/webhooks`` · ``GET /v1/webhooks/{id}`` ·
+  ``PATCH /v1/webhooks/{id}`` · ``DELETE /v1/webhooks/{id}`` · ``POST /v1/webhooks/{id}/rotate-secret``
+* ``GET /v1/webhooks/{id}/deliveries`` (the delivery log: attempts, status codes, latency, errors)
+* ``GET /v1/webhooks/dead-letters`` · ``GET /v1/webhooks/events/{event_id}`` ·
+  ``POST /v1/webhooks/events/{event_id}/resend``
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, delete, get, patch, post
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from smsguard import webhooks
+
+from ._batches import MAX_ID, Id, errors
+from ._service import Service
+
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, description="http:// or https:// URL")]
+EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Events = Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=20,
+                                                 description=f"of {', '.join(webhooks.EVENT_TYPES)}, or *")]
+Concurrency = Annotated[int, msgspec.Meta(ge=1, le=32, description="requests in flight to this URL at most")]
+Timeout = Annotated[float, msgspec.Meta(ge=0.1, le=60, description="seconds per request")]
+Description = Annotated[str, msgspec.Meta(max_length=200, pattern="^[^\x00]*$")]
+EventId = Annotated[str, PathParameter(min_length=1, max_length=40)]
+
+
+class WebhookIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: Url
+    events: Events
+    description: Description = ""
+    enabled: bool = True
+    max_concurrency: Concurrency = 4
+    timeout: Timeout = 10.0
+
+
+class WebhookPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: Url | None = None
+    events: Events | None = None
+    description: Description | None = None
+    enabled: bool | None = None
+    max_concurrency: Concurrency | None = None
+    timeout: Timeout | None = None
+
+
+class RotateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    grace_seconds: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 3600)] = 24 * 3600.0
+
+
+class ResendIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    webhook_id: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)] | None = None
+
+
+class WebhookApi:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        db = self.service.runtime.db
+        return await anyio.to_thread.run_sync(lambda: fn(db, *args, **kwargs))
+
+    def handlers(self, guard: Any, security: Any) -> list[Any]:
+        api = self
+        common: dict[str, Any] = {"guards": [guard], "security": security, "tags": ["webhooks"]}
+
+        def actor(request: Request) -> str:
+            return f"key:{request.state.key.prefix}"
+
+        def tid(request: Request) -> int:
+            return request.state.key.tenant_id
+
+        @post("/v1/webhooks", status_code=201, summary="Add a webhook endpoint (its signing secret is shown once)",
+              responses=errors(400, 401, 503), **common)
+        async def create(request: Request, data: JSONBody[WebhookIn]) -> dict[str, Any]:
+            return await api.call(webhooks.create_endpoint, tid(request), url=data.url, events=data.events,
+                                  description=data.description, enabled=data.enabled,
+                                  max_concurrency=data.max_concurrency, timeout=data.timeout, actor=actor(request))
+
+        @get("/v1/webhooks", summary="The tenant's webhook endpoints", responses=errors(401), **common)
+        async def index(request: Request) -> dict[str, Any]:
+            return {"webhooks": await api.call(webhooks.list_endpoints, tid(request))}
+
+        @get("/v1/webhooks/{webhook_id:int}", summary="One webhook endpoint", responses=errors(400, 401, 404),
+             **common)
+        async def show(request: Request, webhook_id: Id) -> dict[str, Any]:
+            return await api.call(webhooks.get_endpoint, tid(request), webhook_id)
+
+        @patch("/v1/webhooks/{webhook_id:int}", summary="Change a webhook endpoint (fields given only)",
+               responses=errors(400, 401, 404, 503), **common)
+        async def change(request: Request, webhook_id: Id, data: JSONBody[WebhookPatch]) -> dict[str, Any]:
+            return await api.call(webhooks.update_endpoint, tid(request), webhook_id, actor=actor(request),
+                                  **msgspec.structs.asdict(data))
+
+        @delete("/v1/webhooks/{webhook_id:int}", status_code=200,
+                summary="Delete a webhook endpoint (pending deliveries are cancelled; the log stays)",
+                responses=errors(400, 401, 404, 503), **common)
+        async def remove(request: Request, webhook_id: Id) -> dict[str, Any]:
+            return await api.call(webhooks.delete_endpoint, tid(request), webhook_id, actor=actor(request))
+
+        @post("/v1/webhooks/{webhook_id:int}/rotate-secret", status_code=200,
+              summary="A new signing secret (shown once); the old one is still signed with for grace_seconds",
+              responses=errors(400, 401, 404, 503), **common)
+        async def rotate(request: Request, webhook_id: Id, data: JSONBody[RotateIn]) -> dict[str, Any]:
+            return await api.call(webhooks.rotate_secret, tid(request), webhook_id, grace=data.grace_seconds,
+                                  actor=actor(request))
+
+        @get("/v1/webhooks/{webhook_id:int}/deliveries",
+             summary="The delivery log: each delivery with its attempts (status code, latency, error)",
+             responses=errors(400, 401, 404), **common)
+        async def log(request: Request, webhook_id: Id,
+                      status: Annotated[Literal["pending", "delivered", "dead", "cancelled"] | None,
+                                        QueryParameter(name="status")] = None,
+                      event_id: Annotated[str | None, QueryParameter(name="event_id", max_length=40)] = None,
+                      after: Annotated[int, QueryParameter(ge=0, le=MAX_ID)] = 0,
+                      limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> dict[str, Any]:
+            return await api.call(webhooks.list_deliveries, tid(request), webhook_id, status=status,
+                                  event_id=event_id, after=after, limit=limit)
+
+        @get("/v1/webhooks/dead-letters", summary="Deliveries given up after the retry window (re-send by event id)",
+             responses=errors(400, 401), **common)
+        async def dead(request: Request, after: Annotated[int, QueryParameter(ge=0, le=MAX_ID)] = 0,
+                       limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100) -> dict[str, Any]:
+            return await api.call(webhooks.list_dead_letters, tid(request), after=after, limit=limit)
+
+        @get("/v1/webhooks/events/{event_id:str}", summary="One event as receivers get it",
+             responses=errors(400, 401, 404), **common)
+        async def event(request: Request, event_id: EventId) -> dict[str, Any]:
+            return await api.call(webhooks.get_event, tid(request), event_id)
+
+        @post("/v1/webhooks/events/{event_id:str}/resend", status_code=200,
+              summary="Deliver an event again, with the same event id (to one webhook, or to those it went to)",
+              responses=errors(400, 401, 404, 503), **common)
+        async def resend(request: Request, event_id: EventId, data: JSONBody[ResendIn]) -> dict[str, Any]:
+            return await api.call(webhooks.resend_event, tid(request), event_id, endpoint_id=data.webhook_id,
+                                  actor=actor(request))
+
+        return [create, index, show, change, remove, rotate, log, dead, event, resend]
