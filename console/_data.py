@@ -25,16 +25,17 @@ from zoneinfo import ZoneInfo
 import msgspec
 from sqlalchemy import Connection, Integer, and_, cast, func, select
 
-import batches
-from batches._tables import batches as batches_t
-from batches._tables import contact_lists, contacts, optouts, recipients, templates
-from engine import Message, SmsguardError
+from smsguard import batches
+from smsguard.batches._tables import batches as batches_t
+from smsguard.batches._tables import contact_lists, contacts, optouts, recipients, templates
+from smsguard.core import NotFoundError, SmsguardError
+from smsguard.engine import Message
 
 CARRIERS = ("mobile", "unicom", "telecom", "broadnet", "virtual", "other")
 CARRIER_LABELS = {"mobile": "移动", "unicom": "联通", "telecom": "电信", "broadnet": "广电", "virtual": "虚拟",
                   "other": "其他"}
 DELIVERY_FINAL = ("delivered", "failed", "expired", "unknown")
-NOT_SENT = ("opted_out", "invalid", "capped", "rejected", "cancelled")
+NOT_SENT = ("opted_out", "invalid", "capped", "refused", "rejected", "cancelled")
 MAX_ADHOC = 10_000
 """Ad-hoc numbers typed or pasted into the compose form; larger sends belong in a contact list."""
 PREVIEW_SAMPLE = 200
@@ -46,6 +47,10 @@ class ComposeError(SmsguardError):
 
 
 # -- tenant-scoped lists ----------------------------------------------------------------------------------
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -62,6 +67,22 @@ def local(dt: datetime | str | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> st
         dt = datetime.fromisoformat(dt)
     dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     return dt.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+def state_label(b: Mapping[str, Any], tz: str) -> str:
+    """What a batch's state means to the customer: ``deferred until 08:00 (quiet hours)`` rather than a bare
+    ``scheduled`` or ``releasing`` while quiet hours hold every recipient."""
+    hold = b.get("hold")
+    if hold and hold.get("reason") == "quiet_hours":
+        until = datetime.fromisoformat(hold["until"]).astimezone(ZoneInfo(tz))
+        fmt = "%H:%M" if until.date() == datetime.now(ZoneInfo(tz)).date() else "%m-%d %H:%M"
+        return f"deferred until {until.strftime(fmt)} (quiet hours)"
+    return str(b["state"])
+
+
+def default_batch_name(tz: str, at: datetime | None = None) -> str:
+    """A new batch's name when none is given: the time in the tenant's zone, as every page shows it."""
+    return f"batch {local(at or datetime.now(UTC), tz)}"
 
 
 def list_templates(db: Any, tenant_id: int, *, approved_only: bool = False) -> list[dict[str, Any]]:
@@ -99,7 +120,8 @@ def list_contact_lists(db: Any, tenant_id: int) -> list[dict[str, Any]]:
              "created_at": r.created_at} for r in rows]
 
 
-def list_batches(db: Any, tenant_id: int, limit: int = 200) -> list[dict[str, Any]]:
+def list_batches(db: Any, tenant_id: int, limit: int = 200, *, policy: Any = None,
+                 tz: str = "Asia/Shanghai") -> list[dict[str, Any]]:
     with db.connect() as conn:
         rows = conn.execute(
             select(batches_t).where(batches_t.c.tenant_id == tenant_id).order_by(batches_t.c.id.desc()).limit(limit)
@@ -115,7 +137,15 @@ def list_batches(db: Any, tenant_id: int, limit: int = 200) -> list[dict[str, An
     out = []
     for r in rows:
         c = counts.get(r.id, {})
+        hold = None
+        if r.state == "releasing" and r.resume_at is not None and c.get("deferred"):
+            hold = {"reason": "quiet_hours", "until": _iso(r.resume_at)}
+        elif r.state in ("approved", "scheduled") and policy is not None:
+            due = max(_aware(r.schedule_at) or datetime.now(UTC), datetime.now(UTC))
+            resume = batches.in_quiet_hours(policy, r.kind, due)
+            hold = {"reason": "quiet_hours", "until": _iso(resume)} if resume else None
         out.append({"id": r.id, "name": r.name, "state": r.state, "kind": r.kind, "signature": r.signature,
+                    "label": state_label({"state": r.state, "hold": hold}, tz),
                     "total": r.total, "schedule_at": r.schedule_at, "created_at": r.created_at,
                     "delivered": c.get("delivered", 0), "failed": sum(c.get(s, 0) for s in ("failed", "expired")),
                     "counts": c})
@@ -132,9 +162,10 @@ def _epoch(conn: Connection, column: Any) -> Any:
     return cast(func.strftime("%s", column), Integer)  # SQLite keeps UTC text: '2026-11-25 09:01:20.123456'
 
 
-def progress(ctx: batches.Context, tenant_id: int, batch_id: int, *, points: int = 60) -> dict[str, Any]:
+def progress(ctx: batches.Context, tenant_id: int, batch_id: int, *, points: int = 60,
+             tz: str = "Asia/Shanghai") -> dict[str, Any]:
     """Everything the batch page shows and refreshes: ``batches.get_batch`` (state, counts, estimate) plus the
-    delivery timeline and failures by carrier code. Raises ``batches.NotFound`` for another tenant's batch."""
+    delivery timeline and failures by carrier code. Raises ``NotFoundError`` for another tenant's batch."""
     b = batches.get_batch(ctx, tenant_id, batch_id)
     counts: dict[str, int] = b["counts"]
     total = sum(counts.values())
@@ -174,6 +205,7 @@ def progress(ctx: batches.Context, tenant_id: int, batch_id: int, *, points: int
         failures=failures,
         by_carrier=by_carrier,
         final=_final(b, counts),
+        label=state_label(b, tz),
     )
     return b
 
@@ -331,8 +363,8 @@ def parse_numbers(raw: str) -> Numbers:
         try:
             phone = batches.parse_phone(token)
         except batches.InvalidPhone as e:
-            out.rejected.append({"n": i, "value": batches.mask(token) if sum(c.isdigit() for c in token) >= 8
-                                 else "*" * min(len(token), 12), "reason": e.message})
+            # the customer typed it into this very form: shown as typed, so it can be found and fixed
+            out.rejected.append({"n": i, "value": token[:40], "code": e.code, "reason": e.message})
             continue
         if phone.e164 in seen:
             out.duplicates += 1
@@ -406,7 +438,7 @@ def estimate(
                 select(templates).where(templates.c.id == template_id, templates.c.tenant_id == tenant_id)
             ).one_or_none()
         if t is None:
-            raise batches.NotFound(f"no template {template_id}", where="template_id", code="template.not_found")
+            raise NotFoundError(f"no template {template_id}", where="template_id", code="template.not_found")
         if t.status != "approved":
             errors["template_id"] = f"template {t.name!r} is {t.status}; only approved templates can be sent"
         kind, signature = t.kind, t.signature
@@ -473,6 +505,8 @@ def estimate(
         at = None
     if at is not None and at < datetime.now(UTC) - timedelta(minutes=10):
         errors["schedule_at"] = "this time has passed; leave it empty to send now"
+    if verdict is not None and verdict["decision"] == "block" and "content" not in errors:
+        errors["content"] = "blocked by screening: fix the highlighted reasons"
     return {
         "kind": kind,
         "signature": signature,
@@ -521,7 +555,7 @@ def _list_sample(ctx: batches.Context, tenant_id: int, list_id: int) -> tuple[di
             select(contact_lists).where(contact_lists.c.id == list_id, contact_lists.c.tenant_id == tenant_id)
         ).one_or_none()
         if row is None:
-            raise batches.NotFound(f"no contact list {list_id}", where="list_id", code="contacts.not_found")
+            raise NotFoundError(f"no contact list {list_id}", where="list_id", code="contacts.not_found")
         carriers = dict(conn.execute(
             select(contacts.c.carrier, func.count()).where(contacts.c.list_id == list_id).group_by(contacts.c.carrier)
         ).all())

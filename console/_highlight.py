@@ -4,7 +4,8 @@ One implementation for every page: server-rendered pages call it from Jinja and 
 returns its output, so the browser never re-implements span logic (it only sets the returned, escaped HTML).
 Spans index the ORIGINAL text (engine contract); overlapping reasons split the text at every boundary and each
 piece is marked with the worst severity covering it. Reasons without a span (an opt-out instruction that is
-missing, a message that is too long) are drawn as a marker at the end of the text, where the fix goes.
+missing, a message that is too long) are drawn as a marker at the end of the text, where the fix goes. Reasons
+whose action is ``pass`` are information, not violations, and are not drawn at all.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def _attr(values: Iterable[str]) -> str:
 
 
 def highlight(text: str, reasons: Iterable[Mapping[str, Any]]) -> Markup:
-    reasons = list(reasons)
+    # a "pass" reason (the classifier's informational score on declared marketing) is no violation: not drawn
+    reasons = [r for r in reasons if r.get("action") != "pass"]
     spans = [r for r in reasons if isinstance(r.get("start"), int) and isinstance(r.get("end"), int)
              and 0 <= r["start"] < r["end"] <= len(text)]
     bounds = sorted({0, len(text), *(r["start"] for r in spans), *(r["end"] for r in spans)})

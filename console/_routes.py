@@ -25,22 +25,24 @@ from urllib.parse import urlencode
 import anyio.to_thread
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, ServerSentEvent, Stream
 from litestar.response.sse import ServerSentEventMessage
 from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
 
-import batches
-import webauth
-from engine import ForbiddenError, SmsguardError
-from review._tables import review_sessions
+from smsguard import batches, webauth
+from smsguard.core import ForbiddenError, SmsguardError
+from smsguard.review._tables import review_sessions
+from smsguard.runtime import Runtime
+from smsguard.webauth import http_status
 
 from . import _data as model
+from . import _drafts as drafts
 from ._highlight import highlight
+from ._signatures import signature_handlers
 from ._users import ACCOUNTS, ConsoleUser
 
 log = logging.getLogger("smsguard.console")
@@ -51,10 +53,6 @@ never pins a server task and a graceful shutdown never waits on one for long."""
 SSE_INTERVAL = 1.0
 
 
-class Forbidden(ForbiddenError):
-    code = "console.forbidden"
-
-
 def _money(v: Any) -> str:
     return f"{float(v):,.4f}" if v is not None else "–"
 
@@ -62,9 +60,9 @@ def _money(v: Any) -> str:
 class ConsoleUI:
     """The console's per-process state; ``start``/``stop`` run with the app."""
 
-    def __init__(self, api_service: Any, batch_api: Any) -> None:
-        self.api = api_service
-        self.batch_api = batch_api
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._ctx: batches.Context | None = None
         self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES])
         env = self.templates.engine
         env.filters["money"] = _money
@@ -72,6 +70,8 @@ class ConsoleUI:
         env.globals["urlencode"] = urlencode
         env.globals["local"] = model.local
         env.globals["carrier_label"] = model.CARRIER_LABELS.get
+        env.globals["state_label"] = model.state_label
+        env.globals["field_label"] = FIELD_LABELS.get
         # Sessions share the reviewer UI's table under a "console:" key prefix (a Redis flush must not log
         # customers out either), with a session key of their own: neither UI's session means anything to the other.
         self.auth: webauth.WebAuth[ConsoleUser] = webauth.WebAuth(webauth.WebAuthConfig(
@@ -80,19 +80,21 @@ class ConsoleUI:
             session_extra=lambda user: {"realm": "console"},
             via="console", actor_prefix="console:", subject_prefix="console_user:",
             audit_tenant=lambda user: user.tenant_id,
-        ), db=lambda: self.api.db, render=self.render)
+        ), db=lambda: self.runtime.db, render=self.render)
         self.router = self._build_router()
 
     async def start(self, app: Any) -> None:
+        """After the API's start (the Runtime is open by then)."""
+        self._ctx = batches.Context.of(self.runtime, actor="system:console")
         self.auth.register_store(app)
 
     async def stop(self) -> None:
-        return None
+        self._ctx = None
 
     @property
     def ctx(self) -> batches.Context:
-        """The batches Context of ``api._batches.BatchApi`` (SQL, Redis, phone vault, engine), built at start."""
-        ctx = self.batch_api.ctx
+        """The batches Context on the Runtime (SQL, Redis, phone vault, engine), built at start."""
+        ctx = self._ctx
         if ctx is None:
             raise SmsguardError("the service is starting", where=None, code="unavailable")
         return ctx
@@ -132,7 +134,8 @@ class ConsoleUI:
             if user is None:
                 return login_redirect(request)
             if write and not user.can_write:
-                raise Forbidden(f"role {user.role} may only read; ask for a customer account", where=None)
+                raise ForbiddenError(f"role {user.role} may only read; ask for a customer account", where=None,
+                                     code="console.forbidden")
             return user
 
         def actor(user: ConsoleUser) -> str:
@@ -149,12 +152,12 @@ class ConsoleUI:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            rows = await ui.run(model.list_templates, ui.api.db, u.tenant_id)
+            rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
             return ui.render(request, "templates.html", rows=rows, form={}, preview=None, errors={})
 
         @post("/templates", include_in_schema=False)
         async def create_template(
-            request: Request, data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED)  # noqa: B008
+            request: Request, data: URLEncodedBody[dict[str, str]]
         ) -> Response:
             u = await need(request, write=True)
             if isinstance(u, Response):
@@ -164,9 +167,9 @@ class ConsoleUI:
                 t = await ui.call(batches.create_template, u.tenant_id, name=form["name"] or "template",
                                   kind=form["kind"], signature=form["signature"], body=form["body"], actor=actor(u))
             except SmsguardError as e:
-                if e.status_code >= 500:
+                if http_status(e) >= 500:
                     raise
-                rows = await ui.run(model.list_templates, ui.api.db, u.tenant_id)
+                rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
                 return ui.render(request, "templates.html", status=400, rows=rows, form=form, preview=None,
                                  errors={(e.where or "$").removeprefix("$."): e.message})
             request.session["flash"] = f"template {t['name']!r} saved: {t['status']}"
@@ -180,7 +183,26 @@ class ConsoleUI:
             t = await ui.call(batches.get_template, u.tenant_id, template_id)
             text = model.template_text(t["signature"], t["body"], t["kind"])
             verdict = t.get("verdict") or {}
-            return ui.render(request, "template.html", t=t, text=text, verdict=verdict)
+            versions = await ui.call(batches.template_history, u.tenant_id, template_id)
+            return ui.render(request, "template.html", t=t, text=text, verdict=verdict, versions=versions,
+                             version_error=request.session.pop("version_error", None))
+
+        @post("/templates/{template_id:int}/versions", include_in_schema=False)
+        async def template_version(request: Request, template_id: FromPath[int]) -> Response:
+            """Edit, or resubmit after a rejection: a new version for a platform reviewer (issue 19)."""
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            form = await request.form()
+            try:
+                await ui.call(batches.propose_version, u.tenant_id, template_id, body=str(form.get("body") or ""),
+                              actor=actor(u))
+                request.session["flash"] = "new version submitted for review"
+            except SmsguardError as e:
+                if http_status(e) >= 500 or http_status(e) == 404:
+                    raise
+                request.session["version_error"] = e.message
+            return Redirect(f"/console/templates/{template_id}", status_code=303)
 
         @post("/api/template-preview", include_in_schema=False, status_code=200)
         async def template_preview(request: Request) -> Response:
@@ -205,13 +227,13 @@ class ConsoleUI:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            rows = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+            rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
             return ui.render(request, "lists.html", rows=rows, error=None)
 
         @post("/lists", include_in_schema=False, request_max_body_size=256 * 1024 * 1024)
         async def upload_list(
             request: Request,
-            data: dict[str, Any] = Body(media_type=RequestEncodingType.MULTI_PART),  # noqa: B008
+            data: MultipartBody[dict[str, Any]],
         ) -> Response:
             u = await need(request, write=True)
             if isinstance(u, Response):
@@ -219,15 +241,15 @@ class ConsoleUI:
             upload = data.get("file")
             name = str(data.get("name") or "").strip()
             if not isinstance(upload, UploadFile) or not upload.filename:
-                rows = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+                rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
                 return ui.render(request, "lists.html", status=400, rows=rows, error="choose a CSV file")
             try:
                 result = await ui.call(batches.import_contacts, u.tenant_id, name or upload.filename, upload.file,
                                        actor=actor(u))
             except SmsguardError as e:
-                if e.status_code >= 500:
+                if http_status(e) >= 500:
                     raise
-                rows = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+                rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
                 return ui.render(request, "lists.html", status=400, rows=rows,
                                  error=f"{upload.filename}: {e.message}" + (f" ({e.where})" if e.where else ""))
             finally:
@@ -241,8 +263,9 @@ class ConsoleUI:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=500)
-            opted = next((r["opted_out"] for r in await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+            # the tenant's own report: the lines as it uploaded them (masked only in logs and the audit trail)
+            lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=500, full=True)
+            opted = next((r["opted_out"] for r in await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
                           if r["id"] == list_id), 0)
             return ui.render(request, "list.html", lst=lst, opted_out=opted)
 
@@ -252,7 +275,25 @@ class ConsoleUI:
             if isinstance(u, Response):
                 return u
             await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
-            return ui.csv(batches.rejects_csv, u.tenant_id, list_id, f"list-{list_id}-rejects.csv")
+            return ui.csv(lambda ctx, t, ref: batches.rejects_csv(ctx, t, ref, full=True), u.tenant_id, list_id,
+                          f"list-{list_id}-rejects.csv")
+
+        @post("/lists/{list_id:int}/delete", include_in_schema=False)
+        async def list_delete(
+            request: Request, list_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
+        ) -> Response:
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
+            if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
+                return ui.render(request, "confirm.html", nav="lists", action=f"/console/lists/{list_id}/delete",
+                                 title=f"Delete contact list #{list_id} · {lst['name']}?",
+                                 message=f"Its {lst['valid']} contact(s) and its error report are deleted. "
+                                 "This cannot be undone.", confirm="Delete the list", back=f"/console/lists/{list_id}")
+            await ui.call(batches.delete_list, u.tenant_id, list_id, actor=actor(u))
+            request.session["flash"] = f"contact list #{list_id} {lst['name']!r} deleted"
+            return Redirect("/console/lists")
 
         # ---- compose --------------------------------------------------------------------------
         @get("/compose", include_in_schema=False)
@@ -261,19 +302,26 @@ class ConsoleUI:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            form = {"mode": "template" if template_id or list_id else "adhoc", "template_id": template_id or "",
-                    "list_id": list_id or "", "kind": "marketing"}
-            return await render_compose(request, u, form, preview=None, errors={})
+            form: dict[str, Any] = {"mode": "template" if template_id or list_id else "adhoc",
+                                    "template_id": template_id or "", "list_id": list_id or "", "kind": "marketing"}
+            draft = None
+            if template_id is None and list_id is None:  # a fresh compose picks up where the user left off
+                draft = await ui.run(drafts.load, ui.runtime.db, ui.ctx.vault, u.id, u.tenant_id)
+                if draft is not None:
+                    form = {**form, **draft["form"]}
+            return await render_compose(request, u, form, preview=None, errors={}, draft=draft)
 
         async def render_compose(request: Request, u: ConsoleUser, form: dict[str, Any], *, preview: Any,
-                                 errors: dict[str, str], status: int = 200) -> Response:
-            tpls = await ui.run(model.list_templates, ui.api.db, u.tenant_id, approved_only=True)
-            lists = await ui.run(model.list_contact_lists, ui.api.db, u.tenant_id)
+                                 errors: dict[str, str], status: int = 200, draft: Any = None) -> Response:
+            tpls = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id, approved_only=True)
+            lists = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
             lists = [r for r in lists if r["status"] == "ready"]
             policy = ui.ctx.policy
-            return ui.render(request, "compose.html", status=status, form=form, preview=preview, errors=errors,
-                             tpls=tpls, lists=lists, limits=policy.length, prices=policy.prices,
-                             quiet=policy.quiet_hours)
+            fields, other = split_errors(errors)
+            return ui.render(request, "compose.html", status=status, form=form, preview=preview, errors=fields,
+                             other_errors=other, tpls=tpls, lists=lists, limits=policy.length, prices=policy.prices,
+                             quiet=policy.quiet_hours, draft=draft,
+                             default_name=model.default_batch_name(u.time_zone))
 
         def compose_args(form: dict[str, Any], u: ConsoleUser) -> dict[str, Any]:
             adhoc = form.get("mode") != "template"
@@ -303,9 +351,28 @@ class ConsoleUI:
             result["html"] = str(highlight(result["text"], (result["verdict"] or {}).get("reasons", [])))
             return Response(result)
 
+        @post("/api/draft", include_in_schema=False, status_code=200)
+        async def save_draft(request: Request) -> Response:
+            """The compose form as it is being edited, kept for this user (restored after a re-login)."""
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            form = await _json(request)
+            at = await ui.run(drafts.save, ui.runtime.db, ui.ctx.vault, u.id, u.tenant_id, form)
+            return Response({"saved_at": at.isoformat(), "saved_local": model.local(at, u.time_zone, "%H:%M:%S")})
+
+        @post("/compose/discard", include_in_schema=False)
+        async def discard_draft(request: Request) -> Response:
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            await ui.run(drafts.discard, ui.runtime.db, u.id)
+            request.session["flash"] = "draft discarded"
+            return Redirect("/console/compose")
+
         @post("/compose", include_in_schema=False)
         async def compose(
-            request: Request, data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED)  # noqa: B008
+            request: Request, data: URLEncodedBody[dict[str, str]]
         ) -> Response:
             u = await need(request, write=True)
             if isinstance(u, Response):
@@ -324,7 +391,8 @@ class ConsoleUI:
             at = model.parse_local(args["schedule_at"], u.time_zone)
             try:
                 b = await ui.call(
-                    batches.create_batch, u.tenant_id, name=(form.get("name") or "").strip(),
+                    batches.create_batch, u.tenant_id,
+                    name=(form.get("name") or "").strip() or model.default_batch_name(u.time_zone),
                     template_id=args["template_id"], list_id=args["list_id"],
                     content=args["content"].strip() if args["content"] else None,
                     numbers=model.adhoc_numbers(args["numbers"]) if args["numbers"] is not None else None,
@@ -333,11 +401,12 @@ class ConsoleUI:
                     schedule_at=at, actor=actor(u),
                 )
             except SmsguardError as e:
-                if e.status_code >= 500:
+                if http_status(e) >= 500:
                     raise
                 errors[(e.where or "$").removeprefix("$.")] = e.message
-                return await render_compose(request, u, form, preview=preview, errors=errors, status=e.status_code)
-            request.session["flash"] = f"batch #{b['id']} created: {b['state']}"
+                return await render_compose(request, u, form, preview=preview, errors=errors, status=http_status(e))
+            await ui.run(drafts.discard, ui.runtime.db, u.id)  # sent: the draft has done its job
+            request.session["flash"] = f"batch #{b['id']} created: {model.state_label(b, u.time_zone)}"
             return Redirect(f"/console/batches/{b['id']}")
 
         # ---- batches --------------------------------------------------------------------------
@@ -346,7 +415,7 @@ class ConsoleUI:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            rows = await ui.run(model.list_batches, ui.api.db, u.tenant_id)
+            rows = await ui.run(model.list_batches, ui.runtime.db, u.tenant_id, policy=ui.ctx.policy, tz=u.time_zone)
             return ui.render(request, "batches.html", rows=rows)
 
         @get("/batches/{batch_id:int}", include_in_schema=False)
@@ -354,16 +423,18 @@ class ConsoleUI:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            p = await ui.call(model.progress, u.tenant_id, batch_id)
+            p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
             content = await ui.run(_batch_content, ui.ctx, batch_id)
-            return ui.render(request, "batch.html", b=p, content=content, progress_json=json.dumps(p, default=str))
+            return ui.render(request, "batch.html", b=p, content=content, progress_json=json.dumps(p, default=str),
+                             cancel_message=cancel_message(p))
 
         @get("/batches/{batch_id:int}/progress", include_in_schema=False)
         async def batch_progress(request: Request, batch_id: FromPath[int]) -> Response:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            return Response(await ui.call(model.progress, u.tenant_id, batch_id), headers={"Cache-Control": "no-store"})
+            p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
+            return Response(p, headers={"Cache-Control": "no-store"})
 
         @get("/batches/{batch_id:int}/events", include_in_schema=False)
         async def batch_events(request: Request, batch_id: FromPath[int]) -> Response:
@@ -372,7 +443,7 @@ class ConsoleUI:
             u = await need(request)
             if isinstance(u, Response):
                 return u
-            first = await ui.call(model.progress, u.tenant_id, batch_id)  # 404 before the stream opens
+            first = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404 before the stream opens
 
             async def stream() -> AsyncIterator[ServerSentEventMessage]:
                 p, last, deadline = first, "", time.monotonic() + SSE_MAX_SECONDS
@@ -385,7 +456,7 @@ class ConsoleUI:
                         yield ServerSentEventMessage(data="{}", event="end" if p["final"] else "again")
                         return
                     await asyncio.sleep(SSE_INTERVAL)
-                    p = await ui.call(model.progress, u.tenant_id, batch_id)
+                    p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
 
             return ServerSentEvent(stream(), retry_duration=2000, headers={"Cache-Control": "no-store"})
 
@@ -398,10 +469,17 @@ class ConsoleUI:
             return ui.csv(batches.report_csv, u.tenant_id, batch_id, f"batch-{batch_id}.csv")
 
         @post("/batches/{batch_id:int}/cancel", include_in_schema=False)
-        async def batch_cancel(request: Request, batch_id: FromPath[int]) -> Response:
+        async def batch_cancel(
+            request: Request, batch_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
+        ) -> Response:
             u = await need(request, write=True)
             if isinstance(u, Response):
                 return u
+            if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
+                p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404: another tenant's
+                return ui.render(request, "confirm.html", nav="batches", action=f"/console/batches/{batch_id}/cancel",
+                                 title=f"Cancel batch #{batch_id} · {p['name']}?", message=cancel_message(p),
+                                 confirm="Cancel the batch", back=f"/console/batches/{batch_id}")
             b = await ui.call(batches.cancel_batch, u.tenant_id, batch_id, actor=actor(u))
             request.session["flash"] = f"batch #{batch_id} {b['state']}"
             return Redirect(f"/console/batches/{batch_id}")
@@ -419,10 +497,12 @@ class ConsoleUI:
         return Router(
             path="/console",
             route_handlers=[*ui.auth.route_handlers(), home, templates_page, create_template, template_page,
-                            template_preview, lists_page, upload_list, list_page, list_rejects, compose_page,
-                            estimate, compose, batches_page, batch_page, batch_progress, batch_events, batch_report,
-                            batch_cancel, optouts_page, static],
-            middleware=ui.auth.middleware(ui.api.settings.data_dir),
+                            template_version,
+                            template_preview, lists_page, upload_list, list_page, list_rejects, list_delete,
+                            compose_page, estimate, save_draft, discard_draft, compose, batches_page, batch_page,
+                            batch_progress, batch_events, batch_report,
+                            batch_cancel, optouts_page, *signature_handlers(ui, need, actor), static],
+            middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
             exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),
                                 HTTPException: lambda r, e: ui._http_error(r, e)},
@@ -446,16 +526,40 @@ class ConsoleUI:
 
     def _error(self, request: Request, exc: SmsguardError) -> Response:
         if _wants_json(request):
-            return Response(exc.to_dict(), status_code=exc.status_code)
-        return self.render(request, "error.html", status=exc.status_code, message=exc.message, code=exc.code)
+            return Response(exc.to_dict(), status_code=http_status(exc))
+        return self.render(request, "error.html", status=http_status(exc), message=exc.message, code=exc.code)
 
     def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        session = request.scope.get("session")
+        if (_wants_json(request) and exc.status_code == 403 and "CSRF" in str(exc.detail)
+                and not (isinstance(session, dict) and session.get("cuid"))):
+            # the session ended (expired, revoked) and took its CSRF binding with it: say "log in again", so the
+            # page keeps what was being typed and comes back to it, instead of a bare 403
+            return Response({"code": "login", "message": "log in again", "where": None}, status_code=401)
         if _wants_json(request):
             return Response({"code": "http.error", "message": exc.detail, "where": None}, status_code=exc.status_code)
         try:
             return self.render(request, "error.html", status=exc.status_code, message=exc.detail, code="http.error")
         except Exception:  # no session/CSRF state yet (the middleware itself refused): plain text
             return Response(exc.detail, status_code=exc.status_code, media_type="text/plain; charset=utf-8")
+
+
+FIELD_LABELS = {"mode": "Mode", "name": "Batch name", "template_id": "Template", "list_id": "Contact list",
+                "kind": "Kind", "signature": "Signature", "content": "Message", "numbers": "Numbers",
+                "schedule_at": "Send at"}
+"""The compose form's fields as the customer reads them: an error is shown once, by its field, under this label."""
+
+
+def split_errors(errors: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Field errors (shown next to their field) and the rest (budget, the batch as a whole), shown above."""
+    fields = {k: v for k, v in errors.items() if k in FIELD_LABELS}
+    return fields, [v for k, v in errors.items() if k not in FIELD_LABELS]
+
+
+def cancel_message(p: dict[str, Any]) -> str:
+    left = sum(p["counts"].get(s, 0) for s in ("queued", "deferred"))
+    what = f"{left} recipient(s) not yet handed over will not be sent" if left else "nothing of it will be sent"
+    return f"{what}; the reserved cost is refunded. This cannot be undone."
 
 
 def _wants_json(request: Request) -> bool:
@@ -482,10 +586,10 @@ async def _json(request: Request) -> dict[str, Any]:
 
 def _batch_content(ctx: batches.Context, batch_id: int) -> list[dict[str, Any]]:
     """The batch's screened contents (first 20) with their reasons, for the report page. The caller has already
-    checked the batch belongs to the user's tenant (``progress`` raised NotFound otherwise)."""
+    checked the batch belongs to the user's tenant (``progress`` raised NotFoundError otherwise)."""
     from sqlalchemy import select
 
-    from batches._tables import batch_contents
+    from smsguard.batches._tables import batch_contents
 
     with ctx.db.connect() as conn:
         rows = conn.execute(

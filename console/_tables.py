@@ -10,7 +10,7 @@ Passwords are argon2id hashes, as for reviewers; sessions reuse the reviewer UI'
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table
 
 metadata = MetaData()
 
@@ -44,5 +44,16 @@ console_tenants = Table(
     # the tenant's time zone: schedule pickers and reports show local times in it (IANA name)
     Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
     Column("time_zone", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+console_drafts = Table(
+    "console_drafts",
+    metadata,
+    # one compose draft per console user (storage/migrations/versions/consolefix_0001.py): kept server-side so a
+    # session that expires mid-compose, or a browser closed, loses nothing; restored after the next log-in
+    Column("user_id", Integer, ForeignKey("console_users.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("form_enc", LargeBinary, nullable=False),  # the form as JSON, vault-encrypted: it holds phone numbers
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

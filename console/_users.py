@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, Select, insert, select, update
 
-from engine import SmsguardError
-from webauth import MIN_PASSWORD, Accounts, AccountsConfig
+from smsguard.core import SmsguardError
+from smsguard.webauth import MIN_PASSWORD, Accounts, AccountsConfig
 
 from ._tables import ROLES, console_tenants, console_users, tenants
 

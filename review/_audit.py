@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-import audit
+from smsguard import audit
 
 
 def emit(conn: Connection, *, event_type: str, actor: str, tenant_id: int | None, subject: str,

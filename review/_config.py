@@ -1,18 +1,12 @@
-"""Review settings, read from the environment (they are operations policy, not screening policy).
-
-``SMSGUARD_REVIEW_LEASE``            seconds a claimed item stays invisible to other reviewers (default 300)
-``SMSGUARD_REVIEW_FOUR_EYES_BATCH``  batches larger than this need two approvers (default 10000)
-``SMSGUARD_REVIEW_FOUR_EYES_SEVERITY`` comma-separated severities that need two approvers (default ``high``)
-``SMSGUARD_REVIEW_SECRET``           secret of the CSRF tokens (default: random per data directory, see review_ui)
-"""
+"""Review settings (operations policy, not screening policy), taken from the process's settings:
+``SMSGUARD_REVIEW_LEASE``, ``SMSGUARD_REVIEW_FOUR_EYES_BATCH``, ``SMSGUARD_REVIEW_FOUR_EYES_SEVERITY``."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from engine import SmsguardError
+from smsguard.core import Settings, get_settings
+from smsguard.engine import Policy, ReviewPolicy, ReviewReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,27 +14,32 @@ class ReviewConfig:
     lease_seconds: float = 300.0
     four_eyes_batch_size: int = 10_000
     four_eyes_severities: frozenset[str] = frozenset({"high"})
+    queue: ReviewPolicy = field(default_factory=ReviewPolicy)
+    """policy.yaml ``review``: service-level targets and the canned decision reasons."""
+    categories: tuple[str, ...] = ()
+    """The policy's content categories: the only values a decision's category may take (empty: any)."""
+
+    def reasons_for(self, category: str | None) -> list[ReviewReason]:
+        """The canned reasons offered for an item of ``category``: its own first, then the general ones."""
+        own = [r for r in self.queue.reasons if category and category in r.categories]
+        return own + [r for r in self.queue.reasons if not r.categories]
+
+    def reason(self, code: str) -> ReviewReason | None:
+        return next((r for r in self.queue.reasons if r.code == code), None)
 
     def required_approvals(self, severity: str, batch_size: int) -> int:
         """Two distinct approvers (the second senior or above) for high-risk items, one otherwise."""
         return 2 if severity in self.four_eyes_severities or batch_size > self.four_eyes_batch_size else 1
 
 
-def load_review_config(env: Mapping[str, str] | None = None) -> ReviewConfig:
-    env = os.environ if env is None else env
-    try:
-        lease = float(env.get("SMSGUARD_REVIEW_LEASE") or 300)
-    except ValueError:
-        raise SmsguardError("must be a number of seconds", where="SMSGUARD_REVIEW_LEASE") from None
-    try:
-        batch = int(env.get("SMSGUARD_REVIEW_FOUR_EYES_BATCH") or 10_000)
-    except ValueError:
-        raise SmsguardError("must be an integer", where="SMSGUARD_REVIEW_FOUR_EYES_BATCH") from None
-    if lease <= 0:
-        raise SmsguardError("must be positive", where="SMSGUARD_REVIEW_LEASE")
-    severities = env.get("SMSGUARD_REVIEW_FOUR_EYES_SEVERITY") or "high"
+def load_review_config(settings: Settings | None = None, policy: Policy | None = None) -> ReviewConfig:
+    """Lease and four-eyes settings from ``settings`` (default: the process's); queue targets, reasons and
+    categories from ``policy``."""
+    s = settings or get_settings()
     return ReviewConfig(
-        lease_seconds=lease,
-        four_eyes_batch_size=batch,
-        four_eyes_severities=frozenset(s.strip() for s in severities.split(",") if s.strip()),
+        lease_seconds=s.review_lease,
+        four_eyes_batch_size=s.review_four_eyes_batch,
+        four_eyes_severities=s.review_four_eyes_severities,
+        queue=policy.review if policy is not None else ReviewPolicy(),
+        categories=tuple(sorted(policy.categories)) if policy is not None else (),
     )

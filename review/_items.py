@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
+
+from smsguard.engine import normalizer
+from smsguard.phones import mask
 
 from ._config import ReviewConfig, load_review_config
 from ._tables import review_items
@@ -41,6 +43,8 @@ class Decision:
     deciders: list[str]
     category: str | None = None
     decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    reason_code: str | None = None
+    """The canned reason's code (policy.yaml ``review.reasons``); ``reason`` is then its label plus free text."""
 
 
 DecisionHandler = Callable[[Connection, Decision], None]
@@ -60,7 +64,7 @@ def register_decision_handler(source: str, handler: DecisionHandler) -> None:
 
 # Sources whose handlers live in a package that registers them on import: a process that decides an item
 # (say a CLI or a worker that never imported that package) imports it first, so no decision skips its handler.
-_HANDLER_MODULES = {"batch_content": "batches", "template": "batches"}
+_HANDLER_MODULES = {"batch_content": "smsguard.batches", "template": "smsguard.batches"}
 
 
 def decision_handler(source: str) -> DecisionHandler | None:
@@ -72,26 +76,6 @@ def decision_handler(source: str) -> DecisionHandler | None:
 def content_hash(text: str) -> str:
     """Identical content, whatever its source: the key of bulk decisions and exact-duplicate look-ups."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-_DIGITS = re.compile(r"\d")
-
-
-def mask_number(number: str) -> str:
-    """``13812345678`` → ``138****5678``: reviewers need the carrier prefix and a tail to spot patterns,
-    never the whole number."""
-    n = str(number).strip()
-    digits = len(_DIGITS.findall(n))
-    if digits < 7:
-        return _DIGITS.sub("*", n)
-    out, seen = [], 0
-    for ch in n:
-        if ch.isdigit():
-            seen += 1
-            out.append(ch if seen <= 3 or seen > digits - 4 else "*")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def summarize_verdict(verdict: Mapping[str, Any]) -> tuple[str, str, float]:
@@ -147,6 +131,7 @@ def submit(
         "source": source,
         "source_ref": source_ref,
         "text": text,
+        "search_text": normalizer().fold(text),
         "content_hash": content_hash(text),
         "verdict": json.dumps(verdict, ensure_ascii=False, default=str),
         "category": category,
@@ -154,7 +139,7 @@ def submit(
         "score": score,
         "priority": int(priority),
         "batch_size": int(batch_size),
-        "sample_recipients": json.dumps([mask_number(n) for n in list(sample_recipients)[:MAX_SAMPLE_RECIPIENTS]]),
+        "sample_recipients": json.dumps([mask(str(n)) for n in list(sample_recipients)[:MAX_SAMPLE_RECIPIENTS]]),
         "required_approvals": config.required_approvals(severity, int(batch_size)),
         "status": "pending",
         "version": 1,

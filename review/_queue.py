@@ -28,6 +28,7 @@ twice.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -163,14 +164,18 @@ class Queue:
         self._epoch = epoch
         return epoch, changed
 
-    def dispatch(self, *, full: bool = False, limit: int = 500) -> int:
+    def dispatch(self, *, full: bool = False, limit: int = 500, wait: float = 0.0) -> int:
         """Add open items that are not in the stream of the current epoch; returns how many were added.
-        ``full`` (or a changed epoch) re-drives every open item not dispatched under this epoch."""
+        ``full`` (or a changed epoch) re-drives every open item not dispatched under this epoch. ``wait`` is how
+        long to wait for another process's dispatch to finish (it may be adding the very item a claim wants)."""
         epoch, changed = self.epoch()
         # One dispatcher at a time across processes: two would add the same item twice.
         token = secrets.token_hex(8)
-        if not self.r.set(self.lock_key, token, nx=True, px=30_000):
-            return 0
+        deadline = time.monotonic() + wait
+        while not self.r.set(self.lock_key, token, nx=True, px=30_000):
+            if time.monotonic() >= deadline:
+                return 0
+            time.sleep(0.02)
         added = 0
         try:
             stale = or_(review_items.c.dispatch_epoch.is_(None), review_items.c.dispatch_epoch != epoch)
@@ -219,7 +224,7 @@ class Queue:
         for _attempt in range(3):
             epoch, changed = self.epoch()
             if changed or any(sid is None or e != epoch for _, sid, e in candidates):
-                self.dispatch(full=changed)
+                self.dispatch(full=changed, wait=2.0)
                 candidates = self._refresh(candidates)
             by_sid = {sid: item for item, sid, _ in candidates if sid}
             if not by_sid:
@@ -260,6 +265,19 @@ class Queue:
     def release(self, consumer: str, stream_id: str) -> bool:
         """Give an item back to the pool (escalated, first of two approvals, or skipped)."""
         return _s(self._handover(keys=[self.stream], args=[GROUP, consumer, stream_id, POOL, FREE_IDLE_MS])) == "ok"
+
+    def force_release(self, stream_id: str) -> bool:
+        """Give an entry back to the pool whoever holds it (a senior freeing an item left claimed)."""
+        [lease] = self.leases([stream_id])
+        return lease.owner is not None and self.release(lease.owner, stream_id)
+
+    def release_all(self, consumer: str) -> int:
+        """Release every entry ``consumer`` holds; returns how many were given back."""
+        try:
+            held = self.r.xpending_range(self.stream, GROUP, min="-", max="+", count=1000, consumername=consumer)
+        except redis.ResponseError:  # no group: Redis lost its data, so nothing is held
+            return 0
+        return sum(self.release(consumer, _s(p["message_id"])) for p in held)
 
     def finish(self, stream_id: str | None) -> None:
         """The item is decided: acknowledge its entry and trim it from the stream."""

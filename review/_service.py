@@ -10,6 +10,7 @@ after the commit; if that fails, the reaper trims the entry later.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -18,69 +19,96 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Engine, Float, and_, case, exists, func, insert, or_, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
-from engine import ConflictError, ForbiddenError, NotFoundError, SmsguardError
-from storage._models import Tenant
+from smsguard import webhooks
+from smsguard.core import ConflictError, ForbiddenError, InputError, NotFoundError, SmsguardError
+from smsguard.engine import normalizer
+from smsguard.storage._models import Tenant
 
 from ._audit import emit
 from ._config import ReviewConfig
 from ._items import Decision, decision_handler
 from ._queue import Lease, Queue
-from ._tables import OPEN_STATUSES, review_actions, review_items, review_labels, review_users
+from ._tables import FINAL_STATUSES, OPEN_STATUSES, review_actions, review_items, review_labels, review_users
 from ._users import User
 
 ACTIONS = ("approve", "reject", "escalate")
 PAGE = 50
+MAX_BULK = 200
 
 
-class ReviewError(SmsguardError):
-    status_code = 400
+class ReviewError(InputError):
     code = "review.invalid"
 
 
-class Conflict(ConflictError, ReviewError):
-    """Somebody else decided or holds the item: the reviewer's view is out of date."""
-
-    code = "review.conflict"
-
-
-class Forbidden(ForbiddenError, ReviewError):
-    code = "review.forbidden"
-
-
-class NotFound(NotFoundError, ReviewError):
-    code = "review.not_found"
+SEVERITIES = ("high", "medium", "low")
+SOURCES = ("api", "batch_content", "template", "demo")
+MAX_SEARCH = 100
 
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Queue filters, as in the queue page's URL: ``?tenant=acme&category=loan&age=60&priority=1``."""
+    """Queue filters, as in the queue page's URL: ``?tenant=acme&category=loan&severity=high&q=贷款&age=60``."""
 
     tenant: str | None = None
     category: str | None = None
     min_age_minutes: int | None = None
     min_priority: int | None = None
     status: str | None = None  # pending | escalated | second; None = every open status
+    severity: str | None = None
+    source: str | None = None
+    search: str | None = None
+    """Text search: a substring of the original text or of its folded view (百 家 樂 is found by 百家乐)."""
 
     @classmethod
-    def from_query(cls, q: dict[str, Any]) -> Filters:
-        def num(name: str) -> int | None:
-            v = str(q.get(name) or "").strip()
-            return int(v) if v.lstrip("-").isdigit() else None
+    def from_query(cls, q: dict[str, Any], *, categories: Sequence[str] = ()) -> Filters:
+        """Parse the page's query; a value the page could not have sent is an error naming the parameter (an
+        ignored filter would show a queue the reviewer believes is filtered)."""
 
-        status = q.get("status") or None
+        def text(name: str) -> str | None:
+            return str(q.get(name) or "").strip() or None
+
+        def num(name: str) -> int | None:
+            v = text(name)
+            if v is None:
+                return None
+            if not v.isdigit() or len(v) > 9:
+                raise ReviewError(f"{name} must be a whole number of 0 or more, not {v!r}", where=f"query {name}",
+                                  code="review.filter")
+            return int(v)
+
+        def one_of(name: str, allowed: Sequence[str]) -> str | None:
+            v = text(name)
+            if v is not None and v not in allowed:
+                raise ReviewError(f"{name} must be one of {', '.join(allowed)}, not {v!r}", where=f"query {name}",
+                                  code="review.filter")
+            return v
+
+        search = text("q")
+        if search is not None and len(search) > MAX_SEARCH:
+            raise ReviewError(f"search text is limited to {MAX_SEARCH} characters", where="query q",
+                              code="review.filter")
+        category = text("category")
+        if category is not None and categories and category not in categories and category != "none":
+            raise ReviewError(f"unknown category {category!r}", where="query category", code="review.filter")
         return cls(
-            tenant=(q.get("tenant") or "").strip() or None,
-            category=(q.get("category") or "").strip() or None,
+            tenant=text("tenant"),
+            category=category,
             min_age_minutes=num("age"),
             min_priority=num("priority"),
-            status=status if status in OPEN_STATUSES else None,
+            status=one_of("status", OPEN_STATUSES),
+            severity=one_of("severity", SEVERITIES),
+            source=one_of("source", SOURCES),
+            search=search,
         )
 
     def query(self) -> dict[str, str]:
         out = {"tenant": self.tenant, "category": self.category, "age": self.min_age_minutes,
-               "priority": self.min_priority, "status": self.status}
+               "priority": self.min_priority, "status": self.status, "severity": self.severity,
+               "source": self.source, "q": self.search}
         return {k: str(v) for k, v in out.items() if v is not None}
 
 
@@ -102,6 +130,11 @@ class QueueView:
     rows: list[dict[str, Any]]
     categories: list[str]
     tenants: list[str]
+    severity_counts: dict[str, int] = field(default_factory=dict)
+    breached: int = 0
+    """Open items (with these filters) past their service-level target."""
+    near: int = 0
+    """Open items past ``near_sla`` of their target but not yet past it."""
 
 
 @dataclass(slots=True)
@@ -123,6 +156,23 @@ class ItemView:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+class _epoch(FunctionElement):
+    """Seconds since 1970 of a timestamp column: the two databases spell it differently."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(_epoch, "sqlite")
+def _epoch_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(_epoch)
+def _epoch_default(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -186,11 +236,31 @@ class ReviewService:
             cond.append(c.created_at <= now() - timedelta(minutes=f.min_age_minutes))
         if f.min_priority is not None:
             cond.append(c.priority >= f.min_priority)
+        if f.severity:
+            cond.append(c.severity == f.severity)
+        if f.source:
+            cond.append(c.source == f.source)
+        if f.search:
+            folded = normalizer().fold(f.search)
+            cond.append(or_(c.text.contains(f.search, autoescape=True),
+                            c.search_text.contains(folded or f.search, autoescape=True)))
         return cond
+
+    def _sla(self, severity: str) -> float:
+        return self.config.queue.sla_seconds(severity)
+
+    def _urgency(self) -> tuple[Any, ...]:
+        """ORDER BY of the queue: higher priority first, then the earliest service-level deadline (created + the
+        severity's target, from the policy in force), so items past or near their target lead and a high-severity
+        item overtakes older low-severity ones."""
+        c = review_items.c
+        target = case(*[(c.severity == sev, self._sla(sev)) for sev in SEVERITIES], else_=self._sla("low"))
+        return c.priority.desc(), (_epoch(c.created_at) + target).asc(), c.id
 
     def queue_view(self, f: Filters, *, limit: int = PAGE) -> QueueView:
         c = review_items.c
         cond = self._filtered(f, OPEN_STATUSES)
+        t = now()
         with self.db.connect() as conn:
             counts = {s: 0 for s in OPEN_STATUSES}
             oldest = None
@@ -200,23 +270,39 @@ class ReviewService:
                 counts[status] = int(n)
                 first = _aware(first)
                 oldest = first if oldest is None or (first is not None and first < oldest) else oldest
+            severity_counts = {s: 0 for s in SEVERITIES}
+            for sev, n in conn.execute(select(c.severity, func.count()).where(*cond).group_by(c.severity)):
+                severity_counts[sev] = int(n)
+            breached = near = 0
+            for sev in SEVERITIES:
+                sla = self._sla(sev)
+                due = t - timedelta(seconds=sla)
+                close = t - timedelta(seconds=sla * self.config.queue.near_sla)
+                b, nr = conn.execute(select(
+                    func.count().filter(c.created_at <= due),
+                    func.count().filter(and_(c.created_at <= close, c.created_at > due)),
+                ).where(*cond, c.severity == sev)).one()
+                breached, near = breached + int(b or 0), near + int(nr or 0)
             rows = conn.execute(
                 select(c.id, c.text, c.category, c.severity, c.score, c.priority, c.batch_size, c.status, c.source,
                        c.created_at, c.stream_id, c.required_approvals, Tenant.name.label("tenant"))
                 .join(Tenant, Tenant.id == c.tenant_id)
                 .where(*cond)
-                .order_by(c.priority.desc(), c.created_at, c.id)
+                .order_by(*self._urgency())
                 .limit(limit)
             ).all()
             open_categories = select(c.category).where(c.status.in_(OPEN_STATUSES)).distinct()
-            categories = sorted(conn.execute(open_categories).scalars())
+            categories = sorted({*conn.execute(open_categories).scalars(), *self.config.categories})
             tenants = sorted(conn.execute(select(Tenant.name)).scalars())
         leases = self.queue.leases([r.stream_id for r in rows])
-        t = now()
         out = []
         for r, lease in zip(rows, leases, strict=True):
             d = r._asdict()
             d["age_seconds"] = (t - _aware(r.created_at)).total_seconds()
+            sla = self._sla(r.severity)
+            d["sla_left_seconds"] = sla - d["age_seconds"]
+            d["sla_state"] = ("breached" if d["age_seconds"] >= sla
+                              else "near" if d["age_seconds"] >= sla * self.config.queue.near_sla else "ok")
             d["holder"] = self.username(lease.owner) if lease.owner else None
             out.append(d)
         return QueueView(
@@ -226,6 +312,9 @@ class ReviewService:
             rows=out,
             categories=categories,
             tenants=tenants,
+            severity_counts=severity_counts,
+            breached=breached,
+            near=near,
         )
 
     def username(self, consumer: str | None) -> str | None:
@@ -240,7 +329,7 @@ class ReviewService:
         return self._names.get(consumer, consumer)
 
     def claim_next(self, user: User, f: Filters = Filters()) -> int | None:
-        """Claim the most urgent item ``user`` may take (priority, then age), honouring the filters."""
+        """Claim the most urgent item ``user`` may take (see ``_urgency``), honouring the filters."""
         statuses = eligible_statuses(user)
         if not statuses:
             return None
@@ -251,18 +340,18 @@ class ReviewService:
         # Only an item past its first approval ("second", or escalated after it) can hold one of mine; skipping
         # the check for pending items keeps claims flat on PostgreSQL when fresh rows have no statistics yet.
         cond = [*self._filtered(f, statuses), or_(c.status == "pending", ~mine)]
-        for page in range(5):
+        for page in range(5):  # most urgent first; the claim skips items others hold
             with self.db.connect() as conn:
                 rows = conn.execute(
                     select(c.id, c.stream_id, c.dispatch_epoch)
                     .where(*cond)
-                    .order_by(c.priority.desc(), c.created_at, c.id)
+                    .order_by(*self._urgency())
                     .offset(page * 20)
                     .limit(20)
                 ).all()
             if not rows:
                 return None
-            got = self.queue.claim(user.consumer, [tuple(r) for r in rows])
+            got = self.queue.claim(user.consumer, [(r.id, r.stream_id, r.dispatch_epoch) for r in rows])
             if got is not None:
                 return got
         return None
@@ -287,11 +376,83 @@ class ReviewService:
         row = self._row(item_id)
         return bool(row.stream_id) and self.queue.release(user.consumer, row.stream_id)
 
+    def force_release(self, user: User, item_id: int) -> bool:
+        """A senior frees an item somebody else holds (they walked away, or the item should go to someone else)."""
+        if not user.is_senior:
+            raise ForbiddenError("only a senior reviewer can release another reviewer's item", where="role",
+                                 code="review.forbidden")
+        row = self._row(item_id)
+        [lease] = self.queue.leases([row.stream_id])
+        freed = bool(row.stream_id) and self.queue.force_release(row.stream_id)
+        if freed:
+            with self.db.begin() as conn:
+                emit(conn, event_type="review.release", actor=f"user:{user.username}", tenant_id=row.tenant_id,
+                     subject=f"review:{item_id}", payload={"held_by": self.username(lease.owner)})
+        return freed
+
+    def bulk_decide(self, user: User, item_ids: Sequence[int], *, action: str, reason: str | None = None,
+                    reason_code: str | None = None) -> Outcome:
+        """Approve or reject a selection of the queue, each item on its own terms: its own version, lease and
+        four-eyes rule (a first approval of a four-eyes item stays a first approval). Items somebody else holds
+        or that changed are skipped and counted."""
+        if action not in ("approve", "reject"):
+            raise ReviewError("a selection can be approved or rejected", where="action")
+        ids = sorted({int(i) for i in item_ids})
+        if not ids:
+            raise ReviewError("select at least one item", where="ids")
+        if len(ids) > MAX_BULK:
+            raise ReviewError(f"at most {MAX_BULK} items at once", where="ids")
+        reason, reason_code, _ = self._meaning(action, reason, reason_code, None)
+        if action == "reject" and not reason:
+            raise ReviewError("a rejection needs a reason", where="reason", code="review.reason_required")
+        done = skipped = 0
+        for item_id in ids:
+            try:
+                row = self._row(item_id)
+                self._decide_one(user, item_id, version=row.version, action=action, reason=reason, category=None,
+                                 reason_code=reason_code, bulk_of=ids[0])
+                done += 1
+            except SmsguardError:  # held by others, changed, needs a senior, or a handler refused
+                skipped += 1
+        verb = {"approve": "approved", "reject": "rejected"}[action]
+        msg = f"{done} item(s) {verb}" + (f", {skipped} skipped (held by others, changed, or need a senior)"
+                                           if skipped else "")
+        return Outcome(item_id=ids[0], status=verb, final=True, message=msg, bulk_done=done, bulk_skipped=skipped)
+
+    def history(self, user: User, f: Filters, *, mine: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        """Decided items, newest first: the reviewer's own with ``mine``, narrowed by tenant, category,
+        severity, source and the text search."""
+        c = review_items.c
+        cond = self._filtered(dataclasses.replace(f, status=None, min_age_minutes=None), FINAL_STATUSES)
+        if mine:
+            cond.append(exists().where(review_actions.c.item_id == c.id, review_actions.c.user_id == user.id))
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(c.id, c.text, c.category, c.severity, c.status, c.source, c.decided_at, c.decision_reason,
+                       c.decision_reason_code, Tenant.name.label("tenant"))
+                .join(Tenant, Tenant.id == c.tenant_id).where(*cond)
+                .order_by(c.decided_at.desc(), c.id.desc()).limit(limit)
+            ).all()
+            deciders: dict[int, list[str]] = {}
+            if rows:
+                for item_id, name in conn.execute(
+                    select(review_actions.c.item_id, review_actions.c.username)
+                    .where(review_actions.c.item_id.in_([r.id for r in rows]),
+                           review_actions.c.action.in_(("approve", "reject")))
+                    .order_by(review_actions.c.id)
+                ):
+                    deciders.setdefault(item_id, []).append(name)
+        return [{**r._asdict(), "deciders": deciders.get(r.id, [])} for r in rows]
+
+    def release_all(self, user: User) -> int:
+        """Give back every item ``user`` holds (at logout): nobody else should wait out a lease nobody uses."""
+        return self.queue.release_all(user.consumer)
+
     def _row(self, item_id: int) -> Any:
         with self.db.connect() as conn:
             row = conn.execute(select(review_items).where(review_items.c.id == item_id)).one_or_none()
         if row is None:
-            raise NotFound(f"no review item {item_id}", where="item")
+            raise NotFoundError(f"no review item {item_id}", where="item", code="review.not_found")
         return row
 
     # -- item ----------------------------------------------------------------------------------------
@@ -377,8 +538,10 @@ class ReviewService:
 
     # -- decisions -----------------------------------------------------------------------------------
     def decide(self, user: User, item_id: int, *, version: int, action: str, reason: str | None = None,
-               category: str | None = None, bulk: bool = False) -> Outcome:
-        outcome = self._decide_one(user, item_id, version=version, action=action, reason=reason, category=category)
+               category: str | None = None, bulk: bool = False, reason_code: str | None = None) -> Outcome:
+        reason, reason_code, category = self._meaning(action, reason, reason_code, category)
+        outcome = self._decide_one(user, item_id, version=version, action=action, reason=reason, category=category,
+                                   reason_code=reason_code)
         if bulk and action in ("approve", "reject"):
             done = skipped = 0
             row = self._row(item_id)
@@ -393,28 +556,48 @@ class ReviewService:
             for twin_id, twin_version in twins:
                 try:
                     self._decide_one(user, twin_id, version=twin_version, action=action, reason=reason,
-                                     category=category, bulk_of=item_id)
+                                     category=category, bulk_of=item_id, reason_code=reason_code)
                     done += 1
-                except ReviewError:  # taken by someone else, decided meanwhile, or a handler refused: skip it
+                except SmsguardError:  # taken by someone else, decided meanwhile, or a handler refused: skip it
                     skipped += 1
             outcome.bulk_done, outcome.bulk_skipped = done, skipped
             outcome.message += f"; {done} identical item(s) too" + (f", {skipped} skipped" if skipped else "")
         return outcome
 
+    def _meaning(self, action: str, reason: str | None, reason_code: str | None,
+                 category: str | None) -> tuple[str | None, str | None, str | None]:
+        """Check a decision's canned reason and category against the policy; the stored reason is the canned
+        label (Chinese, what the customer reads) followed by the reviewer's free text."""
+        reason = (reason or "").strip() or None
+        reason_code = (reason_code or "").strip() or None
+        category = (category or "").strip() or None
+        if reason and len(reason) > 500:
+            raise ReviewError("the reason is limited to 500 characters", where="reason")
+        if category is not None and self.config.categories and category not in self.config.categories:
+            raise ReviewError(f"unknown category {category!r}; choose one of the policy's categories",
+                              where="category", code="review.category")
+        if reason_code is not None:
+            canned = self.config.reason(reason_code)
+            if canned is None:
+                raise ReviewError(f"unknown reason {reason_code!r}", where="reason_code", code="review.reason_code")
+            if action == "reject":
+                reason = f"{canned.label}：{reason}" if reason else canned.label
+        return reason, reason_code if action == "reject" else None, category
+
     def _decide_one(self, user: User, item_id: int, *, version: int, action: str, reason: str | None,
-                    category: str | None, bulk_of: int | None = None) -> Outcome:
+                    category: str | None, bulk_of: int | None = None, reason_code: str | None = None) -> Outcome:
         if action not in ACTIONS:
             raise ReviewError(f"action must be one of {', '.join(ACTIONS)}", where="action")
         reason = (reason or "").strip() or None
         if action == "reject" and not reason:
             raise ReviewError("a rejection needs a reason", where="reason", code="review.reason_required")
         if not user.can_act:
-            raise Forbidden(f"role {user.role} is read-only", where="role")
+            raise ForbiddenError(f"role {user.role} is read-only", where="role", code="review.forbidden")
         row = self._row(item_id)
         if row.version != version or row.status not in OPEN_STATUSES:
-            raise Conflict(self._conflict_message(row), where="version")
+            raise ConflictError(self._conflict_message(row), where="version", code="review.conflict")
         if row.status not in eligible_statuses(user):
-            raise Forbidden("this item needs a senior reviewer", where="role")
+            raise ForbiddenError("this item needs a senior reviewer", where="role", code="review.forbidden")
         if action == "escalate" and row.status != "pending":
             raise ReviewError("only a pending item can be escalated", where="action")
         with self.db.connect() as conn:
@@ -426,13 +609,14 @@ class ReviewService:
                 ).scalars()
             )
         if action == "approve" and user.username in approvers:
-            raise Forbidden("the four-eyes rule needs a second, different approver", where="user",
+            raise ForbiddenError("the four-eyes rule needs a second, different approver", where="user",
                             code="review.four_eyes")
         # Hold the lease (ours already, or free/expired): a reviewer who lost it to somebody else must not decide
         # over their shoulder. The SQL version check below is what makes a double decision impossible.
         got, holder = self.claim(user, item_id)
         if not got:
-            raise Conflict(f"item {item_id} is being reviewed by {holder or 'someone else'}", where="lease")
+            raise ConflictError(f"item {item_id} is being reviewed by {holder or 'someone else'}", where="lease",
+                                code="review.conflict")
         row = self._row(item_id)  # the claim may have re-dispatched it (new stream entry after a Redis loss)
 
         if action == "reject":
@@ -454,14 +638,15 @@ class ReviewService:
                     decided_at=t if final else None,
                     decision_reason=reason if final else row.decision_reason,
                     decision_category=(category or (row.category if action == "reject" else None)) if final else None,
+                    decision_reason_code=reason_code if final else None,
                 )
             ).rowcount
             if changed != 1:
-                raise Conflict(self._conflict_message(self._row(item_id)), where="version")
+                raise ConflictError(self._conflict_message(self._row(item_id)), where="version", code="review.conflict")
             conn.execute(
                 insert(review_actions).values(
                     item_id=item_id, user_id=user.id, username=user.username, role=user.role, action=action,
-                    reason=reason, category=category, item_version=version, created_at=t,
+                    reason=reason, reason_code=reason_code, category=category, item_version=version, created_at=t,
                 )
             )
             deciders = [*approvers, user.username] if action == "approve" else [user.username]
@@ -477,11 +662,19 @@ class ReviewService:
                 if handler is not None:
                     handler(conn, Decision(item_id=item_id, source=row.source, source_ref=row.source_ref,
                                            tenant_id=row.tenant_id, approved=action == "approve", reason=reason,
-                                           deciders=deciders, category=label_category, decided_at=t))
+                                           deciders=deciders, category=label_category, decided_at=t,
+                                           reason_code=reason_code))
+                # the tenant's webhooks learn the decision on their content in this same transaction
+                webhooks.emit(conn, tenant_id=row.tenant_id, event_type="review.decided", subject=f"review:{item_id}",
+                              payload={"item_id": item_id, "source": row.source, "source_ref": row.source_ref,
+                                       "decision": status, "reason": reason, "reason_code": reason_code,
+                                       "category": label_category, "decided_at": t.isoformat()})
             payload: dict[str, Any] = {"action": action, "status": status, "final": final, "version": version + 1,
                                        "source": row.source, "source_ref": row.source_ref, "deciders": deciders}
             if reason:
                 payload["reason"] = reason
+            if reason_code:
+                payload["reason_code"] = reason_code
             if category:
                 payload["category"] = category
             if bulk_of is not None:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from storage._models import Base
+from smsguard.storage._models import Base
 
 metadata = Base.metadata
 
@@ -53,12 +53,15 @@ review_items = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("decision_reason", Text, nullable=True),
     Column("decision_category", String(32), nullable=True),
+    Column("decision_reason_code", String(40), nullable=True),  # policy.yaml review.reasons code, if one was chosen
+    Column("search_text", Text, nullable=True),  # the folded text, for search (the engine's fold view)
     # Dispatch state mirrored from Redis: the stream entry id and the Redis "epoch" it was added under. A
     # flushed Redis gets a new epoch, so every open item whose epoch differs is re-driven.
     Column("stream_id", String(32), nullable=True),
     Column("dispatch_epoch", String(32), nullable=True),
     UniqueConstraint("source", "source_ref", name="uq_review_items_source_ref"),
     Index("ix_review_items_status_prio", "status", "priority", "created_at"),
+    Index("ix_review_items_status_sev", "status", "severity", "priority", "created_at"),
     Index("ix_review_items_content_hash", "content_hash"),
     Index("ix_review_items_dispatch", "dispatch_epoch"),
     Index("ix_review_items_decided_at", "decided_at"),
@@ -74,6 +77,7 @@ review_actions = Table(
     Column("role", String(16), nullable=False),
     Column("action", String(16), nullable=False),  # approve | reject | escalate
     Column("reason", Text, nullable=True),
+    Column("reason_code", String(40), nullable=True),
     Column("category", String(32), nullable=True),
     Column("item_version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Row
 
-from engine import SmsguardError
-from webauth import MIN_PASSWORD, Accounts, AccountsConfig
+from smsguard.core import SmsguardError
+from smsguard.webauth import MIN_PASSWORD, Accounts, AccountsConfig
 
 from ._tables import review_users
 

@@ -17,25 +17,41 @@ from typing import Any
 from urllib.parse import urlencode
 
 import anyio.to_thread
-import redis
 from litestar import Request, Response, Router, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import FromPath, URLEncodedBody
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
-from sqlalchemy import Engine
 
-import webauth
-from review import load_review_config
-from review._queue import Queue
-from review._service import Filters, ReviewError, ReviewService
-from review._tables import review_sessions
-from review._users import ACCOUNTS, User
+from smsguard import webauth
+from smsguard.core import SmsguardError
+from smsguard.review import load_review_config
+from smsguard.review._queue import Queue
+from smsguard.review._service import Filters, ReviewService
+from smsguard.review._stats import TeamStats, team_stats
+from smsguard.review._stats import metrics_text as stats_metrics_text
+from smsguard.review._tables import review_sessions
+from smsguard.review._users import ACCOUNTS, User
+from smsguard.runtime import Runtime
+from smsguard.webauth import http_status
+
+from ._signatures import signature_handlers, template_handlers
 
 log = logging.getLogger("smsguard.review_ui")
+STATS_TTL = 15.0
 HERE = Path(__file__).resolve().parent
+
+# The same as the console's: the one-key approve page must not be framed (clickjacking), and it runs only its own
+# script and styles.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
 
 
 def _age(seconds: float | None) -> str:
@@ -54,11 +70,11 @@ def _age(seconds: float | None) -> str:
 class ReviewUI:
     """Everything the UI holds per process; ``start``/``stop`` run with the app (after/before the API's)."""
 
-    def __init__(self, api_service: Any) -> None:
-        self.api = api_service
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.service: ReviewService | None = None
-        self._redis: redis.Redis | None = None
         self._loop: asyncio.Task | None = None
+        self._stats: tuple[float, TeamStats] | None = None
         self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES])
         env = self.templates.engine
         env.filters["age"] = _age
@@ -67,19 +83,17 @@ class ReviewUI:
             path="/review", accounts=ACCOUNTS, session_table=review_sessions, store="review_sessions",
             session_cookie="sg_review", csrf_cookie="sg_csrf", session_key="uid",
             session_extra=lambda user: {"username": user.username},
-            via="review_ui", actor_prefix="user:", subject_prefix="user:",
-        ), db=lambda: self.api.db, render=self.render)
+            via="review_ui", actor_prefix="user:", subject_prefix="user:", on_logout=self._release_all,
+        ), db=lambda: self.runtime.db, render=self.render)
         self.router = self._build_router()
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self, app: Any) -> None:
-        settings = self.api.settings
-        db: Engine = self.api.db
-        url = self.api._redis_location.url
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        config = load_review_config()
-        queue = Queue(db, self._redis, namespace=settings.redis_namespace, config=config)
-        self.service = ReviewService(db, queue, config)
+        """After the API's start (the Runtime is open by then)."""
+        rt = self.runtime
+        config = load_review_config(rt.settings, policy=rt.screening.policy)
+        queue = Queue(rt.db, rt.redis, namespace=rt.settings.redis_namespace, config=config)
+        self.service = ReviewService(rt.db, queue, config)
         self.auth.register_store(app)
         self._loop = asyncio.create_task(self._background())
 
@@ -88,8 +102,6 @@ class ReviewUI:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
-        if self._redis is not None:
-            self._redis.close()
 
     async def _background(self) -> None:
         """Dispatch newly submitted items (and re-drive everything after Redis lost its data) every second;
@@ -108,16 +120,42 @@ class ReviewUI:
             await asyncio.sleep(1.0)
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _release_all(self, user: User) -> None:
+        if self.service is not None:
+            self.service.release_all(user)
+
+    def filters(self, request: Request) -> Filters:
+        """The queue filters of the request's URL; a bad value raises ``ReviewError`` naming the parameter."""
+        categories = self.service.config.categories if self.service else ()
+        return Filters.from_query(dict(request.query_params), categories=categories)
+
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
         ctx.setdefault("user", self.auth.user(request))
         ctx["csrf_token"] = ScopeState.from_scope(request.scope).csrf_token
-        ctx["flash"] = request.session.pop("flash", None) if request.scope.get("session") else None
+        session = request.scope.get("session")
+        ctx["flash"] = request.session.pop("flash", None) if session else None
+        ctx.setdefault("conflict", request.session.pop("conflict", None) if session else None)
         html = self.templates.get_template(name).render(**ctx)
-        return Response(html, status_code=status, media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-store"})
+        return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    async def stats(self) -> TeamStats:
+        """The team figures of the last 24 h, computed at most every ``STATS_TTL`` seconds per process."""
+        if self._stats is None or time.monotonic() - self._stats[0] > STATS_TTL:
+            assert self.service is not None
+            self._stats = (time.monotonic(), await self.run(team_stats, self.runtime.db, self.service.config))
+        return self._stats[1]
+
+    async def metrics_text(self) -> bytes:
+        if self.service is None:
+            return b""
+        try:
+            return stats_metrics_text(await self.stats())
+        except Exception as e:  # SQL briefly away: the rest of /metrics still answers
+            log.warning("review stats for /metrics: %s", e)
+            return b""
 
     # -- routes ----------------------------------------------------------------------------------
     def _build_router(self) -> Router:
@@ -131,16 +169,97 @@ class ReviewUI:
             user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
-            filters = Filters.from_query(dict(request.query_params))
+            try:
+                filters = ui.filters(request)
+            except SmsguardError as e:
+                view = await ui.run(ui.service.queue_view, Filters())
+                return ui.render(request, "queue.html", status=400, view=view, filters=Filters(), fq="",
+                                 filter_error=f"{e.where}: {e.message}")
             view = await ui.run(ui.service.queue_view, filters)
-            return ui.render(request, "queue.html", view=view, filters=filters, fq=urlencode(filters.query()))
+            return ui.render(request, "queue.html", view=view, filters=filters, fq=urlencode(filters.query()),
+                             sla_minutes=ui.service.config.queue.sla_minutes,
+                             reasons=ui.service.config.reasons_for(filters.category))
+
+        @get("/summary", include_in_schema=False)
+        async def summary(request: Request) -> Response:
+            """What the queue page polls to stay live: its counters and the ids of the rows it would show."""
+            user = await ui.auth.current_user(request)
+            if user is None:
+                return Response({"error": "login"}, status_code=401)
+            try:
+                filters = ui.filters(request)
+            except SmsguardError as e:
+                return Response({"error": e.message, "where": e.where}, status_code=400)
+            view = await ui.run(ui.service.queue_view, filters)
+            return Response({"total": view.total, "breached": view.breached, "near": view.near,
+                             "counts": view.counts, "severity_counts": view.severity_counts,
+                             "ids": [r["id"] for r in view.rows]}, headers={"Cache-Control": "no-store"})
+
+        @get("/stats", include_in_schema=False)
+        async def stats_page(request: Request) -> Response:
+            user = await ui.auth.current_user(request)
+            if user is None:
+                return login_redirect(request)
+            return ui.render(request, "stats.html", stats=await ui.stats(),
+                             sla_minutes=ui.service.config.queue.sla_minutes)
+
+        @get("/history", include_in_schema=False)
+        async def history_page(request: Request) -> Response:
+            user = await ui.auth.current_user(request)
+            if user is None:
+                return login_redirect(request)
+            mine = request.query_params.get("mine") == "1"
+            try:
+                filters = ui.filters(request)
+            except SmsguardError as e:
+                return ui.render(request, "history.html", status=400, rows=[], filters=Filters(), mine=mine,
+                                 filter_error=f"{e.where}: {e.message}")
+            rows = await ui.run(ui.service.history, user, filters, mine=mine)
+            return ui.render(request, "history.html", rows=rows, filters=filters, mine=mine)
+
+        @post("/bulk", include_in_schema=False)
+        async def bulk(request: Request) -> Response:
+            user = await ui.auth.current_user(request)
+            if user is None:
+                return login_redirect(request)
+            form = await request.form()
+            try:
+                fq = urlencode(ui.filters(request).query())
+            except SmsguardError:
+                fq = ""
+            try:
+                ids = [int(v) for v in form.getall("ids") if str(v).isdigit()] if "ids" in form else []
+                outcome = await ui.run(ui.service.bulk_decide, user, ids, action=str(form.get("action") or ""),
+                                       reason=str(form.get("reason") or "") or None,
+                                       reason_code=str(form.get("reason_code") or "") or None)
+                request.session["flash"] = outcome.message
+            except SmsguardError as e:
+                request.session["flash"] = f"nothing decided: {e.message}"
+            return Redirect(f"/review?{fq}", status_code=303)
+
+        @post("/items/{item_id:int}/force-release", include_in_schema=False)
+        async def force_release(request: Request, item_id: FromPath[int]) -> Response:
+            user = await ui.auth.current_user(request)
+            if user is None:
+                return login_redirect(request)
+            try:
+                freed = await ui.run(ui.service.force_release, user, item_id)
+                request.session["flash"] = f"item {item_id} " + ("given back to the queue" if freed
+                                                                else "was not held by anyone")
+            except SmsguardError as e:
+                request.session["conflict"] = str(e.message)
+            return Redirect(f"/review/items/{item_id}", status_code=303)
 
         @post("/claim", include_in_schema=False)
         async def claim_next(request: Request) -> Response:
             user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
-            filters = Filters.from_query(dict(request.query_params))
+            try:
+                filters = ui.filters(request)
+            except SmsguardError as e:
+                request.session["flash"] = f"{e.where}: {e.message}"
+                return Redirect("/review")
             fq = urlencode(filters.query())
             item = await ui.run(ui.service.claim_next, user, filters)
             if item is None:
@@ -153,38 +272,46 @@ class ReviewUI:
             user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
-            filters = Filters.from_query(dict(request.query_params))
+            try:
+                filters = ui.filters(request)
+            except SmsguardError:
+                return Redirect(f"/review/items/{item_id}")
             try:
                 # Opening an item claims it when the reviewer may act on it and nobody else holds it.
                 if user.can_act:
                     await ui.run(ui.service.claim, user, item_id)
                 view = await ui.run(ui.service.item_view, user, item_id)
-            except ReviewError as e:
-                return ui.render(request, "error.html", status=e.status_code, message=str(e.message))
+            except SmsguardError as e:
+                return ui.render(request, "error.html", status=http_status(e), message=str(e.message))
             return ui.render(request, "item.html", v=view, filters=filters, fq=urlencode(filters.query()),
-                             conflict=None, lease_seconds=ui.service.config.lease_seconds)
+                             lease_seconds=ui.service.config.lease_seconds,
+                             reasons=ui.service.config.reasons_for(view.item["category"]),
+                             categories=ui.service.config.categories)
 
         @post("/items/{item_id:int}/decide", include_in_schema=False)
         async def decide(
             request: Request, item_id: FromPath[int],
-            data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED),  # noqa: B008
+            data: URLEncodedBody[dict[str, str]],
         ) -> Response:
             user = await ui.auth.current_user(request)
             if user is None:
                 return login_redirect(request)
-            filters = Filters.from_query(dict(request.query_params))
+            try:
+                filters = ui.filters(request)
+            except SmsguardError:
+                filters = Filters()
             fq = urlencode(filters.query())
             try:
-                version = int(data.get("version") or 0)
+                version = int(data.get("version") or 0) if (data.get("version") or "0").isdigit() else -1
                 outcome = await ui.run(
                     ui.service.decide, user, item_id, version=version, action=data.get("action") or "",
                     reason=data.get("reason"), category=data.get("category") or None, bulk=data.get("bulk") == "1",
+                    reason_code=data.get("reason_code") or None,
                 )
-            except ReviewError as e:
-                view = await ui.run(ui.service.item_view, user, item_id)
-                return ui.render(request, "item.html", status=e.status_code, v=view, filters=filters, fq=fq,
-                                 conflict=str(e.message), conflict_code=e.code,
-                                 lease_seconds=ui.service.config.lease_seconds)
+            except SmsguardError as e:
+                # Post/Redirect/Get: the item page shows why, and reloading it does not post the decision again.
+                request.session["conflict"] = str(e.message)
+                return Redirect(f"/review/items/{item_id}?{fq}", status_code=303)
             request.session["flash"] = outcome.message
             nxt = await ui.run(ui.service.claim_next, user, filters)
             return Redirect(f"/review/items/{nxt}?{fq}" if nxt else f"/review?{fq}")
@@ -204,15 +331,21 @@ class ReviewUI:
             if user is None:
                 return login_redirect(request)
             await ui.run(ui.service.release, user, item_id)
-            fq = urlencode(Filters.from_query(dict(request.query_params)).query())
+            if request.headers.get("x-beacon") or request.query_params.get("beacon"):
+                return Response(b"", status_code=204)  # the page is gone (navigator.sendBeacon on leaving it)
+            try:
+                fq = urlencode(ui.filters(request).query())
+            except SmsguardError:
+                fq = ""
             return Redirect(f"/review?{fq}")
 
         static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
         return Router(
             path="/review",
-            route_handlers=[*ui.auth.route_handlers(), queue_page, claim_next, item_page, decide, extend, release,
-                            static],
-            middleware=ui.auth.middleware(ui.api.settings.data_dir),
+            route_handlers=[*ui.auth.route_handlers(), queue_page, summary, stats_page, history_page, bulk, claim_next,
+                            item_page, decide, extend, release, force_release, *signature_handlers(ui),
+                            *template_handlers(ui), static],
+            middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
             include_in_schema=False,
         )
 

@@ -12,25 +12,39 @@ roles and user object (``AccountsConfig``), its path, cookies, session keys and 
     Router(path="/review", route_handlers=[*auth.route_handlers(), ...], middleware=auth.middleware(data_dir))
     # at app start: auth.register_store(app); in a handler: user = await auth.current_user(request)
 
+Failed log-ins are throttled per account and per client address (``_throttle``: waits, then a lock an admin
+lifts with ``smsguard user unlock`` / ``smsguard console user unlock``); passwords are checked in a small pool of
+low-priority threads (``_passwords.POOL``); CSRF tokens are bound to the logged-in session (``_csrf``).
+
 ``webauth.testing`` logs tests in through these forms.
 """
 
+from . import _throttle as throttle
 from ._accounts import Account, Accounts, AccountsConfig
 from ._passwords import MIN_PASSWORD, hash_password, verify_password
 from ._sessions import SqlSessionStore, load_secret
+from ._status import HTTP_STATUS, http_headers, http_status
+from ._throttle import LoginThrottle, ThrottlePolicy, ThrottleRule
 from ._web import LOGIN_FAILED, TEMPLATES, WebAuth, WebAuthConfig
 
 __all__ = [
+    "HTTP_STATUS",
     "LOGIN_FAILED",
     "MIN_PASSWORD",
     "TEMPLATES",
     "Account",
     "Accounts",
     "AccountsConfig",
+    "LoginThrottle",
     "SqlSessionStore",
+    "ThrottlePolicy",
+    "ThrottleRule",
     "WebAuth",
     "WebAuthConfig",
     "hash_password",
+    "http_headers",
+    "http_status",
     "load_secret",
+    "throttle",
     "verify_password",
 ]

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Engine, Row, Select, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import SmsguardError
+from smsguard.core import SmsguardError
 
 from ._passwords import MIN_PASSWORD, hash_password, needs_rehash, verify_password
 

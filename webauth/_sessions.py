@@ -8,8 +8,6 @@ to another then finds nothing there.
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +15,8 @@ from pathlib import Path
 import anyio.to_thread
 from litestar.stores.base import Store
 from sqlalchemy import Engine, Table, delete, insert, select, update
+
+from smsguard.core import Settings, load_secrets
 
 
 class SqlSessionStore(Store):
@@ -33,6 +33,10 @@ class SqlSessionStore(Store):
     async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
         key = self.prefix + key
         data = value.encode() if isinstance(value, str) else value
+        if data == b"{}":  # litestar stores every anonymous visitor's empty session: a SQL write per page view
+            if key in self._written or await anyio.to_thread.run_sync(self._get, key) is not None:
+                await self._delete(key)
+            return
         seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
         last = self._written.get(key)
         if last is not None and last[0] == data and (seconds is None or last[1] - time.time() > seconds * 0.9):
@@ -106,23 +110,6 @@ def _aware(at: datetime) -> datetime:
 
 
 def load_secret(data_dir: Path) -> str:
-    """``SMSGUARD_REVIEW_SECRET``, else a random secret kept in ``<data_dir>/review-secret`` (created once, 0600),
-    so every worker process and every restart signs CSRF tokens alike."""
-    env = os.environ.get("SMSGUARD_REVIEW_SECRET")
-    if env:
-        return env
-    path = data_dir / "review-secret"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another worker is writing it right now
-            text = path.read_text().strip()
-            if text:
-                return text
-            time.sleep(0.02)
-        raise RuntimeError(f"{path} is empty") from None
-    secret = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret)
-    return secret
+    """The embedded default's session secret in ``data_dir`` (created once, 0600), so every worker process and
+    every restart signs CSRF tokens alike. A deployment takes it from the settings: ``Runtime.secrets``."""
+    return load_secrets(Settings(data_dir=Path(data_dir))).session_secret

@@ -10,26 +10,27 @@ and stays CSRF-exempt because the middleware sits on the UI's router only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.config.csrf import CSRFConfig
-from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
-from litestar.params import Body, FromQuery
+from litestar.params import FromQuery, URLEncodedBody
 from litestar.response import Redirect
 from sqlalchemy import Engine, Table
 
-import audit
+from smsguard import audit
 
 from ._accounts import Account, Accounts
-from ._sessions import SqlSessionStore, load_secret
+from ._csrf import SessionCsrfMiddleware
+from ._passwords import POOL, HashingBusy
+from ._sessions import SqlSessionStore
+from ._throttle import LoginThrottle, Refusal, ThrottlePolicy
 
 A = TypeVar("A", bound=Account)
 
@@ -38,6 +39,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 renders the forms the handlers here read."""
 
 LOGIN_FAILED = "wrong user name or password"  # one message for both: it must not tell which one was wrong
+LOGIN_WAIT = "too many failed log-ins: try again in {seconds} s"
+LOGIN_LOCKED = "log-in locked after too many failed tries: an administrator can unlock it"
+LOGIN_BUSY = "too many log-ins at once: try again in a moment"
 _SCOPE_USER = "webauth_user"
 _SCOPE_NEW_ID = "webauth_new_session_id"
 
@@ -96,6 +100,15 @@ class WebAuthConfig(Generic[A]):
     """The tenant of the audit events (None: service-wide, as a reviewer's)."""
     max_age: int = 12 * 3600
     """Seconds a session lives."""
+    on_logout: Callable[[A], None] | None = None
+    """Run (in a worker thread) when the user logs out, e.g. to give back what they held."""
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    """Failed log-ins per account and per client address: delays, then a lock (see ``_throttle``)."""
+
+    @property
+    def realm(self) -> str:
+        """The throttle's name for this UI (``review`` for ``/review``), as ``smsguard … unlock`` uses it."""
+        return self.path.strip("/").replace("/", ".")
 
 
 class WebAuth(Generic[A]):
@@ -106,6 +119,8 @@ class WebAuth(Generic[A]):
         self.config = config
         self.db = db
         self.render = render
+        self.throttle = LoginThrottle(config.realm, config.throttle)
+        self._checking: set[str] = set()  # throttled keys whose one allowed try is being checked (event loop only)
 
     def register_store(self, app: Any) -> None:
         """Call at app start (the engine exists by then)."""
@@ -127,14 +142,16 @@ class WebAuth(Generic[A]):
         """What ``current_user`` found for this request, for the page templates (None before it ran)."""
         return request.scope.get(_SCOPE_USER)
 
-    def middleware(self, data_dir: Path) -> list[Any]:
-        """Sessions, then CSRF (it reads the session), both on the UI's path only."""
+    def middleware(self, secret: str) -> list[Any]:
+        """Sessions, then CSRF (it reads the session; ``secret`` signs its tokens), both on the UI's path only."""
         c = self.config
         session = _RotatingSessionConfig(store=c.store, key=c.session_cookie, max_age=c.max_age, path=c.path,
                                           httponly=True, samesite="lax")
-        csrf = CSRFConfig(secret=load_secret(data_dir), cookie_name=c.csrf_cookie, cookie_path=c.path,
-                          cookie_samesite="strict")
-        return [session.middleware, DefineMiddleware(CSRFMiddleware, config=csrf)]
+        csrf = CSRFConfig(secret=secret, cookie_name=c.csrf_cookie, cookie_path=c.path,
+                          cookie_samesite="strict", cookie_httponly=True)  # pages carry the token; no script reads it
+        bound_csrf = DefineMiddleware(SessionCsrfMiddleware, config=csrf, session_cookie=c.session_cookie,
+                                      session_key=c.session_key)
+        return [session.middleware, bound_csrf]
 
     def route_handlers(self) -> list[HTTPRouteHandler]:
         """``GET /login``, ``POST /login`` and ``POST /logout``, relative to the UI's router."""
@@ -146,16 +163,30 @@ class WebAuth(Generic[A]):
 
         @post("/login", include_in_schema=False)
         async def login(
-            request: Request, data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+            request: Request, data: URLEncodedBody[dict[str, str]]
         ) -> Response:
             username = (data.get("username") or "").strip()
-            user = await anyio.to_thread.run_sync(c.accounts.authenticate, auth.db(), username,
-                                                  data.get("password") or "")
+            address = request.client.host if request.client else "unknown"
             nxt = data.get("next") or c.path
             if not nxt.startswith(c.path) or nxt.startswith("//"):  # no open redirects
                 nxt = c.path
+            refused, hot = await anyio.to_thread.run_sync(auth.throttle.admit, auth.db(), username, address)
+            if refused is None and auth._checking.intersection(hot):
+                refused = Refusal("wait", 1)  # a throttled key's try is being checked already
+            if refused is not None:  # answered before any password hashing: a flood costs a SELECT per try
+                return auth._refuse(request, nxt, refused)
+            auth._checking.update(hot)
+            try:
+                user = await POOL.run(c.accounts.authenticate, auth.db(), username, data.get("password") or "")
+            except HashingBusy:
+                return auth._refuse(request, nxt, Refusal("busy", 1))
+            finally:
+                auth._checking.difference_update(hot)
             if user is None:
+                await anyio.to_thread.run_sync(lambda: auth.throttle.failed(
+                    auth.db(), username, address, actor=f"address:{address}", via=c.via))
                 return auth.render(request, "login.html", status=401, next=nxt, error=LOGIN_FAILED)
+            await anyio.to_thread.run_sync(auth.throttle.succeeded, auth.db(), username)
             await auth._record(user, "login", {"role": user.role, "via": c.via})
             # drop whatever the session held before login, under a new id (see _RotatingSessionBackend)
             old = request.cookies.get(c.session_cookie)
@@ -171,10 +202,22 @@ class WebAuth(Generic[A]):
             user = await auth.current_user(request)
             if user is not None:
                 await auth._record(user, "login.logout", {"via": c.via})
+                if c.on_logout is not None:
+                    await anyio.to_thread.run_sync(c.on_logout, user)
             request.clear_session()
             return Redirect(f"{c.path}/login")
 
         return [login_page, login, logout]
+
+    def _refuse(self, request: Request, nxt: str, refused: Refusal) -> Response:
+        """429 with Retry-After for a try inside its wait or while too many log-ins are being checked; 403 when
+        locked (waiting does not help)."""
+        if refused.reason == "locked":
+            return self.render(request, "login.html", status=403, next=nxt, error=LOGIN_LOCKED)
+        error = LOGIN_BUSY if refused.reason == "busy" else LOGIN_WAIT.format(seconds=refused.retry_after)
+        response = self.render(request, "login.html", status=429, next=nxt, error=error)
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
 
     async def _record(self, user: A, event_type: str, payload: dict[str, Any]) -> None:
         c = self.config

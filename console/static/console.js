@@ -10,6 +10,9 @@
 (function () {
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
+  // Called before a 401 sends the browser to the log-in page (the compose page keeps its draft there).
+  let beforeLogin = () => {};
+
   async function postJSON(url, body) {
     const res = await fetch(url, {
       method: "POST",
@@ -17,7 +20,11 @@
       body: JSON.stringify(body),
       credentials: "same-origin",
     });
-    if (res.status === 401) { window.location = "/console/login?next=" + encodeURIComponent(location.pathname); }
+    if (res.status === 401) {
+      beforeLogin();
+      window.location = "/console/login?next=" + encodeURIComponent(location.pathname);
+      throw new Error("logged out");
+    }
     return res.json();
   }
 
@@ -38,7 +45,9 @@
     const text = el("p", { class: "original", "data-role": "highlighted" });
     text.innerHTML = html; // produced by console/_highlight.py: every piece of the message is escaped there
     box.append(text);
-    const reasons = v.reasons || [];
+    // a "pass" reason (the classifier's advert score on declared marketing) is a note, not a violation
+    const reasons = (v.reasons || []).filter((r) => r.action !== "pass");
+    const notes = (v.reasons || []).filter((r) => r.action === "pass");
     if (reasons.length) {
       const ul = el("ul", { class: "reasons" });
       for (const r of reasons) {
@@ -51,7 +60,30 @@
     } else {
       box.append(el("p", { class: "muted" }, "no reasons: nothing in this text needs attention"));
     }
+    if (notes.length) {
+      const ul = el("ul", { class: "notes" });
+      for (const r of notes) {
+        const li = el("li", { class: "reason note", "data-code": r.code, "data-action": "pass" });
+        li.append(el("b", {}, "note"), " " + (r.message || ""));
+        ul.append(li);
+      }
+      box.append(ul);
+    }
     return box;
+  }
+
+  // Destructive forms ask first: a [data-confirm] button opens its <dialog>, whose own form posts confirm=yes.
+  function confirmations() {
+    for (const btn of document.querySelectorAll("[data-confirm]")) {
+      const dialog = document.getElementById(btn.dataset.confirm);
+      if (!dialog || !dialog.showModal) continue;
+      btn.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        dialog.showModal();
+        const keep = dialog.querySelector('[formmethod="dialog"]');
+        if (keep) keep.focus(); // the safe choice has the focus: Enter keeps the batch
+      });
+    }
   }
 
   function debounce(fn, ms) {
@@ -62,6 +94,9 @@
   // ---- compose ------------------------------------------------------------------------------
   const GSM7 = new Set(("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ" +
     "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà").split(""));
+
+  const LABELS = { mode: "Mode", name: "Batch name", template_id: "Template", list_id: "Contact list", kind: "Kind",
+    signature: "Signature", content: "Message", numbers: "Numbers", schedule_at: "Send at" };
 
   function compose() {
     const form = document.getElementById("compose-form");
@@ -105,7 +140,19 @@
       if (n !== seq) return; // a newer request is on its way
       const out = $("preview-body");
       out.replaceChildren();
-      if (r.verdict) out.append(verdictBox(r.verdict, r.html));
+      // each error once, by its field, under the field's name; an untouched numbers box is not an error yet
+      const errs = Object.entries(r.errors || {}).filter(([k]) => k !== "numbers" || body.numbers);
+      showErrors(errs);
+      if (r.verdict && (!errs.length || r.verdict.decision !== "pass")) out.append(verdictBox(r.verdict, r.html));
+      if (r.rejected_count) {
+        out.append(el("p", { class: "error", id: "rejected-numbers" }, `${r.rejected_count} number(s) rejected: ` +
+          r.rejected.slice(0, 5).map((x) => `#${x.n} ${x.value} (${x.reason})`).join("; ")));
+      }
+      if (errs.length) {
+        out.append(el("p", { class: "muted", id: "preview-pending" }, "fix the form's errors to see the cost"));
+        counter(r);
+        return;
+      }
       const dl = el("dl", { class: "facts", id: "estimate" });
       const facts = [
         ["recipients", r.recipients, "est-recipients"],
@@ -117,14 +164,11 @@
       for (const [k, v, id] of facts) dl.append(el("dt", {}, k), el("dd", { id }, String(v)));
       out.append(dl);
       if (r.quiet) out.append(el("p", { class: "warning", id: "quiet-warning" }, r.quiet.message));
-      if (r.rejected_count) {
-        const p = el("p", { class: "error", id: "rejected-numbers" },
-          `${r.rejected_count} number(s) rejected: ` + r.rejected.slice(0, 5).map((x) => `#${x.n} ${x.value} (${x.reason})`).join("; "));
-        out.append(p);
-      }
-      const errs = Object.entries(r.errors || {}).filter(([k]) => k !== "numbers" || body.numbers);
-      for (const [k, m] of errs) out.append(el("p", { class: "error", "data-field": k }, `${k}: ${m}`));
-      if (mode() === "adhoc") {
+      counter(r);
+    }
+
+    function counter(r) {
+      if (mode() === "adhoc" && r.length !== undefined) {
         $("chars").textContent = r.length;
         $("segments").textContent = r.segments;
         $("encoding").textContent = r.encoding;
@@ -134,16 +178,58 @@
       if (submit) submit.classList.toggle("blocked", r.decision === "block");
     }
 
+    function showErrors(errs) {
+      const shown = new Map(errs);
+      for (const slot of form.querySelectorAll(".field-error")) {
+        const m = shown.get(slot.dataset.field);
+        slot.hidden = !m;
+        slot.textContent = m ? `${LABELS[slot.dataset.field] || slot.dataset.field}: ${m}` : "";
+      }
+    }
+
+    // ---- the draft: saved for this user as it is edited, restored after a re-login ----------------------
+    const who = document.body.dataset.user || "";
+    const PENDING = "smsguard.console.draft";
+    function formBody() {
+      const body = {};
+      for (const [k, v] of new FormData(form).entries()) if (k !== "_csrf_token" && k !== "action") body[k] = v;
+      return body;
+    }
+    async function saveDraft() {
+      if (!$("submit")) return; // a viewer cannot send: nothing to keep
+      const r = await postJSON("/console/api/draft", formBody());
+      if (r.saved_local) $("draft-status").textContent = `draft saved ${r.saved_local}`;
+    }
+    // the session ended: keep the last edits in this tab until the user is back (same user only)
+    beforeLogin = () => {
+      try { sessionStorage.setItem(PENDING, JSON.stringify({ user: who, form: formBody() })); } catch (e) { /* full */ }
+    };
+    function restorePending() {
+      let pending = null;
+      try { pending = JSON.parse(sessionStorage.getItem(PENDING) || "null"); } catch (e) { pending = null; }
+      sessionStorage.removeItem(PENDING);
+      if (!pending || pending.user !== who) return false;
+      for (const [k, v] of Object.entries(pending.form)) {
+        const fields = form.querySelectorAll(`[name="${CSS.escape(k)}"]`);
+        for (const f of fields) {
+          if (f.type === "radio") f.checked = f.value === v; else f.value = v;
+        }
+      }
+      return true;
+    }
+
     const later = debounce(refresh, 350);
+    const keep = debounce(() => saveDraft().catch(() => {}), 600);
     form.addEventListener("input", () => {
-      // the server's verdict on the previous submit no longer describes the text being edited
-      for (const e of form.querySelectorAll("section > .error, .mode-adhoc > .error, .mode-template > .error")) e.remove();
       localCount();
       later();
+      keep();
     });
-    form.addEventListener("change", () => { showMode(); localCount(); later(); });
+    form.addEventListener("change", () => { showMode(); localCount(); later(); keep(); });
+    const restored = restorePending();
     showMode();
     localCount();
+    if (restored) { $("draft-status").textContent = "draft restored"; saveDraft().catch(() => {}); }
     if ($("content").value || $("template_id").value) refresh();
   }
 
@@ -207,8 +293,9 @@
 
   function render(p) {
     const $ = (id) => document.getElementById(id);
-    $("state").textContent = p.state;
-    $("state").className = "state state-" + p.state;
+    $("state").textContent = p.label || p.state;
+    $("state").className = "state state-" + p.state + (p.hold ? " state-held" : "");
+    $("state").dataset.state = p.state;
     $("n-total").textContent = p.total_recipients;
     $("n-submitted").textContent = p.submitted;
     $("n-delivered").textContent = p.delivered;
@@ -239,7 +326,7 @@
     }
     drawChart(p);
     const cancel = $("cancel");
-    if (cancel && !["draft", "screening", "review", "approved", "scheduled"].includes(p.state)) cancel.closest("form").hidden = true;
+    if (cancel) cancel.closest("form").hidden = !p.cancellable;
     document.getElementById("batch").dataset.final = p.final ? "true" : "false";
     $("live").textContent = p.final ? "final" : "live";
   }
@@ -270,5 +357,5 @@
     es.onerror = () => { if (++errors >= 3) { es.close(); poll(); } };
   }
 
-  document.addEventListener("DOMContentLoaded", () => { compose(); templates(); batch(); });
+  document.addEventListener("DOMContentLoaded", () => { confirmations(); compose(); templates(); batch(); });
 })();

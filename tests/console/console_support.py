@@ -31,8 +31,8 @@ import pytest
 import yaml
 from serve_support import free_port, start, stop, wait_ready
 
-from engine import PROJECT_ROOT
-from webauth.testing import fill_login, form_token, log_in
+from smsguard.engine import PROJECT_ROOT
+from smsguard.webauth.testing import fill_login, form_token, log_in
 
 PASSWORD = "correct horse battery"
 ZONE = "Asia/Shanghai"
@@ -68,9 +68,9 @@ def _policy(root: Path) -> tuple[Path, datetime]:
 
 @pytest.fixture(scope="session")
 def console_server(backend, tmp_path_factory) -> Iterator[Server]:
-    from console._users import create_user, set_time_zone
-    from review._users import create_user as create_reviewer
-    from storage import create_tenant, make_engine, migrate
+    from smsguard.console._users import create_user, set_time_zone
+    from smsguard.review._users import create_user as create_reviewer
+    from smsguard.storage import create_tenant, make_engine, migrate
 
     data = tmp_path_factory.mktemp(f"console-{backend.name}")
     policy, quiet_start = _policy(data)

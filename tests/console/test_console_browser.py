@@ -44,7 +44,8 @@ def test_upload_compose_block_fix_schedule_watch_download(browser, console_serve
     rows = page.locator("#rejects tbody tr")
     assert rows.count() == 3
     assert page.locator('#rejects tr[data-line="5"]').inner_text().count("duplicate") >= 1
-    assert "138****" not in page.locator('#rejects tr[data-line="4"]').inner_text()  # a short input stays masked
+    # the customer's own report shows each rejected line as it was uploaded (masked only in logs and audit)
+    assert "1381234" in page.locator('#rejects tr[data-line="4"]').inner_text()
     server.shot(page, "list", tmp_path)
     with page.expect_download() as dl:
         page.click("#rejects-csv")
@@ -65,13 +66,11 @@ def test_upload_compose_block_fix_schedule_watch_download(browser, console_serve
     # the counter shows the server's numbers (engine: 【示例商城】 + 20 characters, one UCS-2 segment)
     page.wait_for_function("document.getElementById('counter-source').textContent.includes('server')")
     assert page.inner_text("#chars") == "26" and page.inner_text("#segments") == "1"
-    assert page.inner_text("#est-recipients") == "3"
-    # cost = Σ carrier count × segments × the policy's price for that carrier (shown line by line)
-    lines = [page.inner_text(f"#est-{c}") for c in ("mobile", "unicom", "telecom", "broadnet", "virtual", "other")
-             if page.locator(f"#est-{c}").count()]
-    expected = sum(int(n) * float(price) for n, price in (line.split(" × ") for line in lines))
-    assert page.inner_text("#est-cost") == f"{expected:.4f} CNY"
+    # blocked is an error of the message, shown once by it; no cost is offered for a message that cannot go
+    assert page.inner_text("#content-error").startswith("Message: blocked")
+    assert page.locator("#est-cost").count() == 0
     assert "1 number(s) rejected" in page.inner_text("#rejected-numbers")
+    assert "#4 12345" in page.inner_text("#rejected-numbers")  # typed here: shown as typed
     page.click("#submit")  # the server screens again and refuses: no batch is created
     page.wait_for_selector("#content-error")
     assert "blocked" in page.inner_text("#content-error")
@@ -81,6 +80,12 @@ def test_upload_compose_block_fix_schedule_watch_download(browser, console_serve
     # -- fix it; a time inside quiet hours warns; schedule a few seconds ahead ---------------------------------
     page.fill("#content", "双11大促，全场5折起，会员再享95折！回T退订")
     page.wait_for_selector('#preview [data-decision="pass"]')
+    assert page.inner_text("#est-recipients") == "3"
+    # cost = Σ carrier count × segments × the policy's price for that carrier (shown line by line)
+    lines = [page.inner_text(f"#est-{c}") for c in ("mobile", "unicom", "telecom", "broadnet", "virtual", "other")
+             if page.locator(f"#est-{c}").count()]
+    expected = sum(int(n) * float(price) for n, price in (line.split(" × ") for line in lines))
+    assert page.inner_text("#est-cost") == f"{expected:.4f} CNY"
     quiet = server.quiet_start + timedelta(minutes=20)
     page.fill("#schedule_at", f"{quiet:%Y-%m-%dT%H:%M:%S}")
     page.wait_for_selector("#quiet-warning")
@@ -95,7 +100,7 @@ def test_upload_compose_block_fix_schedule_watch_download(browser, console_serve
 
     # -- watch it complete without reloading the page -----------------------------------------------------------
     page.evaluate("window.__sameDocument = true")
-    assert page.inner_text("#state") in ("scheduled", "releasing", "approved")
+    assert page.locator("#state").get_attribute("data-state") in ("scheduled", "releasing", "approved", "sending")
     page.wait_for_function("document.getElementById('batch').dataset.final === 'true'", timeout=45_000)
     assert page.evaluate("window.__sameDocument === true")  # updated live, never reloaded
     assert page.inner_text("#state") == "done"

@@ -8,7 +8,7 @@ import re
 import pytest
 from console_support import Client
 
-from console._highlight import highlight
+from smsguard.console._highlight import highlight
 
 MARKETING = "双11大促，全场5折起，回T退订"
 
@@ -168,7 +168,7 @@ def test_template_preview_agrees_with_saving(alice):
 def test_optout_search_masks_numbers(console_server, alice):
     import httpx
 
-    from storage import create_key
+    from smsguard.storage import create_key
 
     key, _ = create_key(console_server.db, "shop-a")  # opted out through the API, as an MO or CRM sync would
     r = httpx.post(f"{console_server.url}/v1/optouts", json={"phone": "13812348888"},

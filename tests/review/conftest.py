@@ -3,6 +3,7 @@ each in its own Redis key namespace, and reviewer accounts."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,13 +12,14 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-import review
-from review import ReviewConfig
-from review._queue import Queue
-from review._service import ReviewService
-from review._tables import review_items
-from review._users import User, create_user
-from storage import create_tenant
+from smsguard import review
+from smsguard.engine import Policy
+from smsguard.review import ReviewConfig
+from smsguard.review._queue import Queue
+from smsguard.review._service import ReviewService
+from smsguard.review._tables import review_items
+from smsguard.review._users import User, create_user
+from smsguard.storage import create_tenant
 
 _counter = itertools.count()
 
@@ -35,10 +37,10 @@ class Env:
         return self.service.queue
 
     def submit(self, text: str | None = None, *, severity: str = "low", batch_size: int = 0, priority: int = 0,
-               source: str = "test", ref: str | None = None) -> int:
+               source: str = "test", ref: str | None = None, category: str = "loan") -> int:
         text = text or f"【测试】第{next(_counter)}条 {uuid.uuid4().hex[:6]} 贷款消息"
         verdict = {"decision": "review", "score": 0.6, "reasons": [
-            {"code": "lexicon.loan", "category": "loan", "severity": severity, "source": "lexicon",
+            {"code": f"lexicon.{category}", "category": category, "severity": severity, "source": "lexicon",
              "action": "review", "message": "sensitive term", "term": "贷款", "start": text.find("贷款"),
              "end": text.find("贷款") + 2}]}
         with self.db.begin() as conn:
@@ -62,11 +64,13 @@ def make_env(backend, migrated_db, unique_name) -> Iterator[Callable[..., Env]]:
     clients: list[redis.Redis] = []
 
     def make(*, lease: float = 30.0, four_eyes_batch: int = 10_000, tenant_id: int | None = None,
-             namespace: str | None = None) -> Env:
+             namespace: str | None = None, policy: Policy | None = None) -> Env:
         r = redis.Redis.from_url(backend.redis_url)
         clients.append(r)
         ns = namespace or f"{backend.namespace}:{uuid.uuid4().hex[:8]}"
         config = ReviewConfig(lease_seconds=lease, four_eyes_batch_size=four_eyes_batch)
+        if policy is not None:
+            config = dataclasses.replace(config, queue=policy.review, categories=tuple(sorted(policy.categories)))
         tid = tenant_id or create_tenant(migrated_db, unique_name("rv")).id
         queue = Queue(migrated_db, r, namespace=ns, config=config)
         return Env(migrated_db, r, ns, ReviewService(migrated_db, queue, config), tid)

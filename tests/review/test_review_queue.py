@@ -9,11 +9,12 @@ import time
 import pytest
 from sqlalchemy import select
 
-import review
-from review import SqlReviewLabelSource
-from review._service import Conflict, Filters, Forbidden, ReviewError
-from review._tables import review_items, review_labels
-from training.reviews import ReviewLabelSource
+from smsguard import review
+from smsguard.core import ConflictError, ForbiddenError, SmsguardError
+from smsguard.review import SqlReviewLabelSource
+from smsguard.review._service import Filters, ReviewError
+from smsguard.review._tables import review_items, review_labels
+from smsguard.training.reviews import ReviewLabelSource
 
 
 def test_submit_is_idempotent_and_belongs_to_the_callers_transaction(env) -> None:
@@ -49,13 +50,14 @@ def test_a_claimed_item_is_invisible_until_its_lease_expires_then_it_is_redelive
 
 
 def test_a_reviewer_can_extend_a_lease(make_env, users) -> None:
-    env = make_env(lease=0.5)
+    # Margins of a second or more: on a loaded CI host a 0.5 s lease ran out between two renewals.
+    env = make_env(lease=3.0)
     item = env.submit()
     assert env.service.claim_next(users["rev1"]) == item
     for _ in range(3):
-        time.sleep(0.3)
+        time.sleep(1.5)
         assert env.service.extend(users["rev1"], item)
-    assert env.service.claim_next(users["rev2"]) is None  # 0.9 s after the claim, still rev1's
+    assert env.service.claim_next(users["rev2"]) is None  # 4.5 s after the claim, past one lease, still rev1's
     assert not env.service.extend(users["rev2"], item)
 
 
@@ -89,7 +91,7 @@ def test_a_crashed_reviewer_loses_the_item_and_cannot_decide_it_later(make_env, 
     time.sleep(0.4)
     assert env.service.claim_next(users["rev2"]) == item
     env.service.decide(users["rev2"], item, version=version, action="approve")
-    with pytest.raises(Conflict, match="already approved"):
+    with pytest.raises(ConflictError, match="already approved"):
         env.service.decide(users["rev1"], item, version=version, action="reject", reason="spam")
     assert env.status(item) == "approved"
 
@@ -143,7 +145,7 @@ def test_optimistic_version_check_lets_only_one_decision_through(make_env, users
         try:
             env.service.decide(user, item, version=1, action=action, reason="r")
             results.append("ok")
-        except ReviewError as e:
+        except SmsguardError as e:
             results.append(e.code)
 
     threads = [threading.Thread(target=decide, args=(users["rev1"], "approve")),
@@ -162,11 +164,11 @@ def test_four_eyes_needs_two_distinct_approvers_the_second_senior(env, users) ->
     env.service.claim(users["rev1"], item)
     out = env.service.decide(users["rev1"], item, version=1, action="approve")
     assert not out.final and env.status(item) == "second"
-    with pytest.raises(Forbidden):  # a plain reviewer cannot give the second approval
+    with pytest.raises(ForbiddenError):  # a plain reviewer cannot give the second approval
         env.service.decide(users["rev2"], item, version=2, action="approve")
     assert env.service.claim_next(users["rev2"], Filters(status="second")) is None
     env.service.decide(users["sen1"], big, version=1, action="approve")
-    with pytest.raises(Forbidden, match="four-eyes"):  # the same senior twice
+    with pytest.raises(ForbiddenError, match="four-eyes"):  # the same senior twice
         env.service.decide(users["sen1"], big, version=2, action="approve")
     out = env.service.decide(users["sen1"], item, version=2, action="approve")
     assert out.final and env.status(item) == "approved"
@@ -190,7 +192,7 @@ def test_escalated_items_go_to_seniors(env, users) -> None:
 def test_auditors_read_but_never_act(env, users) -> None:
     item = env.submit()
     assert env.service.claim_next(users["aud"]) is None
-    with pytest.raises(Forbidden):
+    with pytest.raises(ForbiddenError):
         env.service.decide(users["aud"], item, version=1, action="approve")
     view = env.service.item_view(users["aud"], item)
     assert not view.can_decide and "read-only" in view.why_not
@@ -242,7 +244,7 @@ def test_decisions_become_training_labels_and_audit_events(env, users) -> None:
     pairs = list(source.labels())
     assert (env.service._row(bad).text, 1) in pairs and (env.service._row(ok).text, 0) in pairs
     assert ("fraud" in [c for _, _, c in source.labels_with_category()])
-    from audit._tables import events
+    from smsguard.audit._tables import events
 
     with env.db.connect() as conn:
         rows = conn.execute(select(events.c.event_type, events.c.actor, events.c.subject)

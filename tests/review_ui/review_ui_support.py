@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from serve_support import free_port, serve, wait_ready
 
-from webauth.testing import fill_login
+from smsguard.webauth.testing import fill_login
 
 PASSWORD = "correct horse battery"
 LEASE = 3.0
@@ -35,7 +35,7 @@ class Server:
 
     def item(self, text: str, *, term: str, severity: str = "low", batch_size: int = 0, tenant: int | None = None,
              category: str = "loan") -> int:
-        import review
+        from smsguard import review
 
         start = text.index(term)
         verdict = {
@@ -53,7 +53,7 @@ class Server:
     def status(self, item_id: int) -> str:
         from sqlalchemy import select
 
-        from review._tables import review_items
+        from smsguard.review._tables import review_items
 
         with self.db.connect() as conn:
             return conn.execute(select(review_items.c.status).where(review_items.c.id == item_id)).scalar_one()
@@ -61,8 +61,8 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(backend, tmp_path_factory) -> Iterator[Server]:
-    from review._users import create_user
-    from storage import create_tenant, make_engine, migrate
+    from smsguard.review._users import create_user
+    from smsguard.storage import create_tenant, make_engine, migrate
 
     data = tmp_path_factory.mktemp(f"review-ui-{backend.name}")
     database_url = backend.scratch_database_url()

@@ -8,16 +8,16 @@ import shutil
 import redis
 from litestar.testing import TestClient
 
-from engine import PROJECT_ROOT, Engine, EngineConfig
-from review import ReviewConfig
-from review._queue import Queue
-from review._service import ReviewService
-from review._users import create_user
-from storage import create_key, create_tenant
+from smsguard.engine import PROJECT_ROOT, Engine, EngineConfig
+from smsguard.review import ReviewConfig
+from smsguard.review._queue import Queue
+from smsguard.review._service import ReviewService
+from smsguard.review._users import create_user
+from smsguard.storage import create_key, create_tenant
 
 
 def test_screen_review_becomes_an_item_and_the_verdict_shows_the_decision(backend, tmp_path, unique_name) -> None:
-    from api import create_app
+    from smsguard.api import create_app
 
     shutil.copyfile(PROJECT_ROOT / "policy.yaml", tmp_path / "policy.yaml")
     lex = tmp_path / "lex"
@@ -50,7 +50,7 @@ def test_screen_review_becomes_an_item_and_the_verdict_shows_the_decision(backen
             user = create_user(backend.db, unique_name("rv"), "correct horse battery", "reviewer")
             from sqlalchemy import select
 
-            from review._tables import review_items
+            from smsguard.review._tables import review_items
 
             with backend.db.connect() as conn:
                 item = conn.execute(select(review_items.c.id).where(review_items.c.source == "api",

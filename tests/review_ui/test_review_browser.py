@@ -9,7 +9,7 @@ import time
 import httpx
 from review_ui_support import LEASE, login
 
-from engine import PROJECT_ROOT
+from smsguard.engine import PROJECT_ROOT
 
 # `SMSGUARD_REVIEW_SCREENSHOT=1 pytest tests/review_ui -k highlights` refreshes the README's screenshot (install a
 # CJK font first, e.g. `apt-get install fonts-wqy-microhei`); otherwise the screenshot goes to tmp_path.
@@ -58,6 +58,8 @@ def test_reject_needs_a_reason_and_r_asks_for_it(browser, server) -> None:
     page = login(browser, server, "alice")
     page.goto(f"{server.url}/review/items/{item}")
     page.keyboard.press("r")
+    assert page.evaluate("document.activeElement.id") == "reason-code"  # the canned reasons first
+    page.keyboard.press("Tab")  # then the free-text note, which alone is enough too
     assert page.evaluate("document.activeElement.id") == "reason"
     page.keyboard.type("代还信用卡属违规金融营销")
     page.keyboard.press("Enter")
@@ -79,6 +81,9 @@ def test_two_browsers_one_item_the_loser_sees_a_conflict(browser, server) -> Non
     assert "claimed by you" in bob.locator("#lease").inner_text()
     bob.click("#approve")
     bob.wait_for_selector(".flash")
+    assert alice.locator("#reject").is_disabled()  # her lease ran out: the page says so and stops her
+    # a tab whose timer never ran (a sleeping laptop) still posts: the server's version check catches it
+    alice.evaluate("document.querySelectorAll('#decide button').forEach((b) => { b.disabled = false; })")
     alice.fill("#reason", "诱导贷款")
     alice.click("#reject")  # her page is stale
     conflict = alice.locator("#conflict")

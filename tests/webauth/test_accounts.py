@@ -11,7 +11,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from webauth_support import ACCOUNTS, PASSWORD, TeamUser, TeamUserError, team_users
 
-from webauth import MIN_PASSWORD, Accounts, AccountsConfig
+from smsguard.webauth import MIN_PASSWORD, Accounts, AccountsConfig
+from smsguard.webauth._passwords import needs_rehash
 
 
 def _name() -> str:
@@ -103,7 +104,7 @@ def test_a_hash_made_with_weaker_parameters_is_upgraded_at_login(db) -> None:
     with db.connect() as conn:
         stored = conn.execute(select(team_users.c.password_hash).where(team_users.c.id == uid)).scalar_one()
     assert stored != weak and ACCOUNTS.authenticate(db, name, PASSWORD) is not None
-    assert PasswordHasher().check_needs_rehash(stored) is False
+    assert needs_rehash(stored) is False
 
 
 def test_username_rule_and_query_are_configurable(db) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from webauth import hash_password, verify_password
-from webauth._passwords import needs_rehash
+from smsguard.webauth import hash_password, verify_password
+from smsguard.webauth._passwords import needs_rehash
 
 
 def test_hash_and_verify_round_trip() -> None:
@@ -32,3 +32,15 @@ def test_weaker_parameters_need_a_rehash() -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("pw")
     assert verify_password(weak, "pw")
     assert needs_rehash(weak)
+
+
+def test_a_stronger_older_hash_is_kept_not_downgraded() -> None:
+    """The library default (64 MiB, 3 passes, 4 lanes) made the hashes before the cheaper parameters: they still
+    verify and are not re-hashed to weaker ones at the next login."""
+    from argon2 import PasswordHasher
+
+    strong = PasswordHasher().hash("pw")
+    assert verify_password(strong, "pw") and not verify_password(strong, "other")
+    assert not needs_rehash(strong)
+    assert not needs_rehash(hash_password("pw"))
+    assert needs_rehash("not a hash")

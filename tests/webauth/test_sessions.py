@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import select
 from webauth_support import sessions
 
-from webauth import SqlSessionStore, load_secret
+from smsguard.webauth import SqlSessionStore, load_secret
 
 
 def _run(coro):
@@ -62,12 +62,16 @@ def test_prefixed_stores_share_a_table_but_not_sessions(db) -> None:
         assert conn.execute(select(sessions.c.key)).first() is None
 
 
-def test_secret_is_created_once_private_and_then_reused(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv("SMSGUARD_REVIEW_SECRET", raising=False)
+def test_secret_is_created_once_private_and_then_reused(tmp_path) -> None:
     first = load_secret(tmp_path / "data")
     assert len(first) == 64
-    assert stat.S_IMODE((tmp_path / "data" / "review-secret").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "data" / "session-secret").stat().st_mode) == 0o600
     assert load_secret(tmp_path / "data") == first
     assert load_secret(tmp_path / "other") != first
-    monkeypatch.setenv("SMSGUARD_REVIEW_SECRET", "from-the-environment")
-    assert load_secret(tmp_path / "data") == "from-the-environment"
+
+
+def test_a_configured_secret_comes_from_the_settings(tmp_path) -> None:
+    from smsguard.core import Settings, load_secrets
+
+    settings = Settings(data_dir=tmp_path, session_secret="from-the-environment-0123456789")
+    assert load_secrets(settings).session_secret == "from-the-environment-0123456789"

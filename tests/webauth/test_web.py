@@ -5,59 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar import Litestar, Request, Response, Router, get, post
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
 from litestar.testing import TestClient
-from litestar.utils.scope.state import ScopeState
 from sqlalchemy import select
-from webauth_support import ACCOUNTS, PASSWORD, TeamUser, sessions
+from webauth_support import ACCOUNTS, PASSWORD, App, TeamUser, sessions
 
-import webauth
-from audit._tables import events
-from webauth import LOGIN_FAILED, WebAuth, WebAuthConfig
-from webauth.testing import form_token, log_in
-
-LOGIN_PAGE = """{% from "webauth/forms.html" import login_form, logout_form %}
-{{ login_form("/app/login", "Test log-in", next, error, csrf_token) }}"""
-
-
-class App:
-    def __init__(self, db, root: Path) -> None:
-        (root / "templates").mkdir()
-        (root / "templates" / "login.html").write_text(LOGIN_PAGE)
-        self.templates = JinjaTemplateEngine(directory=[root / "templates", webauth.TEMPLATES])
-        self.auth: WebAuth[TeamUser] = WebAuth(WebAuthConfig(
-            path="/app", accounts=ACCOUNTS, session_table=sessions, session_prefix="app:", store="app_sessions",
-            session_cookie="sg_app", csrf_cookie="sg_app_csrf", session_key="tuid",
-            session_extra=lambda user: {"realm": "app"}, via="test", actor_prefix="team:", subject_prefix="member:",
-            audit_tenant=lambda user: None,
-        ), db=lambda: db, render=self.render)
-        auth = self.auth
-
-        @get("/", include_in_schema=False)
-        async def home(request: Request) -> Response:
-            user = await auth.current_user(request)
-            if user is None:
-                return Redirect("/app/login")
-            return Response(f"hello {user.username}", media_type="text/plain")
-
-        @post("/change", include_in_schema=False)
-        async def change(request: Request) -> Response:
-            return Response("changed", media_type="text/plain")
-
-        router = Router(path="/app", route_handlers=[*auth.route_handlers(), home, change],
-                        middleware=auth.middleware(root / "data"))
-        self.app = Litestar(route_handlers=[router], on_startup=[auth.register_store])
-
-    def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
-        ctx["csrf_token"] = ScopeState.from_scope(request.scope).csrf_token
-        return Response(self.templates.get_template(name).render(**ctx), status_code=status,
-                        media_type="text/html; charset=utf-8")
+from smsguard.audit._tables import events
+from smsguard.webauth import LOGIN_FAILED
+from smsguard.webauth.testing import form_token, log_in
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +117,12 @@ def test_a_disabled_account_loses_its_session(db, client) -> None:
     assert client.get("/app/").status_code == 200
     ACCOUNTS.disable_user(db, "leaving-web")
     assert client.get("/app/").status_code in (302, 303)
+
+
+def test_an_anonymous_visit_writes_no_session_row(db, client) -> None:
+    with db.begin() as conn:
+        conn.execute(sessions.delete())
+    for _ in range(3):
+        assert client.get("/app/login").status_code == 200
+    with db.connect() as conn:
+        assert conn.execute(select(sessions.c.key)).all() == []  # a flood of page views is no flood of SQL writes

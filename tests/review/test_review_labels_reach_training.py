@@ -1,0 +1,64 @@
+"""Reviewer decisions reach training: ``smsguard train --export-reviews`` writes the decided items in SQL,
+``--with-reviews`` (no file) trains on them, and the promotion gate reports the effect on the dev split."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from smsguard.engine import PROJECT_ROOT
+from smsguard.training.data import DATA_DIR
+from smsguard.training.reviews import JsonlReviewSource, sql_source
+
+
+def _decide(env, users, texts: dict[str, str]) -> None:
+    for text, action in texts.items():
+        item = env.submit(text)
+        env.service.claim(users["rev1"], item)
+        env.service.decide(users["rev1"], item, version=1, action=action,
+                           **({"reason": "scam", "category": "fraud"} if action == "reject" else {}))
+
+
+def test_export_writes_the_decided_items_in_sql(backend, env, users, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:6]
+    texts = {f"【示例商城】您的订单{tag}已发货 贷款": "approve", f"无抵押贷款{tag}，当天到账，加微信": "reject"}
+    _decide(env, users, texts)
+    out = tmp_path / "labels.jsonl"
+    r = subprocess.run([sys.executable, "-m", "smsguard", "train", "--export-reviews", str(out)], env=backend.env(),
+                       cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "reviewer label(s)" in r.stdout, r.stderr
+    exported = list(JsonlReviewSource(out).labels())
+    assert exported == list(sql_source(env.db).labels())  # the file reads back as what SQL holds
+    mine = {t: label for t, label in exported if tag in t}
+    assert mine == {t: int(a == "reject") for t, a in texts.items()}
+
+
+# ../shared/data next to the repository (a git worktree sits one level deeper)
+DATA = next((d for d in (DATA_DIR, PROJECT_ROOT.parent.parent / "shared" / "data") if (d / "fbs_sms").is_dir()), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(DATA is None, reason="needs the shared training data")
+def test_training_with_reviews_from_sql_reports_the_gate(env, users, tmp_path: Path) -> None:
+    from smsguard.training.run import Options, run
+
+    tag = uuid.uuid4().hex[:6]
+    texts = {f"【示例商城】您的订单{tag}-{i}号已发货，请注意查收 贷款": "approve" for i in range(15)}
+    texts |= {f"澳门娱乐城{tag}首充送{i}0%，贷款日提款无上限，加微信领取": "reject" for i in range(15)}
+    _decide(env, users, texts)
+    out = tmp_path / "models"
+    out.mkdir()
+    shutil.copyfile(PROJECT_ROOT / "models" / "classifier.onnx", out / "classifier.onnx")  # the model to beat
+    lines: list[str] = []
+    result = run(Options(data_dir=DATA, out_dir=out, limit=600, baseline=False, tolerance=1.0,
+                         reviews=sql_source(env.db), reviews_name="review items in SQL"), log=lines.append)
+    added = next(line for line in lines if line.startswith("reviews:"))
+    assert int(added.split()[1]) >= 30 or "dropped" in added  # every decided item is read (some may be dev copies)
+    assert result.comparison, lines  # the gate compared old and new on the dev split, metric by metric
+    assert {"metric", "old", "new", "delta"} <= set(result.comparison[0])
+    assert any(line.lstrip().startswith(result.comparison[0]["metric"]) for line in lines)
