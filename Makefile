@@ -25,4 +25,7 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei)
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/engine.py
+	-$(VENV)/bin/python bench/engine.py  # exit 1 when a target is missed: report it, run the rest
+	-$(VENV)/bin/python bench/startup.py
+	command -v wrk > /dev/null || apt-get install -y wrk
+	bench/api.sh embedded

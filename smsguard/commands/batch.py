@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--numbers", help="file with one number a line (content batches)")
     create.add_argument("--kind", choices=("verification", "notification", "marketing"))
     create.add_argument("--signature")
-    create.add_argument("--schedule-at", help="ISO 8601 with offset, e.g. 2026-11-26T09:00:00+08:00")
+    create.add_argument("--schedule-at", type=iso_time, help="ISO 8601 with offset, e.g. 2026-11-26T09:00:00+08:00")
     create.add_argument("--draft", action="store_true")
     create.set_defaults(handler=run_create)
 
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.set_defaults(handler=fn)
 
     bud = bsub.add_parser("budget", help="set (or with 'none' remove) a tenant's budget")
-    bud.add_argument("limit")
+    bud.add_argument("limit", type=budget_limit, help="amount in the policy's currency, or `none`")
     bud.add_argument("--tenant", required=True)
     bud.set_defaults(handler=run_budget)
 
@@ -77,15 +77,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(handler=run_relay)
 
 
-def _ctx():
-    from batches import make_context
-    from smsguard.settings import get_settings
+def iso_time(value: str) -> datetime:
+    """An ISO 8601 date/time (argparse type: a bad one is a one-line usage error)."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date/time: {value!r} (e.g. 2026-11-26T09:00:00+08:00)"
+        ) from None
 
-    return make_context(get_settings())
+
+def budget_limit(value: str) -> float | None:
+    if value.lower() == "none":
+        return None
+    try:
+        limit = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount: {value!r} (a number, or none)") from None
+    if not limit >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {value!r}")
+    return limit
+
+
+def _ctx():
+    from smsguard.core import get_settings
+    from smsguard.runtime import Runtime
+
+    runtime = Runtime(get_settings()).open()
+    return runtime.batch_context(), runtime
 
 
 def _tenant(ctx, name: str) -> int:
-    from batches._common import tenant_id_of
+    from smsguard.batches._common import tenant_id_of
 
     with ctx.db.connect() as conn:
         return tenant_id_of(conn, name)
@@ -102,7 +125,7 @@ def _print(obj) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from batches import import_contacts
+    from smsguard.batches import import_contacts
 
     ctx, loc = _ctx()
     try:
@@ -115,7 +138,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_template(args: argparse.Namespace) -> int:
-    from batches import create_template
+    from smsguard.batches import create_template
 
     ctx, loc = _ctx()
     try:
@@ -134,11 +157,11 @@ def _numbers(path: str):
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from batches import create_batch
+    from smsguard.batches import create_batch
 
     ctx, loc = _ctx()
     try:
-        at = datetime.fromisoformat(args.schedule_at) if args.schedule_at else None
+        at = args.schedule_at
         _print(create_batch(ctx, _tenant(ctx, args.tenant), name=args.name, template_id=args.template,
                             list_id=args.list, content=args.content,
                             numbers=_numbers(args.numbers) if args.numbers else None, kind=args.kind,
@@ -149,7 +172,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from batches import get_batch
+    from smsguard.batches import get_batch
 
     ctx, loc = _ctx()
     try:
@@ -160,7 +183,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from batches import report_csv
+    from smsguard.batches import report_csv
 
     ctx, loc = _ctx()
     try:
@@ -172,7 +195,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    from batches import cancel_batch
+    from smsguard.batches import cancel_batch
 
     ctx, loc = _ctx()
     try:
@@ -183,24 +206,22 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_budget(args: argparse.Namespace) -> int:
-    from batches import set_budget
+    from smsguard.batches import set_budget
 
     ctx, loc = _ctx()
     try:
-        limit = None if args.limit.lower() == "none" else float(args.limit)
-        _print(set_budget(ctx, _tenant(ctx, args.tenant), limit, actor=_actor()))
+        _print(set_budget(ctx, _tenant(ctx, args.tenant), args.limit, actor=_actor()))
     finally:
         loc.close()
     return 0
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from batches import ReleaseWorker
+    from smsguard.batches import ReleaseWorker
 
     ctx, loc = _ctx()
-    crash = os.environ.get("SMSGUARD_RELEASE_CRASH_AFTER_CHUNKS")  # tests: die mid-hand-over
     worker = ReleaseWorker(ctx, chunk=args.chunk, lease=args.lease, pause=args.pause,
-                           crash_after_chunks=int(crash) if crash else None)
+                           crash_after_chunks=loc.settings.release_crash_after_chunks)  # tests: die mid-hand-over
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -217,13 +238,13 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_relay(args: argparse.Namespace) -> int:
     import asyncio
 
-    from batches import SqlEventSink
-    from sending import EventRelay, MessageStore, redis_client
+    from smsguard.batches import SqlEventSink
+    from smsguard.sending import EventRelay, MessageStore, VaultPhones, redis_client
 
     ctx, loc = _ctx()
 
     async def main() -> None:
-        store = MessageStore(redis_client(loc.url), namespace=ctx.send_namespace)
+        store = MessageStore(redis_client(loc.redis_url), namespace=ctx.send_namespace, seal=VaultPhones(ctx.vault))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

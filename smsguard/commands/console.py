@@ -8,7 +8,7 @@
   batch sent through the loopback gateway so the report page has data. Runs in seconds; safe to repeat.
 * ``loopback [--until-idle]``: the whole sending side in one process, for demos and tests: the release
   worker, a gateway worker on the loopback gateway (accepts everything and reports it delivered; numbers
-  ending 9002/9003/9004 are rejected / undelivered / expired, see ``sending/_scenarios.py``) and the
+  ending 9002/9003/9004 are rejected / undelivered / expired, see ``sending/_loopback.py``) and the
   delivery-report relay into SQL. No real SMS leaves the machine.
 """
 
@@ -21,7 +21,9 @@ import secrets
 import signal
 import threading
 
-from ._accounts import add_list_and_passwd, read_password
+from smsguard.core import SmsguardError
+
+from ._accounts import add_list_and_passwd, add_locks_and_unlock, read_password
 from .tenant import open_db
 
 DEMO_TENANT = "demo"
@@ -43,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--role", default="customer", choices=("customer", "viewer"))
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     create.set_defaults(handler=run_user_create)
-    add_list_and_passwd(usub, "console._users", kind="console", one="a console account",
+    add_list_and_passwd(usub, "smsguard.console._users", kind="console", one="a console account",
                         columns=(("id", "id"), ("tenant", "tenant"), ("role", "role"), ("tz", "time_zone")))
+    add_locks_and_unlock(usub, "console")
     disable = usub.add_parser("disable", help="disable a console account (its sessions stop working)")
     disable.add_argument("username")
     disable.set_defaults(handler=run_user_disable)
@@ -67,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_user_create(args: argparse.Namespace) -> int:
-    from console._users import create_user
+    from smsguard.console._users import create_user
 
     user = create_user(open_db(), args.username, read_password(args), tenant=args.tenant, role=args.role)
     print(f"console user {user.username} created (id {user.id}, tenant {user.tenant}, role {user.role})")
@@ -75,7 +78,7 @@ def run_user_create(args: argparse.Namespace) -> int:
 
 
 def run_user_disable(args: argparse.Namespace) -> int:
-    from console._users import disable_user
+    from smsguard.console._users import disable_user
 
     disable_user(open_db(), args.username)
     print(f"console user {args.username} disabled")
@@ -83,7 +86,7 @@ def run_user_disable(args: argparse.Namespace) -> int:
 
 
 def run_timezone(args: argparse.Namespace) -> int:
-    from console._users import set_time_zone
+    from smsguard.console._users import set_time_zone
 
     set_time_zone(open_db(), args.tenant, args.zone)
     print(f"tenant {args.tenant}: time zone {args.zone}")
@@ -110,15 +113,16 @@ def _demo_csv(rows: int = 48) -> bytes:
 def run_demo(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from batches import create_batch, create_template, import_contacts, in_quiet_hours, make_context
-    from console._users import ConsoleUserError, create_user, set_password, set_time_zone
-    from smsguard.settings import get_settings
-    from storage import Conflict, create_tenant, get_tenant
+    from smsguard.batches import create_batch, create_template, import_contacts, in_quiet_hours
+    from smsguard.console._users import ConsoleUserError, create_user, set_password, set_time_zone
+    from smsguard.core import ConflictError, get_settings
+    from smsguard.runtime import Runtime
+    from smsguard.storage import create_tenant, get_tenant
 
     db = open_db()
     try:
         tid = create_tenant(db, DEMO_TENANT).id
-    except Conflict:
+    except ConflictError:
         tid = get_tenant(db, DEMO_TENANT).id
     password = args.password or secrets.token_urlsafe(9)
     try:
@@ -126,7 +130,8 @@ def run_demo(args: argparse.Namespace) -> int:
     except ConsoleUserError:
         set_password(db, DEMO_USER, password)  # re-running the demo prints a password that works
     set_time_zone(db, DEMO_TENANT, "Asia/Shanghai")
-    ctx, loc = make_context(get_settings(), migrate_db=False)
+    loc = Runtime(get_settings()).open(migrate_db=False)
+    ctx = loc.batch_context()
     actor = "cli:console-demo"
     try:
         lst = import_contacts(ctx, tid, "双11 会员 (demo)", io.BytesIO(_demo_csv()), actor=actor)
@@ -145,7 +150,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 batch = create_batch(
                     ctx, tid, name=f"{sent['name']} (demo)", template_id=sent["id"], list_id=lst["id"], actor=actor
                 )
-                _loopback(ctx, loc.url, until_idle=True, quiet=True)
+                _loopback(ctx, loc.redis_url, until_idle=True, quiet=True)
     finally:
         loc.close()
     settings = get_settings()
@@ -159,12 +164,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_loopback(args: argparse.Namespace) -> int:
-    from batches import make_context
-    from smsguard.settings import get_settings
+    from smsguard.core import get_settings
+    from smsguard.runtime import Runtime
 
-    ctx, loc = make_context(get_settings())
+    loc = Runtime(get_settings()).open()
+    ctx = loc.batch_context()
     try:
-        _loopback(ctx, loc.url, until_idle=args.until_idle, rate=args.rate, chunk=args.chunk)
+        _loopback(ctx, loc.redis_url, until_idle=args.until_idle, rate=args.rate, chunk=args.chunk)
     finally:
         loc.close()
     return 0
@@ -176,19 +182,11 @@ def _loopback(
     """Release worker (a thread) + loopback gateway worker + event relay (asyncio), until stopped or idle."""
     import asyncio
 
-    from batches import ReleaseWorker, SqlEventSink
-    from sending import (
-        Channel,
-        EventRelay,
-        GatewayWorker,
-        LoopbackGateway,
-        MessageStore,
-        RedisThrottle,
-        RetryPolicy,
-        Router,
-        Unlimited,
-        redis_client,
-    )
+    from smsguard.batches import ReleaseWorker, SqlEventSink
+    from smsguard.batches._settle import settle_batches
+    from smsguard.sending import EventRelay, MessageStore, VaultPhones, redis_client
+    from smsguard.sending._channels import ChannelSpec
+    from smsguard.sending._gateway_role import GatewayRole
 
     stop = threading.Event()
     release = ReleaseWorker(ctx, chunk=chunk, worker_id="console-loopback-release")
@@ -196,9 +194,13 @@ def _loopback(
     if not quiet:
         print(f"READY loopback {json.dumps(rebuilt)}", flush=True)
 
+    died: list[BaseException] = []  # a worker that died: the command must not wait (or exit 0) without it
+
     def release_loop() -> None:
         try:
             release.run(stop, until_idle=until_idle)
+        except BaseException as e:  # reported by the main loop, which stops the others and exits 2
+            died.append(e)
         finally:
             if until_idle:
                 released.set()
@@ -207,36 +209,40 @@ def _loopback(
 
     async def main() -> None:
         r = redis_client(redis_url)
-        store = MessageStore(r, namespace=ctx.send_namespace)
-        gateway = LoopbackGateway("loopback")
-        throttle = RedisThrottle(r, f"{ctx.send_namespace}:throttle:loopback", rate) if rate > 0 else Unlimited()
-        worker = GatewayWorker(
-            store,
-            [Channel(gateway, throttle)],
-            Router({"default": ["loopback"]}),
-            consumer="console-loopback",
-            retry=RetryPolicy(base=0.05, max_delay=1.0),
-        )
+        store = MessageStore(r, namespace=ctx.send_namespace, seal=VaultPhones(ctx.vault))
+        # the gateway role over one loopback channel: heartbeats, so batches do not say "waiting for a channel"
+        spec = ChannelSpec(name="loopback", protocol="loopback", window=64, rate=rate, receipt_deadline=60.0)
+        gateway = GatewayRole(redis_url, ctx.send_namespace, [spec], process="console-loopback",
+                              seal=VaultPhones(ctx.vault))
         relay = EventRelay(store, SqlEventSink(ctx), consumer="console-loopback")
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
-        await worker.start()
-        tasks = [asyncio.create_task(worker.run(done)), asyncio.create_task(relay.run(done))]
+        tasks = [asyncio.create_task(gateway.run(done)), asyncio.create_task(relay.run(done))]
         thread = threading.Thread(target=release_loop, name="release", daemon=True)
         thread.start()
         while not done.is_set():
             await asyncio.sleep(0.2)
-            if until_idle and released.is_set() and await _settled(ctx):
+            for task in tasks:  # the gateway worker or the relay returned or raised before being told to stop
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    died.append(task.exception())  # type: ignore[arg-type]
+            if until_idle and gateway.worker is not None and gateway.worker.seal_errors:
+                died.append(gateway.worker.seal_errors[0])  # a drain that can never finish: another phone key
+            await asyncio.to_thread(settle_batches, ctx)  # sending → done once every recipient is final
+            if died or (until_idle and released.is_set() and await _settled(ctx)):
                 done.set()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await worker.close()
         await r.aclose()
         thread.join(timeout=10)
 
     asyncio.run(main())
+    if died:
+        e = died[0]
+        why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise SmsguardError(f"a worker died ({why}); the others were stopped", where="console loopback",
+                            code="worker.died")
 
 
 async def _settled(ctx) -> bool:
@@ -244,12 +250,12 @@ async def _settled(ctx) -> bool:
     import anyio.to_thread
     from sqlalchemy import func, select
 
-    from batches._tables import batches, recipients
+    from smsguard.batches._tables import batches, recipients
 
     def count() -> int:
         with ctx.db.connect() as conn:
             releasing = conn.execute(
-                select(func.count()).select_from(batches).where(batches.c.state == "releasing")
+                select(func.count()).select_from(batches).where(batches.c.state.in_(("releasing", "sending")))
             ).scalar_one()
             waiting = conn.execute(
                 select(func.count()).select_from(recipients).where(recipients.c.status == "submitted")

@@ -8,10 +8,10 @@ import re
 import sys
 from pathlib import Path
 
-from engine import Lexicon, LexiconError, LexiconStage, default_config
-from engine._lexicon import MODES, SEVERITIES, file_location, format_line, import_terms, parse_lines
-from engine._lexicon_lint import lint
-from engine._paths import PROJECT_ROOT, user_lexicon_dir
+from smsguard.core import PROJECT_ROOT, LexiconError, get_settings
+from smsguard.engine import Lexicon, LexiconStage, default_config
+from smsguard.engine._lexicon import MODES, SEVERITIES, file_location, format_line, import_terms, parse_lines
+from smsguard.engine._lexicon_lint import lint
 
 GOLDEN_HAM = PROJECT_ROOT / "tests" / "data" / "golden_ham.jsonl"
 
@@ -43,7 +43,7 @@ def run_import(args: argparse.Namespace) -> int:
         raise LexiconError(f"cannot read: {e.strerror}", where=source, code="lexicon.unreadable") from None
     except UnicodeDecodeError as e:
         raise LexiconError(f"not UTF-8 (byte {e.start})", where=source, code="lexicon.encoding") from None
-    target_dir = user_lexicon_dir()
+    target_dir = get_settings().user_lexicon_dir
     target = target_dir / _file_name(args.category)
     existing = (
         frozenset(t.term for t in parse_lines(target.read_bytes(), file_location(target), is_allow=False))

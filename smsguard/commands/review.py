@@ -11,7 +11,9 @@ import argparse
 import os
 import random
 
-from ._accounts import add_list_and_passwd, read_password
+from smsguard.core import get_settings
+
+from ._accounts import add_list_and_passwd, add_locks_and_unlock, read_password
 from .tenant import open_db
 
 # Message templates in the style of real Chinese bulk SMS; {n} varies the numbers so items are not identical.
@@ -27,7 +29,13 @@ _TEMPLATES = [
     "【速通ETC】您的ETC已失效，请尽快登录 http://etc-renew{n}.cn 更新信息",
     "【佳佳装修】免费量房设计，家装贷款0首付，热线158{p}，退订回T",
 ]
-_DUPLICATE = "【安心贷】信用卡逾期？专业代还，低息周转，额度5万起，回T退订"
+# Notifications that give a personal mobile number: policy sends them to review at high severity (contact.phone
+# by kind), so each needs two approvers (four-eyes), the second a senior.
+_HIGH = [
+    "【城市物业】通知：{n}号楼本周六停水，有疑问请联系王师傅139{p}",
+    "【顺心快递】您的包裹已到驿站，取件码{n}{n}{n}，如未收到请致电快递员138{p}",
+    "【阳光培训】家长您好，{n}月课程调整，详情请加班主任电话136{p}咨询",
+]
 _TENANTS = ("acme-mall", "fastpay", "citylife")
 _USERS = (("alice", "reviewer"), ("bob", "senior"), ("carol", "senior"), ("admin", "admin"), ("audrey", "auditor"))
 DEMO_PASSWORD = "review-demo-1"
@@ -48,12 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--role", required=True, choices=("reviewer", "senior", "admin", "auditor"))
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     create.set_defaults(handler=run_user_create)
-    add_list_and_passwd(usub, "review._users", kind="reviewer", one="a reviewer",
+    add_list_and_passwd(usub, "smsguard.review._users", kind="reviewer", one="a reviewer",
                         columns=(("id", "id"), ("role", "role")))
+    add_locks_and_unlock(usub, "review")
 
 
 def run_user_create(args: argparse.Namespace) -> int:
-    from review._users import create_user
+    from smsguard.review._users import create_user
 
     user = create_user(open_db(), args.username, read_password(args), args.role)
     print(f"user {user.username} created (id {user.id}, role {user.role})")
@@ -63,10 +72,11 @@ def run_user_create(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     import msgspec
 
-    import review
-    from engine import Engine, Message, default_config
-    from review._users import UserError, create_user
-    from storage import Conflict, create_tenant, get_tenant
+    from smsguard import review
+    from smsguard.core import ConflictError
+    from smsguard.engine import Engine, Message, default_config
+    from smsguard.review._users import UserError, create_user
+    from smsguard.storage import create_tenant, get_tenant
 
     db = open_db()
     rng = random.Random(args.seed)
@@ -74,7 +84,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for name in _TENANTS:
         try:
             tenants[name] = create_tenant(db, name).id
-        except Conflict:
+        except ConflictError:
             tenants[name] = get_tenant(db, name).id
     created = []
     for name, role in _USERS:
@@ -91,7 +101,11 @@ def run_demo(args: argparse.Namespace) -> int:
         texts.append(t.format(n=rng.randint(2, 9), p=f"{rng.randint(0, 99_999_999):08d}"))
     verdicts = engine.screen_many([Message(text=t) for t in texts])
     chosen = [(t, v) for t, v in zip(texts, verdicts, strict=True) if v.decision == "review"][: args.items]
-    dup = engine.screen_many([Message(text=_DUPLICATE)])[0]
+    high = [t.format(n=rng.randint(2, 9), p=f"{rng.randint(0, 99_999_999):08d}") for t in _HIGH]
+    high_verdicts = engine.screen_many([Message(text=t, kind="notification") for t in high])
+    chosen += [(t, v) for t, v in zip(high, high_verdicts, strict=True) if v.decision == "review"]
+    # identical copies of one reviewable text, from several tenants: one bulk decision settles them
+    dup_text, dup = chosen[0] if chosen else ("", None)
     run = os.urandom(3).hex()  # a fresh source_ref per run: running the demo twice adds a second set
     n = 0
     with db.begin() as conn:
@@ -111,22 +125,33 @@ def run_demo(args: argparse.Namespace) -> int:
                 sample_recipients=recipients,
             )
             n += 1
-        if dup.decision == "review":  # identical content from several tenants: one bulk decision settles them
+        if dup is not None:
             for j in range(3):
                 review.submit(
                     conn,
                     tenant_id=tenants[_TENANTS[j]],
                     source="demo",
                     source_ref=f"{run}:dup{j}",
-                    text=_DUPLICATE,
+                    text=dup_text,
                     verdict=msgspec.to_builtins(dup),
                     batch_size=500,
                 )
                 n += 1
-    print(f"review demo: {n} items queued for review (tenants {', '.join(_TENANTS)})")
+    kinds = {"high severity (four-eyes)": sum(1 for _, v in chosen if _severity(v) == "high"),
+             "identical copies": 4 if dup is not None else 0}
+    print(f"review demo: {n} items queued for review (tenants {', '.join(_TENANTS)}; "
+          + ", ".join(f"{k}: {v}" for k, v in kinds.items()) + ")")
     if created:
         print(f"demo reviewers created, password '{DEMO_PASSWORD}': {', '.join(created)}")
     else:
         print(f"demo reviewers exist already (alice, bob, carol, admin, audrey; password '{DEMO_PASSWORD}')")
-    print("open http://127.0.0.1:8000/review and log in (a running `smsguard serve` dispatches them within 1 s)")
+    settings = get_settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"open http://{host}:{settings.port}/review and log in (a running `smsguard serve` dispatches them "
+          "within 1 s)")
     return 0
+
+
+def _severity(verdict: object) -> str:
+    ranks = {"low": 1, "medium": 2, "high": 3}
+    return max((r.severity for r in getattr(verdict, "reasons", ())), key=lambda s: ranks.get(s, 0), default="low")

@@ -15,7 +15,8 @@ from typing import BinaryIO
 
 import msgspec
 
-from engine import Engine, InputError, Message, default_config
+from smsguard.core import InputError
+from smsguard.engine import Engine, Message, default_config
 
 BATCH = 512
 _decode_message = msgspec.json.Decoder(Message).decode

@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def open_db():
     """The database of the settings in force, migrated to the newest schema."""
-    from smsguard.settings import get_settings
-    from storage import make_engine, migrate
+    from smsguard.core import get_settings
+    from smsguard.storage import make_engine, migrate
 
     db = make_engine(get_settings().sqlalchemy_url)
     migrate(db)
@@ -37,7 +37,7 @@ def open_db():
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from storage import create_key, create_tenant
+    from smsguard.storage import create_key, create_tenant
 
     db = open_db()
     tenant = create_tenant(db, args.name, rate_limit=args.rate_limit)
@@ -49,7 +49,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from storage import list_tenants
+    from smsguard.storage import list_tenants
 
     for t in list_tenants(open_db()):
         print(f"{t.name}\tid={t.id}\trate_limit={t.rate_limit or 'default'}\tcreated={t.created_at:%Y-%m-%d %H:%M}")
@@ -57,7 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_set_limit(args: argparse.Namespace) -> int:
-    from storage import set_rate_limit
+    from smsguard.storage import set_rate_limit
 
     t = set_rate_limit(open_db(), args.name, args.rate_limit or None)
     limit = t.rate_limit or "default"

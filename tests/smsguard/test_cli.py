@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engine import PROJECT_ROOT
+from smsguard.engine import PROJECT_ROOT
 
 
 def run(

@@ -1,0 +1,155 @@
+"""Bench: end-to-end throughput, submit to a final delivery state (issue 16, must-show 6).
+
+One ``smsguard serve`` (all roles: api, release, gateway, relay) on PostgreSQL + a private redis-server takes one
+batch of ``--n`` recipients through a real CMPP peer and a real SMPP peer (separate processes, receipts on),
+and the same batch through two loopback channels as the baseline, in the same run.
+
+    .venv/bin/python bench/pipeline.py --n 100000 [--rate 0] [--timeout 3600]
+
+Per run, sampled every second from ``GET /v1/batches/{id}`` and the peers' journals: the submit (screening
+once per distinct content, the recipients written), the hand-over (no recipient ``queued`` any more), the
+peers' acceptance (every part accepted; CMPP/SMPP only) and the final states (the batch ``done``), each as
+seconds and messages/s, plus the serve process's peak RSS. The ratio is the peer run's end-to-end rate over
+the loopback baseline's. Bounded: each run stops after ``--timeout`` seconds; 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "sending"))  # the test peers (not shipped)
+
+
+SPLIT = {"a": "api,release,relay", "b": "gateway", "c": "gateway"}
+"""``--split``: the roles in three processes (one GIL each) instead of one."""
+
+
+def one_run(root: Path, database: str, *, n: int, rate: float, loopback: bool, timeout: float,
+            split: bool = False) -> dict:
+    import httpx
+    import psutil
+    import psycopg
+    from hosts_support import Hosts, PrivateRedis, accepted, channels_env, environment
+    from sending_peers.processes import cmpp_peer, smpp_peer
+
+    from smsguard.batches import vault_for
+    from smsguard.storage import create_key, create_tenant, make_engine, migrate
+
+    schema = f"bench_pipeline_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{database}{'&' if '?' in database else '?'}options=-csearch_path%3D{schema}"
+    sa_url = "postgresql+psycopg" + url[len("postgresql"):]
+    db = make_engine(sa_url)
+    redis_server = PrivateRedis(root / "redis")
+    journals = (root / "cmpp.jsonl", root / "smpp.jsonl")
+    peers: list = []
+    hosts = None
+    try:
+        migrate(db)
+        keys = root / "keys"
+        vault_for(keys)
+        tenant = create_tenant(db, f"pipeline-{time.time_ns()}")
+        key, _ = create_key(db, tenant.name, label="pipeline")
+        auth = {"Authorization": f"Bearer {key}"}
+        redis_server.start()
+        if not loopback:
+            peers = [cmpp_peer(journal=journals[0]).start(), smpp_peer(journal=journals[1]).start()]
+        env = environment(sa_url, redis_server.url, f"bench-{uuid.uuid4().hex[:6]}", root / "channels.yaml")
+        env.update(channels_env(root, peers, rate), SMSGUARD_SECRETS_DIR=str(root / "secrets"))
+        subprocess.run([sys.executable, "-m", "smsguard", "keys", "init", str(root / "secrets")], env=env,
+                       check=True, capture_output=True)
+        hosts = Hosts(root, env, keys, tuple(SPLIT) if split else ("a",), roles=SPLIT if split else None)
+        hosts.start()
+        port = hosts.ports["a"]
+        print(f"serve pid {hosts.procs['a'].pid} ({'loopback' if loopback else 'cmpp + smpp'})", flush=True)
+        procs = [psutil.Process(p.pid) for p in hosts.procs.values()]
+        numbers = [f"13{i % 10}{i:08d}"[-11:] for i in range(n)]
+        t0 = time.monotonic()
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/batches", headers=auth, timeout=timeout,
+                       json={"name": "pipeline", "content": "【示例商城】您的订单已发货，请注意查收。",
+                             "numbers": numbers, "kind": "notification", "signature": "示例商城"})
+        if r.status_code != 201:
+            raise SystemExit(f"batch refused: {r.status_code} {r.text[:300]}")
+        batch_id = r.json()["id"]
+        marks = {"submit": time.monotonic() - t0}
+        taken = [(0.0, 0)]  # (seconds, parts accepted at the peers) whenever that count moved
+        rss = 0
+        while time.monotonic() - t0 < timeout:
+            rss = max(rss, sum(p.memory_info().rss for p in procs))
+            body = httpx.get(f"http://127.0.0.1:{port}/v1/batches/{batch_id}", headers=auth, timeout=60).json()
+            counts = body["counts"]
+            if "handover" not in marks and not counts.get("queued") and body["state"] != "scheduled":
+                marks["handover"] = time.monotonic() - t0
+            if not loopback:
+                took = sum(accepted(*journals).values())
+                if took != taken[-1][1]:
+                    taken.append((time.monotonic() - t0, took))
+            if body["state"] == "done":
+                marks["final"] = time.monotonic() - t0
+                if not loopback:  # when the peers had accepted all they ever would
+                    marks["accepted"] = taken[-1][0]
+                break
+            time.sleep(1.0)
+        else:
+            raise SystemExit(f"not done after {timeout} s: {body}\n{hosts.tails()}")
+        return {"n": n, "marks": marks, "counts": counts, "rss_mb": rss / 2**20,
+                "twice": sum(1 for v in accepted(*journals).values() if v > 1) if not loopback else 0}
+    finally:
+        if hosts is not None:
+            hosts.stop()
+        for peer in peers:
+            peer.stop()
+        redis_server.stop()
+        db.dispose()
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=0.0, help="msgs/s per channel (0 = unlimited)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a run may take before it stops")
+    parser.add_argument("--database", default=os.environ.get("SMSGUARD_TEST_DATABASE_URL",
+                                                             "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--peers-only", action="store_true", help="skip the loopback baseline (for profiling)")
+    parser.add_argument("--split", action="store_true", help=f"roles in three processes: {SPLIT}")
+    args = parser.parse_args()
+    results = {}
+    runs = (("loopback (baseline)", True), ("cmpp + smpp peers", False))
+    for name, loopback in runs[1:] if args.peers_only else runs:
+        with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+            results[name] = one_run(Path(tmp), args.database, n=args.n, rate=args.rate, loopback=loopback,
+                                    timeout=args.timeout, split=args.split)
+    shape = "three `smsguard serve` processes " + str(SPLIT) if args.split else "one `smsguard serve` (all roles)"
+    print(f"{args.n:,} recipients, {shape}, PostgreSQL + redis-server, load "
+          f"{os.getloadavg()[0]:.1f}")
+    print("| run | submit | hand-over | accepted at peers | final (done) | end-to-end msgs/s | peak RSS | counts |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, r in results.items():
+        m = r["marks"]
+
+        def cell(stage: str, m: dict = m, n: int = r["n"]) -> str:
+            return f"{m[stage]:.1f} s ({n / m[stage]:,.0f}/s)" if stage in m else "–"
+
+        print(f"| {name} | {cell('submit')} | {cell('handover')} | {cell('accepted')} | {cell('final')} | "
+              f"{r['n'] / m['final']:,.0f} | {r['rss_mb']:.0f} MB | {r['counts']} |")
+    if args.peers_only:
+        return
+    base, peer = (results[k]["n"] / results[k]["marks"]["final"] for k in results)
+    print(f"ratio peers / loopback end to end: {peer / base:.2f}; numbers at a peer twice: "
+          f"{results['cmpp + smpp peers']['twice']}")
+
+
+if __name__ == "__main__":
+    main()
