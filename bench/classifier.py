@@ -10,7 +10,8 @@ onnxruntime runs one thread, so every rate is per core. Reports, best of ``--rep
 (d) single-message latency of ``Engine.screen`` with the model: p50 / p99 / max over ``--singles`` messages
     (the pass with the lowest p99 of ``--repeat``), with the p99 of the thread's CPU time beside it.
 
-Targets (issue 4): (b) ≥ 10,000 msgs/s per core; (d) p99 ≤ 2 ms. Exit code 1 if one is missed.
+Targets (issue 4): (b) ≥ 10,000 msgs/s per core; (d) p99 ≤ 2 ms; (issue 22) (b) ≥ 35 % of the msgs/s of
+``LexiconStage.scan_many`` alone on the same lexicons, measured in the same run. Exit code 1 if one is missed.
 The corpus is read from ../shared/data (never copied).
 """
 
@@ -32,10 +33,12 @@ from pathlib import Path
 # bench/engine.py sits next to this script: drop this directory from sys.path so `import engine` is the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from engine import PROJECT_ROOT, Engine, Message, default_config  # noqa: E402
-from engine._onnx_classifier import OnnxClassifier  # noqa: E402
+from smsguard.engine import PROJECT_ROOT, Engine, Message, default_config  # noqa: E402
+from smsguard.engine._onnx_classifier import OnnxClassifier  # noqa: E402
 
-DATA = PROJECT_ROOT.parent / "shared" / "data"
+# ../shared/data next to the repository (or next to the worktrees' folder, for a git worktree)
+_DATA_PLACES = (PROJECT_ROOT.parent / "shared" / "data", PROJECT_ROOT.parent.parent / "shared" / "data")
+DATA = next((d for d in _DATA_PLACES if d.is_dir()), _DATA_PLACES[0])
 CORPORA = ("zh_sms80w/zh_sms80w_dedup_train.tsv", "mudou_spam/train.tsv")
 LEXICON_SOURCES = (
     "lexicons/konsheng_sensitive-lexicon/words.tsv",
@@ -45,6 +48,7 @@ LEXICON_SOURCES = (
 BATCH = 512
 TARGET_MSGS = 10_000
 TARGET_P99_MS = 2.0
+TARGET_SHARE_OF_STAGE = 0.35  # with the model, of the lexicon stage's msgs/s on the same lexicons (issue 22)
 
 
 def load_texts(limit: int, seed: int) -> list[str]:
@@ -76,9 +80,9 @@ def best_of(repeat: int, run: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
+        start = time.thread_time()  # CPU time: a neighbour holding the core does not count (onnxruntime runs
+        run()  # in this thread with 1 intra-op thread)
+        best = min(best, time.thread_time() - start)
     return best
 
 
@@ -126,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         def screen(engine: Engine) -> Callable[[], object]:
             return lambda: [engine.screen_many(b) for b in batches]
 
+        stage = without.lexicon
+        text_batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
+        t_stage = best_of(args.repeat, lambda: [stage.scan_many(b) for b in text_batches])
         t_without = best_of(args.repeat, screen(without))
         t_with = best_of(args.repeat, screen(with_model))
         t_clf = best_of(
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(messages)
     figures = {
         "messages": n,
+        "lexicon_stage_msgs_per_s": n / t_stage,
         "engine_without_model_msgs_per_s": n / t_without,
         "engine_with_model_msgs_per_s": n / t_with,
         "classifier_alone_msgs_per_s": n / t_clf,
@@ -162,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         "lexicon_terms": "project lexicons + shared (~100k)" if args.shared_lexicons else "project lexicons",
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
+    figures["with_model_share_of_lexicon_stage"] = t_stage / t_with
+    figures["without_model_share_of_lexicon_stage"] = t_stage / t_without
+    ok_share = figures["with_model_share_of_lexicon_stage"] >= TARGET_SHARE_OF_STAGE
     ok_rate = figures["engine_with_model_msgs_per_s"] >= TARGET_MSGS
     ok_p99 = figures["single_p99_ms"] <= TARGET_P99_MS
     command = " ".join([".venv/bin/python bench/classifier.py", *(sys.argv[1:] if argv is None else argv)])
@@ -170,26 +181,33 @@ def main(argv: list[str] | None = None) -> int:
 - command: `{command}`; model {figures["model_version"]} ({figures["model_bytes"] / 1e6:.2f} MB)
 - {platform.python_version()} on {platform.machine()}, {os.cpu_count()} logical CPUs, {pinned}; onnxruntime 1 thread
 - {n:,} messages from {", ".join(CORPORA)} (shuffled, seed {args.seed}); lexicons: {figures["lexicon_terms"]}
-- load average at the end: {figures["load_average"]:.2f} (the machine may be shared: best of {args.repeat} runs)
+- load average at the end: {figures["load_average"]:.2f} (the machine may be shared: best of {args.repeat} runs;
+  throughputs from the thread's CPU time)
 
-| measurement | msgs/s (per core) |
-| --- | ---: |
-| (a) Engine.screen_many, batches of {BATCH}, no model | {figures["engine_without_model_msgs_per_s"]:,.0f} |
-| (b) Engine.screen_many, batches of {BATCH}, with the model | {figures["engine_with_model_msgs_per_s"]:,.0f} |
-| (c) classifier alone (prepare + onnxruntime), batches of {BATCH} | {figures["classifier_alone_msgs_per_s"]:,.0f} |
+| measurement | share of the lexicon stage | msgs/s (per core) |
+| --- | ---: | ---: |
+| baseline: `LexiconStage.scan_many` alone, same lexicons, batches of {BATCH} | 100% | \
+{figures["lexicon_stage_msgs_per_s"]:,.0f} |
+| (a) Engine.screen_many, batches of {BATCH}, no model | {figures["without_model_share_of_lexicon_stage"]:.0%} | \
+{figures["engine_without_model_msgs_per_s"]:,.0f} |
+| (b) Engine.screen_many, batches of {BATCH}, with the model | {figures["with_model_share_of_lexicon_stage"]:.0%} | \
+{figures["engine_with_model_msgs_per_s"]:,.0f} |
+| (c) classifier alone (prepare + onnxruntime), batches of {BATCH} | | \
+{figures["classifier_alone_msgs_per_s"]:,.0f} |
 
 The classifier takes {figures["classifier_share_of_engine_time"]:.0%} of (b)'s time.
 (d) single message, `Engine.screen` with the model, {len(lat):,} messages: p50 {figures["single_p50_ms"]:.3f} ms,
 p99 {figures["single_p99_ms"]:.3f} ms, max {figures["single_max_ms"]:.3f} ms (wall clock); p99 of the thread's CPU
 time {figures["single_cpu_p99_ms"]:.3f} ms (a wall p99 far above it means the core was busy with other work).
 
-Targets: (b) ≥ {TARGET_MSGS:,} msgs/s per core: {"met" if ok_rate else "MISSED"}; \
+Targets: (b) ≥ {TARGET_SHARE_OF_STAGE:.0%} of the lexicon stage's msgs/s (issue 22): \
+{"met" if ok_share else "MISSED"}; (b) ≥ {TARGET_MSGS:,} msgs/s per core: {"met" if ok_rate else "MISSED"}; \
 (d) p99 ≤ {TARGET_P99_MS} ms: {"met" if ok_p99 else "MISSED"}.
 """
     print(report)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
-    return 0 if ok_rate and ok_p99 else 1
+    return 0 if ok_rate and ok_p99 and ok_share else 1
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import PROJECT_ROOT, InputError, normalizer
-from engine._features import prepare
+from smsguard.core import InputError, get_settings
+from smsguard.engine import normalizer
+from smsguard.engine._features import prepare
 
-DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
+DATA_DIR = get_settings().shared_data_dir  # SMSGUARD_SHARED_DATA, default ../shared/data
 
 ZH80W = "zh_sms80w/zh_sms80w_dedup_train.tsv"
 FBS = "fbs_sms/fbs_sms_train.tsv"
@@ -88,7 +89,7 @@ def fbs_text(segmented: str) -> str:
 
 def _rows(path: Path) -> Iterable[tuple[int, str, str]]:
     if not path.is_file():
-        raise InputError(f"training corpus not found (expected ../shared/data next to the repo): {path}")
+        raise InputError(f"training corpus not found (../shared/data, or SMSGUARD_SHARED_DATA): {path}")
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             first, sep, text = line.rstrip("\n").partition("\t")

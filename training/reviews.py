@@ -1,8 +1,10 @@
 """Labelled items from reviewers' decisions, for ``smsguard train --with-reviews``.
 
-The review queue is not built yet; training only needs something that yields ``(text, label)``
-pairs, so that is the whole contract. :class:`JsonlReviewSource` reads an export of reviewer
-decisions, one JSON object a line::
+Training only needs something that yields ``(text, label)`` pairs, so that is the whole contract.
+``smsguard train --with-reviews`` (no file) reads the decided review items straight from SQL
+(:func:`sql_source`: ``review.SqlReviewLabelSource`` over ``review_labels``);
+``smsguard train --export-reviews FILE`` writes the same labels as JSON lines (:func:`export_jsonl`), the
+format :class:`JsonlReviewSource` reads back, one JSON object a line::
 
     {"text": "…", "label": 1}            # 1 = bad content (reviewer rejected), 0 = fine
     {"text": "…", "decision": "reject"}  # or the reviewer's decision: approve → 0, reject → 1
@@ -15,9 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from engine import InputError
+from smsguard.core import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 _DECISIONS = {"approve": 0, "approved": 0, "reject": 1, "rejected": 1}
 
@@ -45,6 +50,31 @@ class JsonlReviewSource:
                 if not line.strip():
                     continue
                 yield _parse(line, f"{self.path}:{lineno}")
+
+
+def sql_source(db: Engine, *, tenant_id: int | None = None) -> ReviewLabelSource:
+    """Every final reviewer decision in SQL (approved → 0, rejected → 1), oldest first."""
+    from smsguard.review import SqlReviewLabelSource
+
+    return SqlReviewLabelSource(db, tenant_id=tenant_id)
+
+
+def export_jsonl(source: ReviewLabelSource, path: Path) -> int:
+    """Write ``source``'s labels to ``path`` as ``{"text", "label"}`` lines (temp file, then renamed);
+    returns how many. Phone numbers stay as the reviewers saw them: the file is training data, keep it so."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for text, label in source.labels():
+                f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+                count += 1
+        tmp.replace(path)
+    except OSError as e:
+        raise InputError(f"cannot write review labels: {e.strerror or e}", where=str(path),
+                         code="reviews.export") from None
+    return count
 
 
 def _parse(line: str, where: str) -> tuple[str, int]:

@@ -27,9 +27,10 @@ import numpy as np
 import onnxruntime as ort
 from sklearn.metrics import roc_auc_score
 
-from engine import PROJECT_ROOT, ModelError, load_policy
-from engine._features import FEATURES_VERSION, fingerprint, prepare
-from engine._onnx_classifier import OnnxClassifier
+from smsguard.core import ModelError, get_settings
+from smsguard.engine import PROJECT_ROOT, load_policy
+from smsguard.engine._features import FEATURES_VERSION, fingerprint, prepare
+from smsguard.engine._onnx_classifier import OnnxClassifier
 
 from . import card, evaluate, export, sanity, transactional
 from .data import (
@@ -85,8 +86,8 @@ class Result:
 
 def trained_on() -> date:
     """Today, or SOURCE_DATE_EPOCH's date: the only input that is not data, code or seed."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    return datetime.fromtimestamp(int(epoch), UTC).date() if epoch else datetime.now(UTC).date()
+    epoch = get_settings().source_date_epoch
+    return datetime.fromtimestamp(epoch, UTC).date() if epoch is not None else datetime.now(UTC).date()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

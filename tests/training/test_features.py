@@ -7,8 +7,19 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine._features import BOS, EOS, FEATURES_VERSION, NUM_LONG, NUM_SHORT, PROBES, SYM, URL, fingerprint, prepare
-from training.data import fbs_text
+from smsguard.engine._features import (
+    BOS,
+    EOS,
+    FEATURES_VERSION,
+    NUM_LONG,
+    NUM_SHORT,
+    PROBES,
+    SYM,
+    URL,
+    fingerprint,
+    prepare,
+)
+from smsguard.training.data import fbs_text
 
 
 def tokens(text: str) -> list[str]:

@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from training.export import plain_onnx_models
-from training.model import Hyper, fit_vectorizer, onnx_safe
+from smsguard.training.export import plain_onnx_models
+from smsguard.training.model import Hyper, fit_vectorizer, onnx_safe
 
 
 def test_onnx_safe_drops_ngrams_with_a_missing_token_or_prefix() -> None:
@@ -51,7 +51,7 @@ def _tiny_model() -> tuple[object, object, object]:
 def test_the_lookup_graph_counts_presence_and_ignores_padding() -> None:
     """Repeated n-grams count once (binary TF-IDF), rows of different lengths share a padded batch, and a
     message of unknown tokens scores the intercept alone: exactly what sklearn computes."""
-    from training.export import CATEGORY_OUTPUT, SPAM_OUTPUT, to_onnx_model
+    from smsguard.training.export import CATEGORY_OUTPUT, SPAM_OUTPUT, to_onnx_model
 
     vec, spam, category = _tiny_model()
     model = to_onnx_model(vec, spam, category, {"categories": "[]"})
@@ -67,7 +67,7 @@ def test_the_lookup_graph_counts_presence_and_ignores_padding() -> None:
 
 
 def test_a_vocabulary_the_graph_cannot_look_up_is_refused() -> None:
-    from training.export import to_onnx_model
+    from smsguard.training.export import to_onnx_model
 
     vec, spam, category = _tiny_model()
     vec.vocabulary_ = {**vec.vocabulary_, "官 僚": len(vec.vocabulary_)}  # 僚 is no feature

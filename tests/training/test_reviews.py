@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import InputError
-from training.reviews import JsonlReviewSource, ReviewLabelSource
+from smsguard.core import InputError
+from smsguard.training.reviews import JsonlReviewSource, ReviewLabelSource
 
 
 def test_jsonl_labels_and_decisions(tmp_path: Path) -> None:

@@ -13,13 +13,14 @@ from pathlib import Path
 import joblib
 import pytest
 
-from engine._features import FEATURES_VERSION, fingerprint
-from engine._onnx_classifier import OnnxClassifier
 from smsguard.cli import main
-from training import card as card_module
-from training.data import DATA_DIR, FBS, fbs_text
+from smsguard.core import get_settings
+from smsguard.engine._features import FEATURES_VERSION, fingerprint
+from smsguard.engine._onnx_classifier import OnnxClassifier
+from smsguard.training import card as card_module
+from smsguard.training.data import DATA_DIR, FBS, fbs_text
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 LIMIT = "600"  # rows per corpus: enough for every code path, seconds per run
 EPOCH = "1795000000"  # 2026-11-18: a fixed training date makes the file reproducible
 
@@ -28,7 +29,9 @@ EPOCH = "1795000000"  # 2026-11-18: a fixed training date makes the file reprodu
 def _fixed_date() -> Iterator[None]:
     old = os.environ.get("SOURCE_DATE_EPOCH")
     os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    get_settings.cache_clear()  # settings are read once per process: read them again with the date set
     yield
+    get_settings.cache_clear()
     if old is None:
         del os.environ["SOURCE_DATE_EPOCH"]
     else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine import normalizer
-from training import transactional
-from training.data import group_key
+from smsguard.engine import normalizer
+from smsguard.training import transactional
+from smsguard.training.data import group_key
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data"
 
