@@ -104,9 +104,10 @@ class Settings:
     pumping_conversion_window: int = 3600
     """Seconds of verification sends and checks a prefix's conversion is computed over."""
     pumping_conversion_min_unverified: int = 8
-    """Abnormal volume: a prefix with at least this many unverified codes in the window is judged on conversion."""
+    """Evidence of abnormal volume: this many unverified codes to a prefix within five minutes (a burst), or the
+    evidence of twice as many with none verified over the window, before its conversion is called low."""
     pumping_conversion_threshold: float = 0.3
-    """Below this conversion (verified / sent) such a prefix is throttled, then blocked."""
+    """Below this conversion (verified / sent), with that evidence, a prefix is throttled, then blocked."""
     pumping_throttle_seconds: int = 60
     """``Retry-After`` of a low-conversion throttle; the prefix still gets one message per this period."""
     pumping_block_after: int = 5
@@ -397,10 +398,12 @@ VARIABLES: tuple[Variable, ...] = (
              "Seconds of verification sends and checks a prefix's conversion (verified / sent) is computed over; "
              "also how long refused attempts (strikes) are remembered."),
     Variable("SMSGUARD_PUMPING_CONVERSION_MIN_UNVERIFIED", "pumping_conversion_min_unverified", _integer(1),
-             "Abnormal volume: a prefix with at least this many unverified codes in the window is judged on its "
-             "conversion."),
+             "Evidence of abnormal volume: this many unverified codes to a prefix within five minutes (a burst), "
+             "or over the window a one-sided binomial test as strong as twice this many with none verified, "
+             "before its conversion is judged low."),
     Variable("SMSGUARD_PUMPING_CONVERSION_THRESHOLD", "pumping_conversion_threshold", _fraction,
-             "Below this conversion such a prefix is throttled (`pumping.prefix_low_conversion`), then blocked."),
+             "Below this conversion, with that evidence, a prefix is throttled (`pumping.prefix_low_conversion`), "
+             "then blocked."),
     Variable("SMSGUARD_PUMPING_THROTTLE_SECONDS", "pumping_throttle_seconds", _integer(1),
              "`Retry-After` of a low-conversion throttle; the prefix still gets one message per this period, so "
              "a real user's code can convert."),

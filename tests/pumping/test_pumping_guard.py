@@ -116,6 +116,52 @@ def test_a_converting_prefix_is_not_throttled(make_guard, clock, tenant, prefix)
     assert refused == 0
 
 
+def test_slow_bad_luck_is_not_a_pumped_prefix_but_a_slow_pump_is(make_guard, clock, tenant, prefix):
+    """A quiet prefix whose last 8 codes (one every 6 minutes) went unverified is what a real prefix converting at
+    50 % shows once in 256 hours: the burst view never sees 8 within five minutes, and the window's test asks for
+    twice ``min`` with none verified before it calls that conversion low. A slow pump does get there."""
+    guard = make_guard(pumping_conversion_min_unverified=8, pumping_conversion_threshold=0.3, pumping_block_after=99)
+    p = prefix()
+    actions = []
+    for i in range(20):
+        n = f"{p}{i:04d}"
+        d = guard.check(tenant, n)
+        if d.allowed:
+            guard.record_sent(tenant, n)
+        actions.append(d.action)
+        clock.advance(170)  # 20 codes in 57 minutes: inside one conversion window
+    assert actions[:16] == ["allow"] * 16  # the old ratio rule throttled from the 9th
+    assert "throttle" in actions[16:]
+
+
+def test_a_burst_of_unverified_codes_is_throttled_at_min(make_guard, clock, tenant, prefix):
+    guard = make_guard(pumping_conversion_min_unverified=8, pumping_block_after=99)
+    p = prefix()
+    actions = []
+    for i in range(10):
+        n = f"{p}{i:04d}"
+        d = guard.check(tenant, n)
+        if d.allowed:
+            guard.record_sent(tenant, n)
+        actions.append(d.action)
+        clock.advance(2)
+    assert actions[:9] == ["allow"] * 9  # the 9th is the throttle's trickle
+    assert actions[9] == "throttle"
+
+
+def test_a_number_counts_again_once_its_window_has_passed_on_the_guards_clock(make_guard, clock, tenant, prefix):
+    """The once-per-window marker holds the time it counted, so a clock that is not Redis's (a simulation, a
+    replay) sees a number verified an hour ago counted afresh."""
+    guard = make_guard(pumping_conversion_window=3600)
+    number = _number(prefix())
+    guard.record_sent(tenant, number)
+    guard.record_verified(tenant, number)
+    clock.advance(3601 + 3600)
+    guard.record_sent(tenant, number)
+    guard.record_verified(tenant, number)
+    assert guard.conversion(number) == {"sent": 1, "verified": 1, "conversion": 1.0}
+
+
 def test_a_bombed_number_counts_once_in_its_prefix_conversion(make_guard, tenant, prefix):
     guard = make_guard(pumping_number_limit=100, pumping_conversion_min_unverified=3)
     p = prefix()
