@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 # KEYS[1] = theoretical arrival time (µs). ARGV = emission interval µs, burst tolerance µs, n.
@@ -56,20 +57,24 @@ class RedisThrottle:
 class LocalThrottle:
     """The same GCRA for one process (no Redis configured)."""
 
-    def __init__(self, rate: float, *, burst: int = 1) -> None:
+    def __init__(
+        self, rate: float, *, burst: int = 1, clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate, self.burst = rate, burst
         self._tat = 0.0
+        self._clock, self._sleep = clock, sleep
 
     async def acquire(self, n: int = 1) -> float:
-        now = time.monotonic()
+        now = self._clock()
         interval = 1 / self.rate
         tat = max(self._tat, now)
         self._tat = tat + n * interval
         wait = max(0.0, tat - interval * (self.burst - 1) - now)
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
         return wait
 
 

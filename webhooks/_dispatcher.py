@@ -25,6 +25,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -261,6 +262,12 @@ class Dispatcher:
         rest keep their leases, which expire, and are sent again by a dispatcher."""
         tasks: set[asyncio.Task[None]] = set()
         kick = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # SQL gets threads of its own: the loop's default executor also resolves every endpoint's host name, and
+        # a tenant whose name server never answers (5 s per lookup, times its concurrency) would otherwise hold
+        # the claims and records of every other tenant behind it. Lookups get a wider pool for the same reason.
+        sql = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhooks-sql")
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="webhooks-dns"))
         results: asyncio.Queue[tuple[Job, int | None, str | None, float, asyncio.Future[str]]] = asyncio.Queue()
 
         async def one(job: Job) -> None:
@@ -283,7 +290,7 @@ class Dispatcher:
                 while not results.empty() and len(batch) < 500:
                     batch.append(results.get_nowait())
                 try:
-                    outcomes = await asyncio.to_thread(self.record_many, [b[:4] for b in batch])
+                    outcomes = await loop.run_in_executor(sql, self.record_many, [b[:4] for b in batch])
                 except Exception as e:
                     for b in batch:
                         b[4].set_exception(e)
@@ -296,7 +303,7 @@ class Dispatcher:
             while not stop.is_set():
                 kick.clear()
                 try:
-                    jobs = await asyncio.to_thread(self.claim, dict(self.inflight))
+                    jobs = await loop.run_in_executor(sql, self.claim, dict(self.inflight))
                 except Exception:  # SQL unavailable: try again after a pause
                     log.exception("webhook claim failed")
                     jobs = []
@@ -324,6 +331,7 @@ class Dispatcher:
             for _, client in self._clients.values():
                 await client.aclose()
             self._clients.clear()
+            sql.shutdown(wait=False)
 
 
 def _inflight_of(busy: list[int], inflight: dict[int, int]) -> Any:

@@ -78,10 +78,15 @@ def test_healthz_answers_while_a_large_text_is_screened(tmp_path, free_port) -> 
         assert result["status"] == 200, result
         gaps = [b - a for a, b in itertools.pairwise(answered)]
         # Screened on the loop, the text held every other request for the whole screening: one gap between two
-        # /healthz answers as long as the engine's time for it. Off the loop the gaps stay far shorter.
-        assert len(answered) >= 3, f"only {len(answered)} /healthz answers during {result['seconds']:.2f} s"
-        assert max(gaps) < 0.5 * screening, (
-            f"longest wait between /healthz answers {max(gaps):.3f} s; screening the text takes {screening:.3f} s"
+        # /healthz answers about as long as the request itself. Off the loop the gaps stay far shorter (the
+        # longest is one C call holding the GIL, str.translate over the text: about a tenth of the screening).
+        # The bound is against the request's own time in this run, not the engine time measured before it: a
+        # loaded CI host stretched both the server's screening and the gaps past the earlier figure.
+        seconds = float(result["seconds"])  # type: ignore[arg-type]
+        assert len(answered) >= 3, f"only {len(answered)} /healthz answers during {seconds:.2f} s"
+        assert max(gaps) < 0.5 * max(seconds, screening), (
+            f"longest wait between /healthz answers {max(gaps):.3f} s; the request took {seconds:.3f} s "
+            f"(engine time for the text measured before: {screening:.3f} s)"
         )
 
 
