@@ -18,26 +18,20 @@ Importing this package registers the review decision handlers for sources ``temp
 from smsguard import review
 from smsguard.phones import InvalidPhone, Phone, PhoneVault, mask, parse_phone, vault_for
 
-from ._batches import (
-    cancel_batch,
-    create_batch,
-    get_batch,
-    get_budget,
-    list_recipients,
-    on_content_decision,
-    report_csv,
-    set_budget,
-    submit_batch,
-)
+from ._batches import cancel_batch, create_batch
 from ._billing import policy_prices
 from ._billing import reconcile as reconcile_billing
+from ._budget import get_budget, set_budget
 from ._common import BatchError, BudgetExceeded, Context
 from ._contacts import delete_list, get_list, import_contacts, rejects_csv
+from ._decisions import on_content_decision
 from ._optouts import classify, handle_mo, opt_in, opt_out, rebuild_sets, record_complaint
 from ._optouts import status as optout_status
+from ._reading import get_batch, list_recipients, report_csv
 from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
 from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, apply_inbound, apply_report
+from ._submit import submit_batch
 from ._template_versions import decide_version, pending_versions, propose_version, template_history
 from ._templates import Template, create_template, get_template, on_template_decision
 from ._view import MESSAGE_STATES, message_view, redact_text

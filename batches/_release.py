@@ -48,8 +48,9 @@ from smsguard.pumping import PumpingGuard
 from smsguard.sending import Cap, EpochChanged, Handover, Outbox, Redrive, sealed_ciphertext
 
 from . import _billing, _caps, _optouts, _settle
-from ._batches import SENDABLE_REVIEW, _transition, money, resume_stale_submits
 from ._common import Context, now, tenant_name
+from ._lifecycle import SENDABLE_REVIEW, _transition, money
+from ._submit import resume_stale_submits
 from ._tables import batch_contents, batches, budgets, handovers, recipients, tenants
 
 log = logging.getLogger("smsguard.release")

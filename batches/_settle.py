@@ -29,7 +29,8 @@ HEARTBEAT_TTL = 5.0  # as sending/_gateway_role.py: a gateway process silent thi
 
 def settle_batches(ctx: Context, *, actor: str = "system:relay") -> list[int]:
     """Move every ``sending`` batch whose recipients are all final to ``done``; returns their ids."""
-    from ._batches import _transition, status_counts
+    from ._lifecycle import _transition
+    from ._reading import status_counts
 
     with ctx.db.connect() as conn:
         ids = conn.execute(select(batches.c.id).where(batches.c.state == SENDING).order_by(batches.c.id)).scalars()

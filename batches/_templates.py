@@ -3,7 +3,7 @@ variables. A template is screened when it is created (its variables filled with 
 can be used only once approved: ``pass`` approves it at once, ``review`` waits for a reviewer (review
 source ``template``, ref = template id), ``block`` refuses it for good.
 
-Variable VALUES are screened at send time, inside each distinct rendered content (``_batches``). A link
+Variable VALUES are screened at send time, inside each distinct rendered content (``_submit``). A link
 or a contact inside a variable is flagged (``variable.link`` / ``variable.contact``, at least review)
 even where the same link in the approved template text would pass: variables are where unregistered
 links and private-contact diversions get smuggled in.

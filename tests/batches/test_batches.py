@@ -456,13 +456,13 @@ class _Killed(BaseException):
 
 
 def _crash_submit(ctx, monkeypatch, **batch) -> int:
-    from smsguard.batches import _batches
+    from smsguard.batches import _submit
 
     def die(*args, **kwargs):
         raise _Killed
 
     with monkeypatch.context() as m:
-        m.setattr(_batches, "_screen", die)
+        m.setattr(_submit, "_screen", die)
         with pytest.raises(_Killed):
             batches.create_batch(ctx, batch.pop("tenant"), **batch)
     with ctx.db.begin() as conn:
