@@ -46,8 +46,10 @@ class ReviewError(InputError):
 
 
 SEVERITIES = ("high", "medium", "low")
-SOURCES = ("api", "batch_content", "template", "demo")
+SOURCES = ("api", "batch_content", "template", "signature", "demo")
 MAX_SEARCH = 100
+# Items that are not message content (a signature application's summary line): no training label.
+UNLABELLED_SOURCES = frozenset({"signature"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -714,12 +716,13 @@ class ReviewService:
         source's handler (the batch continues or is blocked, the template is decided) and the tenant's webhook."""
         approved = row.status == "approved"
         t = _aware(row.decided_at) or now()
-        conn.execute(
-            insert(review_labels).values(
-                item_id=row.id, tenant_id=row.tenant_id, text=row.text, label=0 if approved else 1,
-                category=row.decision_category, created_at=t,
+        if row.source not in UNLABELLED_SOURCES:
+            conn.execute(
+                insert(review_labels).values(
+                    item_id=row.id, tenant_id=row.tenant_id, text=row.text, label=0 if approved else 1,
+                    category=row.decision_category, created_at=t,
+                )
             )
-        )
         handler = decision_handler(row.source)
         if handler is not None:
             handler(conn, Decision(item_id=row.id, source=row.source, source_ref=row.source_ref,

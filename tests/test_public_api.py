@@ -20,8 +20,8 @@ PINNED: dict[str, list[str]] = {
     ],
     "smsguard.filing": [
         "DocumentVault", "KINDS", "MAX_DOCUMENT_BYTES", "SignatureNotApproved", "USES", "apply", "check_name",
-        "decide", "document", "download_headers", "get", "list_signatures", "metadata", "require_approved",
-        "resubmit", "set_channel", "sniff",
+        "decide", "document", "download_headers", "get", "list_signatures", "metadata", "on_signature_decision",
+        "require_approved", "resubmit", "set_channel", "sniff",
     ],
     "smsguard.runtime": [
         "Runtime",
@@ -52,7 +52,7 @@ PINNED: dict[str, list[str]] = {
     "smsguard.review": [
         "Decision", "DecisionHandler", "FINAL_STATUSES", "OPEN_STATUSES", "ReviewConfig",
         "SqlReviewLabelSource", "api_review_status", "content_hash", "load_review_config",
-        "register_decision_handler", "submit", "submit_api_verdicts",
+        "register_decision_handler", "settle", "submit", "submit_api_verdicts",
     ],
     "smsguard.review_ui": [
         "ReviewUI",
