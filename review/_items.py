@@ -66,7 +66,7 @@ def register_decision_handler(source: str, handler: DecisionHandler) -> None:
 # Sources whose handlers live in a package that registers them on import: a process that decides an item
 # (say a CLI or a worker that never imported that package) imports it first, so no decision skips its handler.
 _HANDLER_MODULES = {"batch_content": "smsguard.batches", "template": "smsguard.batches",
-                    "signature": "smsguard.filing"}
+                    "template_version": "smsguard.batches", "signature": "smsguard.filing"}
 
 
 def decision_handler(source: str) -> DecisionHandler | None:

@@ -46,7 +46,7 @@ class ReviewError(InputError):
 
 
 SEVERITIES = ("high", "medium", "low")
-SOURCES = ("api", "batch_content", "template", "signature", "demo")
+SOURCES = ("api", "batch_content", "template", "template_version", "signature", "demo")
 MAX_SEARCH = 100
 # Items that are not message content (a signature application's summary line): no training label.
 UNLABELLED_SOURCES = frozenset({"signature"})
