@@ -1,7 +1,8 @@
 """Undo in the reviewer UI against a real ``smsguard serve`` (policy.yaml ``review.undo_seconds``: 10): the page
 after a decision offers 撤销 / Undo with a countdown (button and key ``u``); undoing gives the item back to the
 reviewer, claimed, with nothing released; after the window the serve process releases the decision by itself
-and an undo is refused with 409 ``review.undo_expired``.
+and an undo is refused with 409 ``review.undo_expired``. And signature applications sit in the main queue
+(source filter ``signature``, SLA timer), decided on their own page.
 
 Items go to the second tenant (``?tenant=fastpay``), as in test_review_workbench_ui.py."""
 
@@ -120,4 +121,41 @@ def test_undo_in_the_browser_with_the_key_and_the_countdown(browser, server) -> 
     page.keyboard.press("u")  # disabled: nothing happens
     time.sleep(0.3)
     assert _row(server, item).status == "approved"
+    page.context.close()
+
+
+def test_signature_applications_are_in_the_main_queue_with_the_source_filter(browser, server) -> None:
+    import os
+    import uuid
+
+    from smsguard import filing
+
+    vault = filing.DocumentVault([(1, os.urandom(32))])  # the documents are not opened here
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    name = "签名" + uuid.uuid4().hex[:6]
+    sig = filing.apply(server.db, vault, server.other_tenant_id, name=name, kind="company", use="self",
+                       files=[("licence.pdf", pdf)], actor="test")
+    with server.db.connect() as conn:
+        item = conn.execute(select(review_items.c.id).where(review_items.c.source == "signature",
+                                                            review_items.c.source_ref == str(sig["id"]))).scalar_one()
+    page = login(browser, server, "alice")
+    page.goto(f"{server.url}/review?{Q}&source=signature")
+    assert page.locator("select[name=source]").input_value() == "signature"
+    assert page.locator("select[name=source] option[value=signature]").inner_text() == "signature application"
+    row = page.locator(f'tr[data-href^="/review/items/{item}?"]')
+    assert "signature application" in row.inner_text() and name in row.inner_text()
+    assert row.get_attribute("data-sla") in ("ok", "near", "breached")
+    assert "left" in row.locator("td.sla").inner_text()
+    page.goto(f"{server.url}/review?{Q}&source=api")
+    assert page.locator(f'tr[data-href^="/review/items/{item}?"]').count() == 0
+    # the item page sends the reviewer to the application's own page, where it is decided with its documents
+    page.goto(f"{server.url}/review/items/{item}?{Q}")
+    page.click("#signature-link")
+    page.wait_for_url(re.compile(rf"/review/signatures/{sig['id']}$"))
+    page.fill("#reason-input", "营业执照已过期")
+    page.click("#reject")
+    page.wait_for_url(re.compile(rf"/review/signatures/{sig['id']}$"))
+    assert _row(server, item).status == "rejected"
+    page.goto(f"{server.url}/review?{Q}&source=signature")
+    assert page.locator(f'tr[data-href^="/review/items/{item}?"]').count() == 0
     page.context.close()
