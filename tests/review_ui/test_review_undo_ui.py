@@ -76,11 +76,19 @@ def test_undo_over_http_within_the_window_and_refused_after_it(server) -> None:
     status, release_at, _ = _row(server, item)
     assert (status, release_at) == ("pending", None) and not _labelled(server, item)
     assert "claimed by you" in c.get(f"/review/items/{item}").text
+    # "my decisions" offers the undo too while a decision is pending release (the banner is one page only)
+    r = _decide(c, item, "reject", reason_code="illegal_loan")
+    history = c.get("/review/history?mine=1").text
+    assert f'id="undo-{item}"' in history and "pending release" in history
+    r = c.post("/review/undo", data={"_csrf_token": _csrf(history), "ids": str(item)})
+    assert r.status_code == 303 and r.headers["location"] == f"/review/items/{item}"
+    assert _row(server, item).status == "pending"
     alice = _login(server, "alice")
     assert "claimed by bob" in alice.get(f"/review/items/{item}").text
     alice.close()
     # decide again and let the window pass: the server releases it with no manual step
     r = _decide(c, item, "approve")
+    assert r.status_code in (302, 303)
     assert r.status_code in (302, 303)
     page = c.get(r.headers["location"]).text
     _wait_released(server, item)
