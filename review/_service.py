@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from ._items import Decision, decision_handler
 from ._queue import Lease, Queue
 from ._tables import FINAL_STATUSES, OPEN_STATUSES, review_actions, review_items, review_labels, review_users
 from ._users import User
+
+log = logging.getLogger("smsguard.review")
 
 ACTIONS = ("approve", "reject", "escalate")
 PAGE = 50
@@ -776,6 +779,9 @@ class ReviewService:
             except SmsguardError as e:
                 # the source refused the decision (say the batch was cancelled meanwhile): the item opens again
                 self._reopen_refused(item_id, e)
+                continue
+            except Exception as e:  # SQL or Redis briefly away: this one is retried next turn, the rest go on
+                log.warning("review release of item %s: %s", item_id, e)
                 continue
             released += 1
             with contextlib.suppress(Exception):  # committed already; the reaper trims the entry later

@@ -242,3 +242,22 @@ def test_without_a_window_decisions_are_released_at_once(env, users) -> None:
     with pytest.raises(ConflictError) as e:
         env.service.undo(users["rev1"], [item])
     assert e.value.code == "review.undo_expired"
+
+
+def test_a_failing_release_does_not_hold_up_the_others(uenv, users) -> None:
+    def broken(conn, decision) -> None:
+        raise RuntimeError("database hiccup")
+
+    review.register_decision_handler("undo-broken", broken)
+    bad = uenv.submit(source="undo-broken")
+    good = uenv.submit(source="undo-test")
+    for item in (bad, good):
+        uenv.service.claim(users["rev1"], item)
+        uenv.service.decide(users["rev1"], item, version=1, action="approve")
+    uenv.service.release_due(at=_later())
+    assert _mine(uenv, good) == [good] and uenv.service._row(good).release_at is None
+    row = uenv.service._row(bad)
+    assert row.status == "approved" and row.release_at is not None  # still pending: retried next turn
+    review.register_decision_handler("undo-broken", _handler)
+    uenv.service.release_due(at=_later())
+    assert uenv.service._row(bad).release_at is None and _mine(uenv, bad) == [bad]
