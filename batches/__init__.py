@@ -32,7 +32,13 @@ from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_i
 from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, apply_inbound, apply_report
 from ._submit import submit_batch
-from ._template_versions import decide_version, pending_versions, propose_version, template_history
+from ._template_versions import (
+    decide_version,
+    on_version_decision,
+    pending_versions,
+    propose_version,
+    template_history,
+)
 from ._templates import Template, create_template, get_template, on_template_decision
 from ._view import MESSAGE_STATES, message_view, redact_text
 
@@ -41,6 +47,7 @@ def register_review_handlers() -> None:
     """Hook batch contents and templates into the review queue's decisions (idempotent)."""
     review.register_decision_handler("batch_content", on_content_decision)
     review.register_decision_handler("template", on_template_decision)
+    review.register_decision_handler("template_version", on_version_decision)
 
 
 register_review_handlers()
@@ -78,6 +85,7 @@ __all__ = [
     "message_view",
     "on_content_decision",
     "on_template_decision",
+    "on_version_decision",
     "opt_in",
     "opt_out",
     "optout_status",

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from smsguard import audit, filing, webhooks
+from smsguard import audit, filing, review, webhooks
 from smsguard.core import ConflictError, InputError, NotFoundError
 
 from ._common import Context, now
@@ -79,6 +79,7 @@ def propose_version(ctx: Context, tenant_id: int, template_id: int, *, body: str
         vid = conn.execute(insert(template_versions).values(
             template_id=template_id, tenant_id=tenant_id, version=last.version + 1, signature=sig, body=body,
             status="pending", actor=actor, created_at=now())).inserted_primary_key[0]
+        _to_review(conn, tenant_id, vid, signature=sig, body=body, name=t.name, version=last.version + 1)
         audit.append(conn, event_type="template.status", actor=actor, tenant_id=tenant_id,
                      subject=f"template:{template_id}", payload={"version": last.version + 1, "status": "pending",
                                                                  "after": last.status})
@@ -102,7 +103,6 @@ def decide_version(ctx: Context, version_id: int, *, approve: bool, reason: str,
     reason = reason.strip()
     if not approve and not reason:
         raise InputError("a rejection needs a reason for the customer", where="reason", code="template.reason")
-    status = "approved" if approve else "rejected"
     with ctx.db.begin() as conn:
         v = conn.execute(select(template_versions).where(template_versions.c.id == version_id)).first()
         if v is None:
@@ -110,18 +110,51 @@ def decide_version(ctx: Context, version_id: int, *, approve: bool, reason: str,
                                 code="template.version_not_found")
         if v.status != "pending":
             raise ConflictError(f"version {v.version} is {v.status}", where="path version_id", code="template.state")
-        at = now()
-        conn.execute(update(template_versions).where(template_versions.c.id == version_id).values(
-            status=status, reason=reason or None, reviewer=reviewer, decided_at=at))
-        if approve:
-            compiled = Template.compile(v.signature, v.body)
-            conn.execute(update(templates).where(templates.c.id == v.template_id).values(
-                signature=v.signature, body=v.body, variables=json.dumps(list(compiled.variables)),
-                status="approved", reason=None, decided_at=at))
-        audit.append(conn, event_type="template.status", actor=reviewer, tenant_id=v.tenant_id,
-                     subject=f"template:{v.template_id}", payload={"version": v.version, "status": status,
-                                                                   "reason": reason})
-        webhooks.emit(conn, tenant_id=v.tenant_id, event_type="template.status", subject=f"template:{v.template_id}",
-                      payload={"template_id": v.template_id, "version": v.version, "status": status,
-                               "reason": reason or None})
+        # its item in the main review queue is closed with the same decision (this page is the decision)
+        review.settle(conn, source="template_version", source_ref=str(version_id), approved=approve,
+                      reason=reason or None, actor=reviewer)
+        _record(conn, v, approve=approve, reason=reason, reviewer=reviewer)
         return _view(conn.execute(select(template_versions).where(template_versions.c.id == version_id)).one())
+
+
+def _record(conn: Connection, v: Any, *, approve: bool, reason: str, reviewer: str) -> None:
+    status = "approved" if approve else "rejected"
+    at = now()
+    conn.execute(update(template_versions).where(template_versions.c.id == v.id).values(
+        status=status, reason=reason or None, reviewer=reviewer, decided_at=at))
+    if approve:
+        compiled = Template.compile(v.signature, v.body)
+        conn.execute(update(templates).where(templates.c.id == v.template_id).values(
+            signature=v.signature, body=v.body, variables=json.dumps(list(compiled.variables)),
+            status="approved", reason=None, decided_at=at))
+    webhooks.emit(conn, tenant_id=v.tenant_id, event_type="template.status", subject=f"template:{v.template_id}",
+                  payload={"template_id": v.template_id, "version": v.version, "status": status,
+                           "reason": reason or None})
+    audit.append(conn, event_type="template.status", actor=reviewer, tenant_id=v.tenant_id,
+                 subject=f"template:{v.template_id}", payload={"version": v.version, "status": status,
+                                                               "reason": reason})
+
+
+def _to_review(conn: Connection, tenant_id: int, vid: int, *, signature: str, body: str, name: str,
+               version: int) -> None:
+    """A proposed version is also an item of the main review queue (source ``template_version``, its SLA timer
+    and filters): deciding it there or on ``/review/templates`` decides the version."""
+    text = f"【{signature}】{body}"
+    verdict = {"decision": "review", "score": 0.0, "kind": "template", "signature": f"【{signature}】",
+               "reasons": [{"code": "template.version", "category": "template", "severity": "low",
+                            "source": "filing", "action": "review", "start": 0, "end": len(signature) + 2,
+                            "message": f"template {name!r} version {version}: check the new text"}]}
+    review.submit(conn, tenant_id=tenant_id, source="template_version", source_ref=str(vid), text=text,
+                  verdict=verdict)
+
+
+def on_version_decision(conn: Connection, decision: Any) -> None:
+    """Review handler (source ``template_version``): a decision in the main queue decides the version, in the
+    decision's transaction. Decided on its own page meanwhile: nothing to do."""
+    v = conn.execute(select(template_versions).where(template_versions.c.id == int(decision.source_ref))).first()
+    if v is None or v.status != "pending":
+        return
+    if not decision.approved and not (decision.reason or "").strip():
+        raise InputError("a rejection needs a reason for the customer", where="reason", code="template.reason")
+    reviewer = f"user:{decision.deciders[-1]}" if decision.deciders else "system:review"
+    _record(conn, v, approve=decision.approved, reason=(decision.reason or "").strip(), reviewer=reviewer)

@@ -124,6 +124,9 @@ class ReviewPolicy(_Strict):
         default_factory=lambda: {"high": 15.0, "medium": 60.0, "low": 240.0})
     near_sla: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     reasons: list[ReviewReason] = []
+    undo_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 0.0
+    """Grace window after a final decision: its reviewer may undo it; only after it is the decision released
+    (the source's handler, the training label, webhooks). 0 (the default) releases at once."""
 
     def sla_seconds(self, severity: str) -> float:
         """Seconds an item of ``severity`` may wait; a severity without a target gets the most lenient one."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from smsguard import audit, webhooks
+from smsguard import audit, review, webhooks
 from smsguard.core import ConflictError, ForbiddenError, InputError, NotFoundError
 
 from ._documents import MAX_DOCUMENTS, DocumentVault, check_size, safe_filename, sha256, sniff
@@ -77,6 +77,7 @@ def apply(
                 data_enc=vault.encrypt(data), created_at=now))
         for ch in channels:
             conn.execute(insert(channel_status).values(signature_id=sid, channel=ch, status="pending", updated_at=now))
+        _to_review(conn, tenant_id, sid, name=name, kind=kind, use=use, ref=str(sid))
         audit.append(conn, event_type="signature.status", actor=actor, tenant_id=tenant_id, subject=f"signature:{sid}",
                      payload={"status": "pending", "name": name, "kind": kind, "use": use,
                               "documents": [c[1] for c in checked]})
@@ -144,19 +145,51 @@ def decide(db: Engine, sid: int, *, approve: bool, reason: str, reviewer: str) -
     reason = reason.strip()
     if not approve and not reason:
         raise InputError("a rejection needs a reason for the customer", where="reason", code="signature.reason")
-    status = "approved" if approve else "rejected"
     with db.begin() as conn:
         row = _row(conn, None, sid)
         if row.status != "pending":
             raise ConflictError(f"signature {sid} is {row.status}, not pending", where="path signature_id",
                                 code="signature.state")
-        conn.execute(update(signatures).where(signatures.c.id == sid).values(
-            status=status, reason=reason or None, reviewer=reviewer, decided_at=_now()))
-        audit.append(conn, event_type="signature.status", actor=reviewer, tenant_id=row.tenant_id,
-                     subject=f"signature:{sid}", payload={"status": status, "reason": reason, "name": row.name})
-        webhooks.emit(conn, tenant_id=row.tenant_id, event_type="signature.status", subject=f"signature:{sid}",
-                      payload={"signature_id": sid, "name": row.name, "status": status, "reason": reason or None})
+        # its item in the main review queue is closed with the same decision (this page is the decision)
+        review.settle(conn, source="signature", source_ref=str(sid), approved=approve, reason=reason or None,
+                      actor=reviewer)
+        _record(conn, row, approve=approve, reason=reason, reviewer=reviewer)
         return _view(conn, _row(conn, None, sid))
+
+
+def _record(conn: Connection, row: Any, *, approve: bool, reason: str, reviewer: str) -> None:
+    status = "approved" if approve else "rejected"
+    sid = row.id
+    conn.execute(update(signatures).where(signatures.c.id == sid).values(
+        status=status, reason=reason or None, reviewer=reviewer, decided_at=_now()))
+    webhooks.emit(conn, tenant_id=row.tenant_id, event_type="signature.status", subject=f"signature:{sid}",
+                  payload={"signature_id": sid, "name": row.name, "status": status, "reason": reason or None})
+    audit.append(conn, event_type="signature.status", actor=reviewer, tenant_id=row.tenant_id,
+                 subject=f"signature:{sid}", payload={"status": status, "reason": reason, "name": row.name})
+
+
+def _to_review(conn: Connection, tenant_id: int, sid: int, *, name: str, kind: str, use: str, ref: str) -> None:
+    """An application is also an item of the main review queue (source ``signature``, its SLA timer and
+    filters): deciding it there or on its own page (with the documents) decides the signature."""
+    text = f"【{name}】签名报备申请：主体类型 {kind}，用途 {'自用' if use == 'self' else '他用'}"
+    verdict = {"decision": "review", "score": 0.0, "kind": "signature", "signature": f"【{name}】",
+               "reasons": [{"code": "signature.application", "category": "signature", "severity": "low",
+                            "source": "filing", "action": "review", "start": 0, "end": len(name) + 2,
+                            "message": "signature application: check the qualification documents"}]}
+    review.submit(conn, tenant_id=tenant_id, source="signature", source_ref=ref, text=text, verdict=verdict)
+
+
+def on_signature_decision(conn: Connection, decision: Any) -> None:
+    """Review handler (source ``signature``): a decision in the main queue decides the application, in the
+    decision's transaction. Decided on its own page meanwhile: nothing to do."""
+    sid = int(str(decision.source_ref).split(":")[0])
+    row = conn.execute(select(signatures).where(signatures.c.id == sid)).first()
+    if row is None or row.status != "pending":
+        return
+    if not decision.approved and not (decision.reason or "").strip():
+        raise InputError("a rejection needs a reason for the customer", where="reason", code="signature.reason")
+    reviewer = f"user:{decision.deciders[-1]}" if decision.deciders else "system:review"
+    _record(conn, row, approve=decision.approved, reason=(decision.reason or "").strip(), reviewer=reviewer)
 
 
 def resubmit(db: Engine, vault: DocumentVault, tenant_id: int, sid: int, *, files: Sequence[tuple[str, bytes]],
@@ -178,6 +211,8 @@ def resubmit(db: Engine, vault: DocumentVault, tenant_id: int, sid: int, *, file
                 signature_id=sid, filename=fname, content_type=ctype, size=len(data), sha256=sha256(data),
                 data_enc=vault.encrypt(data), created_at=now))
         conn.execute(update(signatures).where(signatures.c.id == sid).values(status="pending", decided_at=None))
+        _to_review(conn, tenant_id, sid, name=row.name, kind=row.kind, use=row.use,
+                   ref=f"{sid}:{int(now.timestamp() * 1000)}")
         audit.append(conn, event_type="signature.status", actor=actor, tenant_id=tenant_id,
                      subject=f"signature:{sid}", payload={"status": "pending", "resubmitted": True,
                                                           "previous_reason": row.reason})

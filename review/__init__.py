@@ -14,6 +14,7 @@ from ._items import (
     DecisionHandler,
     content_hash,
     register_decision_handler,
+    settle,
     submit,
     submit_api_verdicts,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "content_hash",
     "load_review_config",
     "register_decision_handler",
+    "settle",
     "submit",
     "submit_api_verdicts",
 ]

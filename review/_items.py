@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from smsguard.engine import normalizer
 from smsguard.phones import mask
 
+from ._audit import emit
 from ._config import ReviewConfig, load_review_config
-from ._tables import review_items
+from ._tables import OPEN_STATUSES, review_items
 
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
 MAX_SAMPLE_RECIPIENTS = 5
@@ -64,7 +65,8 @@ def register_decision_handler(source: str, handler: DecisionHandler) -> None:
 
 # Sources whose handlers live in a package that registers them on import: a process that decides an item
 # (say a CLI or a worker that never imported that package) imports it first, so no decision skips its handler.
-_HANDLER_MODULES = {"batch_content": "smsguard.batches", "template": "smsguard.batches"}
+_HANDLER_MODULES = {"batch_content": "smsguard.batches", "template": "smsguard.batches",
+                    "template_version": "smsguard.batches", "signature": "smsguard.filing"}
 
 
 def decision_handler(source: str) -> DecisionHandler | None:
@@ -165,3 +167,26 @@ def submit_api_verdicts(conn: Connection, rows: Sequence[Sequence[Any]]) -> None
     for r in rows:
         if r[5] == "review":
             submit(conn, tenant_id=r[1], source="api", source_ref=r[0], text=r[11], verdict=json.loads(r[12]))
+
+
+def settle(conn: Connection, *, source: str, source_ref: str, approved: bool, reason: str | None,
+           actor: str) -> list[int]:
+    """The source decided the matter on its own page (a signature application decided on
+    ``/review/signatures``): its open review items for ``source_ref`` (or a resubmission of it, ``<ref>:<n>``)
+    are closed with that decision, in the
+    caller's transaction, without calling the source's handler again. Returns the ids closed."""
+    c = review_items.c
+    rows = conn.execute(
+        select(c.id, c.version, c.tenant_id).where(
+            c.source == source, or_(c.source_ref == source_ref, c.source_ref.like(f"{source_ref}:%")),
+            c.status.in_(OPEN_STATUSES))
+    ).all()
+    status = "approved" if approved else "rejected"
+    t = datetime.now(UTC)
+    for r in rows:
+        conn.execute(update(review_items).where(c.id == r.id, c.version == r.version).values(
+            status=status, version=r.version + 1, decided_at=t, decision_reason=reason, release_at=None,
+            undo_status=None))
+        emit(conn, event_type="review.settled", actor=actor, tenant_id=r.tenant_id, subject=f"review:{r.id}",
+             payload={"status": status, "source": source, "source_ref": source_ref})
+    return [r.id for r in rows]

@@ -319,7 +319,8 @@ class Queue:
                     done = list(
                         conn.execute(
                             select(review_items.c.stream_id).where(
-                                review_items.c.stream_id.in_(ids), review_items.c.status.in_(FINAL_STATUSES)
+                                review_items.c.stream_id.in_(ids), review_items.c.status.in_(FINAL_STATUSES),
+                                review_items.c.release_at.is_(None),  # pending release: kept until released
                             )
                         ).scalars()
                     )

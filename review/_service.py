@@ -10,9 +10,11 @@ after the commit; if that fails, the reaper trims the entry later.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ from ._queue import Lease, Queue
 from ._tables import FINAL_STATUSES, OPEN_STATUSES, review_actions, review_items, review_labels, review_users
 from ._users import User
 
+log = logging.getLogger("smsguard.review")
+
 ACTIONS = ("approve", "reject", "escalate")
 PAGE = 50
 MAX_BULK = 200
@@ -45,8 +49,10 @@ class ReviewError(InputError):
 
 
 SEVERITIES = ("high", "medium", "low")
-SOURCES = ("api", "batch_content", "template", "demo")
+SOURCES = ("api", "batch_content", "template", "template_version", "signature", "demo")
 MAX_SEARCH = 100
+# Items that are not message content (a signature application's summary line): no training label.
+UNLABELLED_SOURCES = frozenset({"signature"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,10 @@ class Outcome:
     message: str
     bulk_done: int = 0
     bulk_skipped: int = 0
+    release_at: datetime | None = None
+    """When the decision is released (None: released already, or not final)."""
+    decided_ids: list[int] = field(default_factory=list)
+    """The items this call decided that are pending release (what an undo takes back)."""
 
 
 @dataclass(slots=True)
@@ -406,18 +416,25 @@ class ReviewService:
         if action == "reject" and not reason:
             raise ReviewError("a rejection needs a reason", where="reason", code="review.reason_required")
         done = skipped = 0
+        decided: list[int] = []
+        release_at = None
         for item_id in ids:
             try:
                 row = self._row(item_id)
-                self._decide_one(user, item_id, version=row.version, action=action, reason=reason, category=None,
-                                 reason_code=reason_code, bulk_of=ids[0])
+                one = self._decide_one(user, item_id, version=row.version, action=action, reason=reason,
+                                       category=None, reason_code=reason_code, bulk_of=ids[0])
+                decided += one.decided_ids
+                release_at = one.release_at or release_at
                 done += 1
             except SmsguardError:  # held by others, changed, needs a senior, or a handler refused
                 skipped += 1
         verb = {"approve": "approved", "reject": "rejected"}[action]
         msg = f"{done} item(s) {verb}" + (f", {skipped} skipped (held by others, changed, or need a senior)"
                                            if skipped else "")
-        return Outcome(item_id=ids[0], status=verb, final=True, message=msg, bulk_done=done, bulk_skipped=skipped)
+        if decided:
+            msg += f" (released in {self.config.queue.undo_seconds:g} s unless you undo)"
+        return Outcome(item_id=ids[0], status=verb, final=True, message=msg, bulk_done=done, bulk_skipped=skipped,
+                       release_at=release_at, decided_ids=decided)
 
     def history(self, user: User, f: Filters, *, mine: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         """Decided items, newest first: the reviewer's own with ``mine``, narrowed by tenant, category,
@@ -429,7 +446,7 @@ class ReviewService:
         with self.db.connect() as conn:
             rows = conn.execute(
                 select(c.id, c.text, c.category, c.severity, c.status, c.source, c.decided_at, c.decision_reason,
-                       c.decision_reason_code, Tenant.name.label("tenant"))
+                       c.decision_reason_code, c.release_at, Tenant.name.label("tenant"))
                 .join(Tenant, Tenant.id == c.tenant_id).where(*cond)
                 .order_by(c.decided_at.desc(), c.id.desc()).limit(limit)
             ).all()
@@ -555,8 +572,9 @@ class ReviewService:
                 ).all()
             for twin_id, twin_version in twins:
                 try:
-                    self._decide_one(user, twin_id, version=twin_version, action=action, reason=reason,
-                                     category=category, bulk_of=item_id, reason_code=reason_code)
+                    twin = self._decide_one(user, twin_id, version=twin_version, action=action, reason=reason,
+                                            category=category, bulk_of=item_id, reason_code=reason_code)
+                    outcome.decided_ids += twin.decided_ids
                     done += 1
                 except SmsguardError:  # taken by someone else, decided meanwhile, or a handler refused: skip it
                     skipped += 1
@@ -628,6 +646,9 @@ class ReviewService:
         else:
             status, final = "second", False
         t = now()
+        undo = self.config.queue.undo_seconds
+        pending_release = final and undo > 0
+        release_at = t + timedelta(seconds=undo) if pending_release else None
         with self.db.begin() as conn:
             changed = conn.execute(
                 update(review_items)
@@ -639,6 +660,8 @@ class ReviewService:
                     decision_reason=reason if final else row.decision_reason,
                     decision_category=(category or (row.category if action == "reject" else None)) if final else None,
                     decision_reason_code=reason_code if final else None,
+                    release_at=release_at,
+                    undo_status=row.status if pending_release else None,
                 )
             ).rowcount
             if changed != 1:
@@ -650,25 +673,6 @@ class ReviewService:
                 )
             )
             deciders = [*approvers, user.username] if action == "approve" else [user.username]
-            if final:
-                label_category = category or (row.category if action == "reject" else None)
-                conn.execute(
-                    insert(review_labels).values(
-                        item_id=item_id, tenant_id=row.tenant_id, text=row.text, label=0 if action == "approve" else 1,
-                        category=label_category, created_at=t,
-                    )
-                )
-                handler = decision_handler(row.source)
-                if handler is not None:
-                    handler(conn, Decision(item_id=item_id, source=row.source, source_ref=row.source_ref,
-                                           tenant_id=row.tenant_id, approved=action == "approve", reason=reason,
-                                           deciders=deciders, category=label_category, decided_at=t,
-                                           reason_code=reason_code))
-                # the tenant's webhooks learn the decision on their content in this same transaction
-                webhooks.emit(conn, tenant_id=row.tenant_id, event_type="review.decided", subject=f"review:{item_id}",
-                              payload={"item_id": item_id, "source": row.source, "source_ref": row.source_ref,
-                                       "decision": status, "reason": reason, "reason_code": reason_code,
-                                       "category": label_category, "decided_at": t.isoformat()})
             payload: dict[str, Any] = {"action": action, "status": status, "final": final, "version": version + 1,
                                        "source": row.source, "source_ref": row.source_ref, "deciders": deciders}
             if reason:
@@ -679,13 +683,19 @@ class ReviewService:
                 payload["category"] = category
             if bulk_of is not None:
                 payload["bulk_of"] = bulk_of
+            if release_at is not None:
+                payload["release_at"] = release_at.isoformat()
             emit(conn, event_type=f"review.{action}", actor=f"user:{user.username}", tenant_id=row.tenant_id,
                  subject=f"review:{item_id}", payload=payload)
+            if final and not pending_release:
+                self._release_effects(conn, self._row_in(conn, item_id), deciders)
         try:
-            if final:
+            if final and not pending_release:
                 self.queue.finish(row.stream_id)
-            else:
+            elif not final:
                 self.release(user, item_id)
+            # pending release: the reviewer keeps the entry (so an undo gives the item straight back to them);
+            # the release worker acknowledges it once the release is committed
         except Exception:  # committed already; the reaper trims or frees the entry later
             pass
         msg = {
@@ -694,7 +704,182 @@ class ReviewService:
             "escalated": f"item {item_id} escalated to a senior reviewer",
             "second": f"item {item_id}: first approval recorded; a senior must give the second (four-eyes)",
         }[status]
-        return Outcome(item_id=item_id, status=status, final=final, message=msg)
+        if pending_release:
+            msg += f" (released in {undo:g} s unless you undo it)"
+        return Outcome(item_id=item_id, status=status, final=final, message=msg, release_at=release_at,
+                       decided_ids=[item_id] if pending_release else [])
+
+    # -- release and undo ------------------------------------------------------------------------------
+    @staticmethod
+    def _row_in(conn: Any, item_id: int) -> Any:
+        return conn.execute(select(review_items).where(review_items.c.id == item_id)).one()
+
+    def _release_effects(self, conn: Any, row: Any, deciders: Sequence[str]) -> None:
+        """What a final decision does downstream, inside ``conn``'s transaction: the training label, the
+        source's handler (the batch continues or is blocked, the template is decided) and the tenant's webhook."""
+        approved = row.status == "approved"
+        t = _aware(row.decided_at) or now()
+        if row.source not in UNLABELLED_SOURCES:
+            conn.execute(
+                insert(review_labels).values(
+                    item_id=row.id, tenant_id=row.tenant_id, text=row.text, label=0 if approved else 1,
+                    category=row.decision_category, created_at=t,
+                )
+            )
+        handler = decision_handler(row.source)
+        if handler is not None:
+            handler(conn, Decision(item_id=row.id, source=row.source, source_ref=row.source_ref,
+                                   tenant_id=row.tenant_id, approved=approved, reason=row.decision_reason,
+                                   deciders=list(deciders), category=row.decision_category, decided_at=t,
+                                   reason_code=row.decision_reason_code))
+        # the tenant's webhooks learn the decision on their content in this same transaction
+        webhooks.emit(conn, tenant_id=row.tenant_id, event_type="review.decided", subject=f"review:{row.id}",
+                      payload={"item_id": row.id, "source": row.source, "source_ref": row.source_ref,
+                               "decision": row.status, "reason": row.decision_reason,
+                               "reason_code": row.decision_reason_code, "category": row.decision_category,
+                               "decided_at": t.isoformat()})
+
+    @staticmethod
+    def _deciders(conn: Any, row: Any) -> list[str]:
+        acts = conn.execute(
+            select(review_actions.c.username, review_actions.c.action)
+            .where(review_actions.c.item_id == row.id).order_by(review_actions.c.id)
+        ).all()
+        if row.status == "approved":
+            return [a.username for a in acts if a.action == "approve"]
+        return [a.username for a in acts if a.action == "reject"][-1:]
+
+    def release_due(self, *, at: datetime | None = None, limit: int = 200) -> int:
+        """Release every decision whose undo window has closed (``release_at`` ≤ now): each in its own
+        transaction, which clears ``release_at`` only if it is still set (so two processes, or a late undo,
+        never both act) and runs the downstream effects; the Redis entry is acknowledged after the commit.
+        Run every second by the review UI's background loop in every API process; the deadline is in SQL,
+        so decisions left pending by a killed process are released by the next one. Returns how many."""
+        t = at or now()
+        c = review_items.c
+        with self.db.connect() as conn:
+            ids = list(conn.execute(
+                select(c.id).where(c.release_at.is_not(None), c.release_at <= t).order_by(c.release_at).limit(limit)
+            ).scalars())
+        released = 0
+        for item_id in ids:
+            try:
+                with self.db.begin() as conn:
+                    changed = conn.execute(
+                        update(review_items)
+                        .where(c.id == item_id, c.release_at.is_not(None), c.release_at <= t)
+                        .values(release_at=None, undo_status=None)
+                    ).rowcount
+                    if changed != 1:
+                        continue  # undone in time, or released by another process
+                    row = self._row_in(conn, item_id)
+                    self._release_effects(conn, row, self._deciders(conn, row))
+                    emit(conn, event_type="review.released", actor="system:review", tenant_id=row.tenant_id,
+                         subject=f"review:{item_id}", payload={"status": row.status, "version": row.version})
+            except SmsguardError as e:
+                # the source refused the decision (say the batch was cancelled meanwhile): the item opens again
+                self._reopen_refused(item_id, e)
+                continue
+            except Exception as e:  # SQL or Redis briefly away: this one is retried next turn, the rest go on
+                log.warning("review release of item %s: %s", item_id, e)
+                continue
+            released += 1
+            with contextlib.suppress(Exception):  # committed already; the reaper trims the entry later
+                self.queue.finish(row.stream_id)
+        return released
+
+    def _reopen_refused(self, item_id: int, error: SmsguardError) -> None:
+        c = review_items.c
+        with self.db.begin() as conn:
+            row = conn.execute(select(review_items).where(c.id == item_id)).one_or_none()
+            if row is None or row.release_at is None:
+                return
+            conn.execute(update(review_items).where(c.id == item_id).values(
+                status=row.undo_status or "pending", version=row.version + 1, decided_at=None, decision_reason=None,
+                decision_category=None, decision_reason_code=None, release_at=None, undo_status=None,
+                dispatch_epoch=None))
+            last = conn.execute(select(review_actions.c.id).where(review_actions.c.item_id == item_id)
+                                .order_by(review_actions.c.id.desc()).limit(1)).scalar_one_or_none()
+            if last is not None:
+                conn.execute(review_actions.delete().where(review_actions.c.id == last))
+            emit(conn, event_type="review.release_refused", actor="system:review", tenant_id=row.tenant_id,
+                 subject=f"review:{item_id}", payload={"error": error.message, "code": error.code})
+
+    def undo(self, user: User, item_ids: Sequence[int]) -> Outcome:
+        """Take back the caller's own decisions that are still pending release: each item goes back to the
+        status it had (pending, escalated, second), claimed by the caller, and nothing downstream happened.
+        After the window the decision is released and an undo is refused (409 ``review.undo_expired``)."""
+        ids = sorted({int(i) for i in item_ids})
+        if not ids:
+            raise ReviewError("name the decision to undo", where="ids", code="review.undo_nothing")
+        if len(ids) > MAX_BULK + 1:
+            raise ReviewError(f"at most {MAX_BULK + 1} items at once", where="ids")
+        if not user.can_act:
+            raise ForbiddenError(f"role {user.role} is read-only", where="role", code="review.forbidden")
+        c = review_items.c
+        undone: list[int] = []
+        errors: list[SmsguardError] = []
+        for item_id in ids:
+            try:
+                self._undo_one(user, item_id)
+                undone.append(item_id)
+            except SmsguardError as e:
+                errors.append(e)
+        if not undone:
+            raise errors[0]
+        for item_id in undone:
+            # back to the reviewer who undid it (their entry, kept while pending release); with Redis away the
+            # dispatcher offers it again later, SQL has it open already
+            with contextlib.suppress(Exception):
+                self.claim(user, item_id)
+        with self.db.connect() as conn:
+            status = conn.execute(select(c.status).where(c.id == undone[0])).scalar_one()
+        msg = (f"item {undone[0]} undone: back to {status}, claimed by you" if len(undone) == 1
+               else f"{len(undone)} decisions undone")
+        if errors:
+            msg += f"; {len(errors)} could not be: {errors[0].message}"
+        return Outcome(item_id=undone[0], status=status, final=False, message=msg, bulk_done=len(undone),
+                       bulk_skipped=len(errors))
+
+    def _undo_one(self, user: User, item_id: int) -> None:
+        c = review_items.c
+        t = now()
+        with self.db.begin() as conn:
+            row = conn.execute(select(review_items).where(c.id == item_id)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"no review item {item_id}", where="item", code="review.not_found")
+            if row.release_at is None:
+                if row.status in FINAL_STATUSES:
+                    raise ConflictError(f"item {item_id} was {row.status} and its decision has been released; "
+                                        "it can no longer be undone", where="item", code="review.undo_expired")
+                raise ConflictError(f"item {item_id} has no decision to undo (it is {row.status})", where="item",
+                                    code="review.undo_nothing")
+            release_at = _aware(row.release_at)
+            if release_at <= t:
+                raise ConflictError(f"the undo window of item {item_id} closed at "
+                                    f"{release_at.strftime('%H:%M:%S UTC')}; the decision is being released",
+                                    where="item", code="review.undo_expired")
+            last = conn.execute(
+                select(review_actions.c.id, review_actions.c.user_id, review_actions.c.action)
+                .where(review_actions.c.item_id == item_id).order_by(review_actions.c.id.desc()).limit(1)
+            ).one_or_none()
+            if last is None or last.user_id != user.id:
+                raise ForbiddenError(f"only the reviewer who decided item {item_id} can undo it", where="user",
+                                     code="review.undo_forbidden")
+            changed = conn.execute(
+                update(review_items)
+                .where(c.id == item_id, c.version == row.version, c.release_at.is_not(None), c.release_at > t)
+                .values(status=row.undo_status or "pending", version=row.version + 1, decided_at=None,
+                        decision_reason=None, decision_category=None, decision_reason_code=None, release_at=None,
+                        undo_status=None)
+            ).rowcount
+            if changed != 1:  # released (or undone) a moment ago by another process
+                raise ConflictError(f"the decision on item {item_id} was released meanwhile; it can no longer be "
+                                    "undone", where="item", code="review.undo_expired")
+            conn.execute(review_actions.delete().where(review_actions.c.id == last.id))
+            emit(conn, event_type="review.undo", actor=f"user:{user.username}", tenant_id=row.tenant_id,
+                 subject=f"review:{item_id}", payload={"undone": last.action, "status": row.undo_status,
+                                                       "version": row.version + 1})
 
     def _conflict_message(self, row: Any) -> str:
         with self.db.connect() as conn:
@@ -720,12 +905,14 @@ def api_review_status(db: Engine, verdict_id: str) -> dict[str, Any] | None:
     """The human decision on a screening-API verdict: ``{"status": pending|approved|rejected, "decided_at"}``."""
     with db.connect() as conn:
         row = conn.execute(
-            select(review_items.c.status, review_items.c.decided_at).where(
+            select(review_items.c.status, review_items.c.decided_at, review_items.c.release_at).where(
                 and_(review_items.c.source == "api", review_items.c.source_ref == verdict_id)
             )
         ).one_or_none()
     if row is None:
         return None
+    if row.release_at is not None:  # decided but still within its undo window: not released to the customer yet
+        return {"status": "pending", "decided_at": None}
     decided = _aware(row.decided_at)
     return {"status": row.status if row.status in ("approved", "rejected") else "pending",
             "decided_at": decided.isoformat() if decided else None}

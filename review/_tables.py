@@ -59,12 +59,18 @@ review_items = Table(
     # flushed Redis gets a new epoch, so every open item whose epoch differs is re-driven.
     Column("stream_id", String(32), nullable=True),
     Column("dispatch_epoch", String(32), nullable=True),
+    # Undo grace window (policy.yaml review.undo_seconds): a final decision whose release_at is set is "pending
+    # release": its reviewer may undo it until then (the item goes back to undo_status); at release_at the
+    # release worker runs the source's handler, writes the label and webhooks, then clears release_at.
+    Column("release_at", DateTime(timezone=True), nullable=True),
+    Column("undo_status", String(16), nullable=True),
     UniqueConstraint("source", "source_ref", name="uq_review_items_source_ref"),
     Index("ix_review_items_status_prio", "status", "priority", "created_at"),
     Index("ix_review_items_status_sev", "status", "severity", "priority", "created_at"),
     Index("ix_review_items_content_hash", "content_hash"),
     Index("ix_review_items_dispatch", "dispatch_epoch"),
     Index("ix_review_items_decided_at", "decided_at"),
+    Index("ix_review_items_release_at", "release_at"),
 )
 
 review_actions = Table(

@@ -28,7 +28,7 @@ from smsguard import webauth
 from smsguard.core import SmsguardError
 from smsguard.review import load_review_config
 from smsguard.review._queue import Queue
-from smsguard.review._service import Filters, ReviewService
+from smsguard.review._service import MAX_BULK, Filters, Outcome, ReviewError, ReviewService, now
 from smsguard.review._stats import TeamStats, team_stats
 from smsguard.review._stats import metrics_text as stats_metrics_text
 from smsguard.review._tables import review_sessions
@@ -110,6 +110,8 @@ class ReviewUI:
         while True:
             try:
                 await anyio.to_thread.run_sync(self.service.queue.dispatch)
+                # decisions whose undo window closed: released from their SQL deadline (also after a restart)
+                await anyio.to_thread.run_sync(self.service.release_due)
                 if time.monotonic() - last_reap > 10:
                     await anyio.to_thread.run_sync(self.service.queue.reap)
                     last_reap = time.monotonic()
@@ -124,6 +126,13 @@ class ReviewUI:
         if self.service is not None:
             self.service.release_all(user)
 
+    def offer_undo(self, request: Request, outcome: Outcome) -> None:
+        """After a decision that is pending release, the next page shows the Undo control with its countdown."""
+        if outcome.decided_ids and outcome.release_at is not None:
+            left = max(0, round((outcome.release_at - now()).total_seconds()))
+            request.session["undo"] = {"ids": outcome.decided_ids[:MAX_BULK + 1], "seconds": left,
+                                       "until": outcome.release_at.isoformat()}
+
     def filters(self, request: Request) -> Filters:
         """The queue filters of the request's URL; a bad value raises ``ReviewError`` naming the parameter."""
         categories = self.service.config.categories if self.service else ()
@@ -135,6 +144,7 @@ class ReviewUI:
         session = request.scope.get("session")
         ctx["flash"] = request.session.pop("flash", None) if session else None
         ctx.setdefault("conflict", request.session.pop("conflict", None) if session else None)
+        ctx.setdefault("undo", request.session.pop("undo", None) if session else None)
         html = self.templates.get_template(name).render(**ctx)
         return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
@@ -233,6 +243,7 @@ class ReviewUI:
                                        reason=str(form.get("reason") or "") or None,
                                        reason_code=str(form.get("reason_code") or "") or None)
                 request.session["flash"] = outcome.message
+                ui.offer_undo(request, outcome)
             except SmsguardError as e:
                 request.session["flash"] = f"nothing decided: {e.message}"
             return Redirect(f"/review?{fq}", status_code=303)
@@ -313,8 +324,43 @@ class ReviewUI:
                 request.session["conflict"] = str(e.message)
                 return Redirect(f"/review/items/{item_id}?{fq}", status_code=303)
             request.session["flash"] = outcome.message
+            ui.offer_undo(request, outcome)
             nxt = await ui.run(ui.service.claim_next, user, filters)
             return Redirect(f"/review/items/{nxt}?{fq}" if nxt else f"/review?{fq}")
+
+        @post("/undo", include_in_schema=False)
+        async def undo(request: Request) -> Response:
+            """Take back the reviewer's last decision(s) while still pending release. A script asking for JSON
+            gets ``{"item_id", "url", "message"}`` or the error (409 ``review.undo_expired`` after the window);
+            a plain form is redirected to the item (or back to the queue with the reason it was refused)."""
+            wants_json = "application/json" in (request.headers.get("accept") or "")
+            user = await ui.auth.current_user(request)
+            if user is None:
+                return Response({"error": "login"}, status_code=401) if wants_json else login_redirect(request)
+            form = await request.form()
+            raw = form.getall("ids") if "ids" in form else []
+            try:
+                bad = [str(v) for v in raw if not str(v).isdigit()]
+                if bad:
+                    raise ReviewError(f"ids must be item numbers, not {bad[0]!r}", where="ids", code="review.ids")
+                outcome = await ui.run(ui.service.undo, user, [int(v) for v in raw])
+            except SmsguardError as e:
+                if wants_json:
+                    return Response({"error": e.message, "code": e.code, "where": e.where},
+                                    status_code=http_status(e), headers=SECURITY_HEADERS)
+                request.session["flash"] = f"undo refused: {e.message}"
+                return Redirect("/review", status_code=303)
+            try:  # back to the item within the filters the reviewer was working in
+                fq = urlencode(ui.filters(request).query())
+            except SmsguardError:
+                fq = ""
+            url = f"/review/items/{outcome.item_id}" + (f"?{fq}" if fq else "")
+            if wants_json:
+                request.session["flash"] = outcome.message
+                return Response({"item_id": outcome.item_id, "url": url, "message": outcome.message,
+                                 "undone": outcome.bulk_done}, status_code=200, headers=SECURITY_HEADERS)
+            request.session["flash"] = outcome.message
+            return Redirect(url, status_code=303)
 
         @post("/items/{item_id:int}/extend", include_in_schema=False)
         async def extend(request: Request, item_id: FromPath[int]) -> Response:
@@ -343,7 +389,7 @@ class ReviewUI:
         return Router(
             path="/review",
             route_handlers=[*ui.auth.route_handlers(), queue_page, summary, stats_page, history_page, bulk, claim_next,
-                            item_page, decide, extend, release, force_release, *signature_handlers(ui),
+                            item_page, decide, undo, extend, release, force_release, *signature_handlers(ui),
                             *template_handlers(ui), static],
             middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
             include_in_schema=False,

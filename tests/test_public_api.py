@@ -20,8 +20,8 @@ PINNED: dict[str, list[str]] = {
     ],
     "smsguard.filing": [
         "DocumentVault", "KINDS", "MAX_DOCUMENT_BYTES", "SignatureNotApproved", "USES", "apply", "check_name",
-        "decide", "document", "download_headers", "get", "list_signatures", "metadata", "require_approved",
-        "resubmit", "set_channel", "sniff",
+        "decide", "document", "download_headers", "get", "list_signatures", "metadata", "on_signature_decision",
+        "require_approved", "resubmit", "set_channel", "sniff",
     ],
     "smsguard.runtime": [
         "Runtime",
@@ -52,7 +52,7 @@ PINNED: dict[str, list[str]] = {
     "smsguard.review": [
         "Decision", "DecisionHandler", "FINAL_STATUSES", "OPEN_STATUSES", "ReviewConfig",
         "SqlReviewLabelSource", "api_review_status", "content_hash", "load_review_config",
-        "register_decision_handler", "submit", "submit_api_verdicts",
+        "register_decision_handler", "settle", "submit", "submit_api_verdicts",
     ],
     "smsguard.review_ui": [
         "ReviewUI",
@@ -96,7 +96,8 @@ PINNED: dict[str, list[str]] = {
         "classify", "create_batch", "create_template", "decide_version", "delete_list", "get_batch", "get_budget",
         "get_list", "get_template", "handle_mo", "import_contacts", "in_quiet_hours", "list_recipients", "mask",
         "message_id", "message_view",
-        "on_content_decision", "on_template_decision", "opt_in", "opt_out", "optout_status", "parse_message_id",
+        "on_content_decision", "on_template_decision", "on_version_decision", "opt_in", "opt_out", "optout_status",
+        "parse_message_id",
         "parse_phone", "pending_versions", "policy_prices", "propose_version", "rebuild_sets", "reconcile_billing",
         "record_complaint", "redact_text",
         "register_review_handlers", "rejects_csv", "report_csv", "rotate_phone_keys", "set_budget",

@@ -126,6 +126,41 @@
     });
   }
 
+  // -- undo: the last decision stays pending release for the policy's window; u (or the button) takes it back
+  const undoForm = document.getElementById("undo-form");
+  const undoButton = document.getElementById("undo");
+  const undoStatus = document.getElementById("undo-status");
+  let undoTimer = null;
+  const undoClosed = (message) => {
+    clearInterval(undoTimer);
+    undoButton.disabled = true;
+    undoForm.classList.add("closed");
+    undoStatus.textContent = message;
+  };
+  if (undoForm) {
+    const until = Date.parse(undoForm.dataset.until);
+    const leftEl = document.getElementById("undo-left");
+    const tick = () => {
+      const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+      leftEl.textContent = s;
+      if (s === 0) undoClosed("released: the decision can no longer be undone");
+    };
+    tick();
+    undoTimer = setInterval(tick, 250);
+    undoForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (undoButton.disabled) return;
+      undoButton.disabled = true;
+      try {
+        const r = await fetch(undoForm.action, { method: "POST", body: new URLSearchParams(new FormData(undoForm)),
+                                                 headers: { accept: "application/json" } });
+        const body = await r.json();
+        if (r.ok) { window.location = body.url; return; }
+        undoClosed(`undo refused: ${body.error}`);
+      } catch (err) { undoButton.disabled = false; undoStatus.textContent = "could not reach the server; try again"; }
+    });
+  }
+
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "Escape") { toggleHelp(false); return; }
@@ -133,6 +168,7 @@
     const k = e.key;
     if (k === "?") { toggleHelp(); e.preventDefault(); return; }
     if (!help.hidden) return;
+    if (k === "u" && undoForm) { if (!undoButton.disabled) undoForm.requestSubmit(undoButton); e.preventDefault(); return; }
     if (k === "/" && document.getElementById("search")) { document.getElementById("search").focus(); e.preventDefault(); return; }
     if (page === "queue") {
       if (k === "j") select(current + 1);

@@ -99,6 +99,8 @@ POLICY_KEYS: dict[str, str] = {
     "review": "The human review queue: service-level targets and the canned decision reasons.",
     "review.sla_minutes": "Severity → minutes an item may wait (its service-level target).",
     "review.near_sla": "Share of the target after which an item is shown as near it.",
+    "review.undo_seconds": "Grace window (0–300 s) in which a reviewer may undo a final decision before it is "
+                           "released to the batch, webhooks and the customer (0: released at once).",
     "review.reasons": "Canned decision reasons of the reviewer workbench.",
     "review.reasons[].code": "Stable code of the reason (`[a-z][a-z0-9_]`, 2–40 characters).",
     "review.reasons[].label": "What the customer reads (console, API, webhooks).",

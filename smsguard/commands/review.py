@@ -2,7 +2,8 @@
 
 ``review demo`` screens realistic sample messages with the real engine and puts the ones that need a human
 into the queue (tenants, batch sizes, masked sample recipients, a few high-risk four-eyes items and identical
-copies for bulk decisions), and creates demo reviewer accounts, so ``/review`` shows a working queue at once.
+copies for bulk decisions, one signature application per tenant), and creates demo reviewer accounts, so
+``/review`` shows a working queue at once.
 """
 
 from __future__ import annotations
@@ -137,8 +138,10 @@ def run_demo(args: argparse.Namespace) -> int:
                     batch_size=500,
                 )
                 n += 1
+    signatures = _demo_signatures(db, tenants, run)
+    n += signatures
     kinds = {"high severity (four-eyes)": sum(1 for _, v in chosen if _severity(v) == "high"),
-             "identical copies": 4 if dup is not None else 0}
+             "identical copies": 4 if dup is not None else 0, "signature applications": signatures}
     print(f"review demo: {n} items queued for review (tenants {', '.join(_TENANTS)}; "
           + ", ".join(f"{k}: {v}" for k, v in kinds.items()) + ")")
     if created:
@@ -150,6 +153,24 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"open http://{host}:{settings.port}/review and log in (a running `smsguard serve` dispatches them "
           "within 1 s)")
     return 0
+
+
+_DEMO_PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _demo_signatures(db: object, tenants: dict[str, int], run: str) -> int:
+    """Signature applications (queue source ``signature``), one per tenant, each with a placeholder licence
+    encrypted with the deployment's document keys (what ``/review/signatures/<id>`` offers to download)."""
+    from smsguard import filing
+    from smsguard.core import load_secrets
+
+    vault = filing.DocumentVault(load_secrets(get_settings()).phone_keys)
+    n = 0
+    for i, tid in enumerate(tenants.values()):
+        filing.apply(db, vault, tid, name=f"演示签名{run}{i}", kind="company", use="self",
+                     files=[("营业执照.pdf", _DEMO_PDF)], actor="system:demo")
+        n += 1
+    return n
 
 
 def _severity(verdict: object) -> str:

@@ -141,3 +141,55 @@ def test_template_versions_edit_reject_resubmit_approve(client, make_tenant, bac
     now = client.get(f"/v1/templates/{tid}", headers=t.headers).json()
     assert now["body"] == "${姓名}您好，订单已发货，请在App内查看。" and now["status"] == "approved"
     assert [v["status"] for v in client.get(url, headers=t.headers).json()] == ["approved", "rejected", "approved"]
+
+
+def test_template_versions_are_items_of_the_main_review_queue(client, make_tenant, backend) -> None:
+    """Issue 20: a proposed version waits in the main queue too (source ``template_version``, its SLA timer);
+    deciding it on /review/templates closes that item, and deciding the item in the queue decides the version."""
+    import uuid
+
+    from smsguard import batches
+    from smsguard.review import ReviewConfig
+    from smsguard.review._queue import Queue
+    from smsguard.review._service import Filters, ReviewService
+    from smsguard.review._tables import review_items
+    from smsguard.review._users import create_user
+
+    t = make_tenant()
+    r = client.post("/v1/templates", headers=t.headers, json={
+        "name": "ship", "kind": "notification", "signature": "示例商城", "body": "您的订单已发货。"})
+    tid = r.json()["id"]
+    url = f"/v1/templates/{tid}/versions"
+    v2 = client.post(url, headers=t.headers, json={"body": "订单已发货，请在App内查看物流。"}).json()
+
+    def item(vid: int):
+        with backend.db.connect() as conn:
+            return conn.execute(select(review_items).where(review_items.c.source == "template_version",
+                                                           review_items.c.source_ref == str(vid))).one()
+
+    first = item(v2["id"])
+    assert first.status == "pending" and first.text == "【示例商城】订单已发货，请在App内查看物流。"
+    ctx = batches.Context(db=backend.db, redis=None, vault=None)
+    batches.decide_version(ctx, v2["id"], approve=False, reason="请写明查看方式", reviewer="user:rita")
+    assert item(v2["id"]).status == "rejected"
+    # the next version is decided in the main queue instead
+    v3 = client.post(url, headers=t.headers, json={"body": "订单已发货，请在App“我的订单”查看。"}).json()
+    import redis as redis_lib
+
+    rc = redis_lib.Redis.from_url(backend.redis_url)
+    try:
+        config = ReviewConfig()
+        service = ReviewService(backend.db, Queue(backend.db, rc, namespace=f"{backend.namespace}:tv{tid}",
+                                                  config=config), config)
+        rows = service.queue_view(Filters.from_query({"source": "template_version"})).rows
+        assert item(v3["id"]).id in {x["id"] for x in rows} and all(x["source"] == "template_version" for x in rows)
+        assert {x["sla_state"] for x in rows if x["id"] == item(v3["id"]).id} == {"ok"}
+        user = create_user(backend.db, f"tv-{uuid.uuid4().hex[:6]}", "correct horse battery", "reviewer")
+        it = item(v3["id"])
+        service.claim(user, it.id)
+        service.decide(user, it.id, version=it.version, action="approve")
+    finally:
+        rc.close()
+    now = client.get(f"/v1/templates/{tid}", headers=t.headers).json()
+    assert now["body"] == "订单已发货，请在App“我的订单”查看。" and now["status"] == "approved"
+    assert [v["status"] for v in client.get(url, headers=t.headers).json()][:2] == ["approved", "rejected"]

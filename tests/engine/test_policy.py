@@ -84,6 +84,9 @@ def _drop(path: str) -> Callable[[dict[str, Any]], None]:
         (_set("version", 3), "$.version", "policy.schema", "Expected `str`"),
         (_set("links/shorteners", "t.cn"), "$.links.shorteners", "policy.schema", "Expected `array`"),
         (_set("optout_patterns", None), "$.optout_patterns", "policy.schema", "Expected `array`"),
+        (_set("review/undo_seconds", "ten"), "$.review.undo_seconds", "policy.schema", "Expected `float`"),
+        (_set("review/undo_seconds", -1), "$.review.undo_seconds", "policy.schema", ">= 0"),
+        (_set("review/undo_seconds", 3600), "$.review.undo_seconds", "policy.schema", "<= 300"),
         # unknown key (a typo must not silently disable something)
         (_set("thresholds/reveiw_at", 0.5), "$.thresholds", "policy.schema", "reveiw_at"),
         (_set("quiet_hourz", "20-08"), "$", "policy.schema", "quiet_hourz"),

@@ -53,6 +53,12 @@ def test_review_pages_have_no_serious_accessibility_violations(browser, server, 
     page.keyboard.press("?")
     found["help dialog"] = scan(page, axe_script)
     page.keyboard.press("Escape")
+    # the page after a decision: the 撤销 / Undo banner with its countdown
+    low = server.item("【测试】低息贷款，无障碍扫描", term="贷款", tenant=server.other_tenant_id)
+    page.goto(f"{server.url}/review/items/{low}?tenant=fastpay")
+    page.keyboard.press("a")
+    page.wait_for_selector("#undo-form")
+    found["undo banner"] = scan(page, axe_script)
     page.goto(f"{server.url}/review/stats")
     found["stats"] = scan(page, axe_script)
     context.close()

@@ -12,7 +12,7 @@ from smsguard.engine import PROJECT_ROOT
 from smsguard.review._tables import review_items
 
 
-def test_demo_fills_high_severity_four_eyes_and_identical_copies_and_prints_the_real_port(tmp_path) -> None:
+def test_demo_fills_high_severity_four_eyes_identical_copies_signatures_and_prints_the_real_port(tmp_path) -> None:
     env = {**os.environ, "SMSGUARD_DATA_DIR": str(tmp_path), "SMSGUARD_PORT": "8765"}
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -26,6 +26,8 @@ def test_demo_fills_high_severity_four_eyes_and_identical_copies_and_prints_the_
         high = conn.execute(select(func.count()).where(c.severity == "high", c.required_approvals == 2)).scalar()
         dup = conn.execute(select(c.content_hash, func.count()).group_by(c.content_hash)
                            .having(func.count() >= 3)).all()
+        signatures = conn.execute(select(func.count()).where(c.source == "signature", c.status == "pending")).scalar()
     db.dispose()
     assert high >= 1, proc.stdout
     assert dup, "no identical copies for a bulk decision"
+    assert signatures >= 1 and "signature applications" in proc.stdout, proc.stdout
