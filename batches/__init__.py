@@ -40,7 +40,7 @@ from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, apply_inbound, apply_report
 from ._template_versions import decide_version, pending_versions, propose_version, template_history
 from ._templates import Template, create_template, get_template, on_template_decision
-from ._view import MESSAGE_STATES, message_view, redact_text
+from ._view import MESSAGE_STATES, RECORD_STATES, daily_states, message_view, redact_text, search_recipients
 
 
 def register_review_handlers() -> None:
@@ -53,6 +53,7 @@ register_review_handlers()
 
 __all__ = [
     "MESSAGE_STATES",
+    "RECORD_STATES",
     "BatchError",
     "BudgetExceeded",
     "Context",
@@ -69,6 +70,7 @@ __all__ = [
     "classify",
     "create_batch",
     "create_template",
+    "daily_states",
     "decide_version",
     "delete_list",
     "get_batch",
@@ -100,6 +102,7 @@ __all__ = [
     "rejects_csv",
     "report_csv",
     "rotate_phone_keys",
+    "search_recipients",
     "set_budget",
     "submit_batch",
     "template_history",

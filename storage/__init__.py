@@ -23,7 +23,9 @@ from ._repo import (
     list_keys,
     list_tenants,
     revoke_key,
+    revoke_tenant_key,
     set_rate_limit,
+    tenant_keys,
 )
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
     "make_engine",
     "migrate",
     "revoke_key",
+    "revoke_tenant_key",
     "script_heads",
     "set_rate_limit",
+    "tenant_keys",
 ]
