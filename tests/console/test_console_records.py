@@ -7,58 +7,17 @@ and revoked; the dashboard's chart; roles, CSRF and tenant isolation on every ne
 from __future__ import annotations
 
 import re
-import threading
-import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from console_support import Client, now_local
+from console_support import Client, Receiver, now_local, wait_for
 from sqlalchemy import text
 
 from smsguard import storage, webhooks
 
 SIG = "示例商城"
 NUMBERS = [f"138001380{i:02d}" for i in range(55)]  # 55 numbers: more than one page of 50
-
-
-class Receiver:
-    """A local webhook receiver: answers ``status`` (500 until told otherwise) and counts what it got."""
-
-    def __init__(self) -> None:
-        self.status = 500
-        self.got: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                outer.got.append(self.headers.get(webhooks.EVENT_ID_HEADER) or "")
-                self.send_response(outer.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def wait_for(fn, what: str, timeout: float = 40.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = fn()
-        if out:
-            return out
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
