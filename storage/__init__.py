@@ -8,6 +8,7 @@ from ._db import applied_revisions, make_engine, migrate, script_heads
 from ._redis import RedisLocation, locate_redis
 from ._repo import (
     LOCAL_TENANT,
+    TOUCH_EVERY,
     VERDICT_COLUMNS,
     KeyInfo,
     KeyListing,
@@ -26,10 +27,12 @@ from ._repo import (
     revoke_tenant_key,
     set_rate_limit,
     tenant_keys,
+    touch_key,
 )
 
 __all__ = [
     "LOCAL_TENANT",
+    "TOUCH_EVERY",
     "VERDICT_COLUMNS",
     "KeyInfo",
     "KeyListing",
@@ -54,4 +57,5 @@ __all__ = [
     "script_heads",
     "set_rate_limit",
     "tenant_keys",
+    "touch_key",
 ]

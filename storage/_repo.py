@@ -15,7 +15,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -161,7 +161,24 @@ def tenant_keys(db: Engine, tenant_id: int) -> list[dict[str, Any]]:
         rows = conn.execute(select(ApiKey.__table__).where(ApiKey.tenant_id == tenant_id)
                             .order_by(ApiKey.id.desc())).all()
     return [{"id": r.id, "prefix": r.prefix, "label": r.label, "role": r.role, "created_at": _utc(r.created_at),
-             "revoked_at": _utc(r.revoked_at)} for r in rows]
+             "revoked_at": _utc(r.revoked_at), "last_used_at": _utc(r.last_used_at)} for r in rows]
+
+
+TOUCH_EVERY = 60.0
+"""Seconds between two writes of a key's ``last_used_at``: a busy key costs one UPDATE a minute, not one a call."""
+
+
+def touch_key(db: Engine, key_id: int, at: datetime | None = None) -> bool:
+    """Record that key ``key_id`` was used at ``at`` (now), unless that was already recorded less than
+    ``TOUCH_EVERY`` seconds before; returns whether it wrote."""
+    at = at or now()
+    with db.begin() as conn:
+        done = conn.execute(
+            update(ApiKey).where(ApiKey.id == key_id, (ApiKey.last_used_at.is_(None))
+                                 | (ApiKey.last_used_at < at - timedelta(seconds=TOUCH_EVERY)))
+            .values(last_used_at=at)
+        ).rowcount
+    return bool(done)
 
 
 def revoke_tenant_key(
@@ -183,7 +200,7 @@ def revoke_tenant_key(
         at = now()
         conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=at))
         out = {"id": row.id, "prefix": row.prefix, "label": row.label, "role": row.role,
-               "created_at": _utc(row.created_at), "revoked_at": at}
+               "created_at": _utc(row.created_at), "revoked_at": at, "last_used_at": _utc(row.last_used_at)}
         if within is not None:
             within(conn, out)
     return out

@@ -58,11 +58,11 @@ PINNED: dict[str, list[str]] = {
         "ReviewUI",
     ],
     "smsguard.storage": [
-        "KeyInfo", "KeyListing", "LOCAL_TENANT", "RedisLocation", "TenantInfo", "VERDICT_COLUMNS",
+        "KeyInfo", "KeyListing", "LOCAL_TENANT", "RedisLocation", "TOUCH_EVERY", "TenantInfo", "VERDICT_COLUMNS",
         "applied_revisions", "count_verdicts", "create_key", "create_tenant", "ensure_local_tenant", "find_key",
         "get_tenant", "get_verdict", "hash_key", "list_keys", "list_tenants", "locate_redis",
         "make_engine", "migrate", "revoke_key", "revoke_tenant_key", "script_heads", "set_rate_limit",
-        "tenant_keys",
+        "tenant_keys", "touch_key",
     ],
     "smsguard.sending": [
         "Cap", "Channel", "CircuitBreaker", "CmppAccount", "CmppGateway", "CmppServer", "CustomerSubmit",

@@ -220,6 +220,17 @@ def test_api_key_create_shown_once_then_revoke(console_server, alice, bob, victo
     assert kinds == ["api_key.created", "api_key.revoked"]
 
 
+def test_a_keys_last_use_is_shown(console_server, alice) -> None:
+    r = alice.post_form("/console/keys", {"label": "last use"})
+    key = re.search(r'<code id="new-key">(sg_[A-Za-z0-9_-]{43})</code>', r.text).group(1)
+    row = re.compile(rf'data-prefix="{key[:12]}".*?<td class="last-used">([^<]*)</td>', re.S)
+    assert row.search(alice.get("/console/keys").text).group(1) == "从未 never"
+    api = httpx.get(f"{console_server.url}/v1/webhooks", headers={"Authorization": f"Bearer {key}"})
+    assert api.status_code == 200
+    shown = row.search(alice.get("/console/keys").text).group(1)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", shown) and shown[:10] == f"{now_local():%Y-%m-%d}"
+
+
 def test_operator_keys_are_listed_but_not_revocable_here(console_server, alice) -> None:
     key, _ = storage.create_key(console_server.db, "shop-a", label="ops", role="admin")
     tid = storage.get_tenant(console_server.db, "shop-a").id
