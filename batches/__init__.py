@@ -40,7 +40,15 @@ from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, apply_inbound, apply_report
 from ._template_versions import decide_version, pending_versions, propose_version, template_history
 from ._templates import Template, create_template, get_template, on_template_decision
-from ._view import MESSAGE_STATES, RECORD_STATES, daily_states, message_view, redact_text, search_recipients
+from ._view import (
+    MESSAGE_STATES,
+    RECORD_STATES,
+    daily_states,
+    failure_codes,
+    message_view,
+    redact_text,
+    search_recipients,
+)
 
 
 def register_review_handlers() -> None:
@@ -73,6 +81,7 @@ __all__ = [
     "daily_states",
     "decide_version",
     "delete_list",
+    "failure_codes",
     "get_batch",
     "get_budget",
     "get_list",

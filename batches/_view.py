@@ -136,19 +136,45 @@ def search_recipients(
     return {"records": page, "next_before": nxt}
 
 
-def daily_states(ctx: Context, tenant_id: int, *, since: datetime) -> list[tuple[datetime, str, int]]:
+HANDED_OVER = ("submitted", "delivered", "failed", "expired", "unknown")
+"""Recipients that reached a carrier: what a send costs (the others are refunded or never held)."""
+FAILED = ("failed", "expired", "unknown", "rejected", "refused")
+
+
+def daily_states(ctx: Context, tenant_id: int, *, since: datetime) -> list[tuple[datetime, str, int, int]]:
     """Recipients per batch creation time and state since ``since`` (UTC times; the caller buckets them by day
-    in the tenant's zone): ``[(created_at, state, count), …]``, one row per batch and state."""
-    r, b = recipients.c, batches.c
+    or hour in the tenant's zone): ``[(created_at, state, count, cost_micros), …]``, one row per batch and state;
+    the cost is that of the recipients handed to a carrier."""
+    r, b, c = recipients.c, batches.c, batch_contents.c
     st = _recipient_state()
+    cost = func.sum(case((r.status.in_(HANDED_OVER), c.cost_micros), else_=0))
     q = (
-        select(b.id, b.created_at, st.label("state"), func.count().label("n"))
-        .select_from(recipients.join(batches, b.id == r.batch_id))
+        select(b.id, b.created_at, st.label("state"), func.count().label("n"), cost.label("cost"))
+        .select_from(recipients.join(batches, b.id == r.batch_id).outerjoin(
+            batch_contents, and_(c.batch_id == r.batch_id, c.content_id == r.content_id)))
         .where(b.tenant_id == tenant_id, b.created_at >= since.astimezone(UTC))
         .group_by(b.id, b.created_at, st)
     )
     with ctx.db.connect() as conn:
-        return [(_aware(x.created_at), x.state, int(x.n)) for x in conn.execute(q)]
+        return [(_aware(x.created_at), x.state, int(x.n), int(x.cost or 0)) for x in conn.execute(q)]
+
+
+def failure_codes(ctx: Context, tenant_id: int, *, since: datetime, limit: int = 20) -> list[dict[str, Any]]:
+    """The tenant's failed recipients since ``since`` by carrier and failure code (the carrier's code, else
+    our detail), most frequent first."""
+    r, b = recipients.c, batches.c
+    code = func.coalesce(r.carrier_code, r.detail, r.status)
+    q = (
+        select(r.carrier, r.status, code.label("code"), func.count().label("n"))
+        .select_from(recipients.join(batches, b.id == r.batch_id))
+        .where(b.tenant_id == tenant_id, b.created_at >= since.astimezone(UTC), r.status.in_(FAILED))
+        .group_by(r.carrier, r.status, code)
+        .order_by(func.count().desc(), code)
+        .limit(limit)
+    )
+    with ctx.db.connect() as conn:
+        return [{"carrier": x.carrier, "state": x.status, "code": (x.code or "")[:80], "n": int(x.n)}
+                for x in conn.execute(q)]
 
 
 def _aware(dt: datetime | None) -> datetime | None:

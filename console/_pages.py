@@ -106,33 +106,54 @@ def record_query(ctx: batches.Context, tenant_id: int, tz: str, q: dict[str, str
     return args
 
 
+def _bars(buckets: list[tuple[str, str, dict[str, int]]], *, height: float = 120.0, bar: int = 22,
+          gap: int = 8, every: int = 2) -> dict[str, Any]:
+    """Stacked bars' geometry for ``[(key, short label, {group: count, "cost": micros}), …]``."""
+    top = max([sum(c[g] for g, _, _ in CHART_GROUPS) for _, _, c in buckets] + [1])
+    bars = []
+    for i, (key, short, c) in enumerate(buckets):
+        y, parts = height, []
+        for g, label, _ in CHART_GROUPS:
+            if c[g]:
+                h = c[g] / top * height
+                y -= h
+                parts.append({"group": g, "label": label, "n": c[g], "y": round(y, 1), "h": round(max(h, 1), 1)})
+        total = sum(c[g] for g, _, _ in CHART_GROUPS)
+        bars.append({"day": key, "short": short if i % every == 0 else "", "x": i * (bar + gap), "total": total,
+                     "parts": parts, "cost": c["cost"] / 1_000_000, **{g: c[g] for g, _, _ in CHART_GROUPS}})
+    return {"bars": bars, "groups": CHART_GROUPS, "top": top, "height": height, "bar": bar,
+            "width": len(buckets) * (bar + gap), "total": sum(b["total"] for b in bars),
+            "cost": sum(b["cost"] for b in bars)}
+
+
+def _empty() -> dict[str, int]:
+    return {**dict.fromkeys((g for g, _, _ in CHART_GROUPS), 0), "cost": 0}
+
+
 def daily_chart(ctx: batches.Context, tenant_id: int, tz: str, *, days: int = CHART_DAYS,
-                today: date | None = None) -> dict[str, Any]:
-    """Recipients per day (the tenant's zone) of the last ``days`` days, by outcome, with the geometry of a
-    stacked SVG bar chart (server-rendered: no script, no CDN)."""
+                today: date | None = None, hourly: bool = False) -> dict[str, Any]:
+    """Recipients per day (the tenant's zone) of the last ``days`` days by outcome, with their cost (what was
+    handed to carriers), as a stacked SVG bar chart (server-rendered: no script, no CDN); ``hourly`` adds
+    today's 24 hours as a second chart."""
     zone = ZoneInfo(tz)
     today = today or datetime.now(zone).date()
     first = today - timedelta(days=days - 1)
     group_of = {s: g for g, _, states in CHART_GROUPS for s in states}
-    counts = {first + timedelta(days=i): dict.fromkeys((g for g, _, _ in CHART_GROUPS), 0) for i in range(days)}
-    for at, state, n in batches.daily_states(ctx, tenant_id, since=datetime.combine(first, time(), zone)):
-        d = at.astimezone(zone).date()
-        if d in counts:
-            counts[d][group_of.get(state, "pending")] += n
-    top = max([sum(c.values()) for c in counts.values()] + [1])
-    height, bar, gap = 120.0, 22, 8
-    bars = []
-    for i, (d, c) in enumerate(sorted(counts.items())):
-        y, parts = height, []
-        for g, label, _ in CHART_GROUPS:
-            h = c[g] / top * height
-            if c[g]:
-                y -= h
-                parts.append({"group": g, "label": label, "n": c[g], "y": round(y, 1), "h": round(max(h, 1), 1)})
-        bars.append({"day": d.isoformat(), "short": f"{d:%m-%d}", "x": i * (bar + gap), "total": sum(c.values()),
-                     "parts": parts, **c})
-    return {"bars": bars, "groups": CHART_GROUPS, "top": top, "height": height, "bar": bar,
-            "width": days * (bar + gap), "total": sum(b["total"] for b in bars)}
+    per_day = {first + timedelta(days=i): _empty() for i in range(days)}
+    per_hour = {h: _empty() for h in range(24)}
+    for at, state, n, cost in batches.daily_states(ctx, tenant_id, since=datetime.combine(first, time(), zone)):
+        local = at.astimezone(zone)
+        g = group_of.get(state, "pending")
+        for bucket in (per_day.get(local.date()), per_hour[local.hour] if local.date() == today else None):
+            if bucket is not None:
+                bucket[g] += n
+                bucket["cost"] += cost
+    out = _bars([(d.isoformat(), f"{d:%m-%d}", c) for d, c in sorted(per_day.items())])
+    if hourly:
+        out["hours"] = _bars([(f"{today.isoformat()}T{h:02d}", f"{h:02d}", c) for h, c in per_hour.items()],
+                             bar=12, gap=4, every=3)
+        out["failures"] = batches.failure_codes(ctx, tenant_id, since=datetime.combine(first, time(), zone))
+    return out
 
 
 def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[[Any], str]) -> list[Any]:
@@ -170,7 +191,7 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         u = await need(request)
         if isinstance(u, Response):
             return u
-        chart = await ui.run(daily_chart, ui.ctx, u.tenant_id, u.time_zone)
+        chart = await ui.run(daily_chart, ui.ctx, u.tenant_id, u.time_zone, hourly=True)
         return ui.render(request, "stats.html", chart=chart)
 
     # ---- webhooks -------------------------------------------------------------------------------

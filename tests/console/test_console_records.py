@@ -43,9 +43,10 @@ def victor(console_server):
 
 @pytest.fixture(scope="module")
 def sent(alice):
-    """A delivered notification batch of shop-a to 55 numbers, and a second one to one of them."""
+    """A delivered notification batch of shop-a to 55 numbers, a second one to one of them, and a third whose two
+    numbers the loopback gateway reports undelivered (…9003) and expired (…9004)."""
     ids = []
-    for numbers in ("\n".join(NUMBERS), NUMBERS[7]):
+    for numbers in ("\n".join(NUMBERS), NUMBERS[7], "13900139003\n13900139004"):
         r = alice.post_form("/console/compose", {"mode": "adhoc", "kind": "notification", "signature": SIG,
                                                  "content": "您的订单已发货。", "numbers": numbers, "action": "submit"})
         assert r.status_code == 302, r.text
@@ -60,7 +61,7 @@ def _rows(html: str) -> list[str]:
 
 
 def test_search_by_full_number_finds_it_by_hash_and_shows_it_masked(alice, sent) -> None:
-    big, small = sent
+    big, small, _ = sent
     r = alice.get("/console/records", params={"phone": NUMBERS[7]})
     assert r.status_code == 200
     table = r.text.split('id="records-search"', 1)[1].split("</form>", 1)[1]
@@ -74,7 +75,7 @@ def test_search_by_full_number_finds_it_by_hash_and_shows_it_masked(alice, sent)
 
 
 def test_filters_by_state_batch_and_time_and_pages_on(alice, sent) -> None:
-    big, _ = sent
+    big, _, _ = sent
     r = alice.get("/console/records", params={"batch": str(big), "state": "delivered"})
     assert r.status_code == 200 and _rows(r.text) == ["delivered"] * 50
     nxt = re.search(r'href="(/console/records\?[^"]+)" id="r-next"', r.text)
@@ -107,19 +108,33 @@ def test_bad_search_input_is_a_clear_400(alice, params, where, says) -> None:
 
 
 def test_records_are_tenant_isolated(bob, victor, sent) -> None:
-    big, _ = sent
+    big, _, _ = sent
     assert _rows(bob.get("/console/records", params={"phone": NUMBERS[7]}).text) == []
     assert _rows(bob.get("/console/records", params={"batch": str(big)}).text) == []
     assert len(_rows(victor.get("/console/records", params={"phone": NUMBERS[7]}).text)) == 2  # viewers read
 
 
+def test_failure_codes_are_shown(alice, sent) -> None:
+    r = alice.get("/console/records", params={"batch": str(sent[2])})
+    rows = dict(re.findall(r'<tr data-state="([a-z]+)" data-batch="\d+">.*?<td class="code">(.*?)</td></tr>', r.text,
+                           re.S))
+    assert set(rows) == {"failed", "expired"}
+    assert "<code>UNDELIV</code>" in rows["failed"] and "<code>EXPIRED</code>" in rows["expired"]
+
+
 def test_dashboard_chart_counts_todays_sends(alice, bob, sent) -> None:
     r = alice.get("/console/stats")
-    assert r.status_code == 200 and '<svg viewBox=' in r.text
+    assert r.status_code == 200 and '<svg viewBox=' in r.text and 'id="hourly-chart"' in r.text
     today = f"{now_local():%Y-%m-%d}"
     row = re.search(rf'<tr data-day="{today}"><td>{today}</td><td class="num">(\d+)</td>(.*?)</tr>', r.text, re.S)
-    assert row is not None and int(row.group(1)) >= 56
+    assert row is not None and int(row.group(1)) >= 58
     assert int(re.search(r'data-group="delivered">(\d+)<', row.group(2)).group(1)) >= 56
+    assert int(re.search(r'data-group="failed">(\d+)<', row.group(2)).group(1)) >= 2
+    assert float(re.search(r'data-group="cost">([\d.,]+)<', row.group(2)).group(1).replace(",", "")) > 0
+    hourly = r.text.split('id="hourly-chart"', 1)[1].split("</figure>", 1)[0]
+    hours = [int(n) for n in re.findall(rf'data-day="{today}T\d\d" data-total="(\d+)"', hourly)]
+    assert len(hours) == 24 and sum(hours) == int(row.group(1))  # today's hours add up to today
+    assert re.search(r'<tr data-code="UNDELIV">.*?<td class="num">(\d+)</td>', r.text, re.S)
     page = alice.get("/console/batches").text
     assert 'id="daily-chart"' in page and re.search(rf'data-day="{today}" data-total="(\d+)"', page)
     assert "<script>" not in page and " style=" not in page  # CSP: no inline script or style
