@@ -107,8 +107,9 @@ def record_query(ctx: batches.Context, tenant_id: int, tz: str, q: dict[str, str
 
 
 def _bars(buckets: list[tuple[str, str, dict[str, int]]], *, height: float = 120.0, bar: int = 22,
-          gap: int = 8, every: int = 2) -> dict[str, Any]:
-    """Stacked bars' geometry for ``[(key, short label, {group: count, "cost": micros}), …]``."""
+          gap: int = 8, every: int = 2, from_end: bool = False) -> dict[str, Any]:
+    """Stacked bars' geometry for ``[(key, short label, {group: count, "cost": micros}), …]``; every
+    ``every``-th bar is labelled, counted from the last one (today) when ``from_end``."""
     top = max([sum(c[g] for g, _, _ in CHART_GROUPS) for _, _, c in buckets] + [1])
     bars = []
     for i, (key, short, c) in enumerate(buckets):
@@ -119,7 +120,8 @@ def _bars(buckets: list[tuple[str, str, dict[str, int]]], *, height: float = 120
                 y -= h
                 parts.append({"group": g, "label": label, "n": c[g], "y": round(y, 1), "h": round(max(h, 1), 1)})
         total = sum(c[g] for g, _, _ in CHART_GROUPS)
-        bars.append({"day": key, "short": short if i % every == 0 else "", "x": i * (bar + gap), "total": total,
+        labelled = (len(buckets) - 1 - i if from_end else i) % every == 0
+        bars.append({"day": key, "short": short if labelled else "", "x": i * (bar + gap), "total": total,
                      "parts": parts, "cost": c["cost"] / 1_000_000, **{g: c[g] for g, _, _ in CHART_GROUPS}})
     return {"bars": bars, "groups": CHART_GROUPS, "top": top, "height": height, "bar": bar,
             "width": len(buckets) * (bar + gap), "total": sum(b["total"] for b in bars),
@@ -148,7 +150,7 @@ def daily_chart(ctx: batches.Context, tenant_id: int, tz: str, *, days: int = CH
             if bucket is not None:
                 bucket[g] += n
                 bucket["cost"] += cost
-    out = _bars([(d.isoformat(), f"{d:%m-%d}", c) for d, c in sorted(per_day.items())])
+    out = _bars([(d.isoformat(), f"{d:%m-%d}", c) for d, c in sorted(per_day.items())], from_end=True)
     if hourly:
         out["hours"] = _bars([(f"{today.isoformat()}T{h:02d}", f"{h:02d}", c) for h, c in per_hour.items()],
                              bar=12, gap=4, every=3)

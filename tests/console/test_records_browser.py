@@ -12,6 +12,7 @@ import httpx
 from console_support import PASSWORD, Client, Receiver, login, wait_for
 
 from smsguard import storage, webhooks
+from smsguard.webauth.testing import fill_login
 
 SIG = "示例商城"
 
@@ -108,5 +109,24 @@ def test_search_then_webhook_log_then_resend_then_key_create_and_revoke(browser,
         page.wait_for_url(re.compile(r"/console/keys$"))
         assert page.locator(f"#keys tr[data-prefix='{key[:12]}']").get_attribute("data-state") == "revoked"
         assert storage.find_key(db, key) is None
+        page.click("#nav-stats")
+        page.wait_for_url(re.compile(r"/console/stats$"))
+        assert page.locator("#hourly-chart g.bar").count() == 24
+        console_server.shot(page, "stats", tmp_path)
+        page.context.close()
+
+        # 5. every new page fits a 390 px phone (wide tables scroll inside themselves)
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                    locale="zh-CN", bypass_csp=True)
+        page = phone.new_page()
+        fill_login(page, f"{console_server.url}/console", user, PASSWORD)
+        page.wait_for_url(re.compile(r"/console/batches$"))
+        for path in ("/console/batches", "/console/records?phone=13912340002", "/console/stats", "/console/webhooks",
+                     f"/console/webhooks/{ep['id']}", "/console/keys"):
+            page.goto(f"{console_server.url}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path}: {width} px wide at 390 px"
+        console_server.shot(page, "phone_records", tmp_path)
+        phone.close()
     finally:
         receiver.close()
