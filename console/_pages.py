@@ -1,11 +1,12 @@
 """The console's send records, webhook delivery log and API keys (issue 19 point 3, issue 17 point 4), and the
-dashboard's sends-per-day chart.
+statistics: sends per day and hour by outcome, cost, failures by carrier code.
 
 * ``/console/records``: every recipient of the tenant's batches (single API messages are one-recipient
   batches), newest first, searched by a full number (its keyed hash: numbers are never stored in clear, and
   shown masked), a date range in the tenant's zone, state and batch; a cursor pages on.
-* ``/console/webhooks``: the tenant's endpoints and dead letters; ``/console/webhooks/{id}`` its delivery log
-  with every attempt (status code, latency, error); a re-send is a CSRF form (``customer`` role only).
+* ``/console/webhooks``: the tenant's endpoints (added here too, the secret shown once) and dead letters;
+  ``/console/webhooks/{id}`` its delivery log with every attempt (status code, latency, error); a re-send is
+  a CSRF form (``customer`` role only).
 * ``/console/keys``: the tenant's API keys by prefix (``storage.tenant_keys``, hashed as the CLI stores them);
   creating one shows it once; revoking asks first. Console users manage ``client`` keys only: admin and
   auditor keys are the operator's (``smsguard key``). Both are audit events in the key's transaction.
@@ -72,7 +73,7 @@ def _cursor(value: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[2])) if m else None
 
 
-def record_query(ctx: batches.Context, tenant_id: int, tz: str, q: dict[str, str]) -> dict[str, Any]:
+def record_query(ctx: batches.Context, tz: str, q: dict[str, str]) -> dict[str, Any]:
     """The search form's fields checked and turned into ``batches.search_recipients`` arguments."""
     zone = ZoneInfo(tz)
     args: dict[str, Any] = {}
@@ -159,7 +160,8 @@ def daily_chart(ctx: batches.Context, tenant_id: int, tz: str, *, days: int = CH
 
 
 def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[[Any], str]) -> list[Any]:
-    db = lambda: ui.runtime.db  # noqa: E731
+    def db() -> Any:
+        return ui.runtime.db
 
     # ---- send records ---------------------------------------------------------------------------
     @get("/records", include_in_schema=False)
@@ -173,7 +175,7 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         q = {"phone": phone[:40], "since": since[:20], "until": until[:20], "state": wanted[:16],
              "batch": batch[:20], "before": before[:30]}
         try:
-            args = record_query(ui.ctx, u.tenant_id, u.time_zone, q)
+            args = record_query(ui.ctx, u.time_zone, q)
             result = await ui.call(batches.search_recipients, u.tenant_id, limit=PAGE, **args)
         except SmsguardError as e:
             if http_status(e) >= 500:
@@ -197,14 +199,39 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         return ui.render(request, "stats.html", chart=chart)
 
     # ---- webhooks -------------------------------------------------------------------------------
+    async def webhooks_view(request: Request, u: Any, *, status: int = 200, created: Any = None,
+                            error: str | None = None, form: dict[str, Any] | None = None) -> Response:
+        eps = await ui.run(webhooks.list_endpoints, db(), u.tenant_id)
+        dead = await ui.run(webhooks.list_dead_letters, db(), u.tenant_id, limit=100)
+        return ui.render(request, "webhooks.html", status=status, endpoints=eps, dead=dead["deliveries"],
+                         created=created, error=error, form=form or {"events": ["*"]},
+                         event_types=webhooks.EVENT_TYPES)
+
     @get("/webhooks", include_in_schema=False)
     async def webhooks_page(request: Request) -> Response:
         u = await need(request)
+        return u if isinstance(u, Response) else await webhooks_view(request, u)
+
+    @post("/webhooks", include_in_schema=False)
+    async def create_webhook(request: Request) -> Response:
+        """A new endpoint; its signing secret is shown on the answer page once (as ``POST /v1/webhooks``)."""
+        u = await need(request, write=True)
         if isinstance(u, Response):
             return u
-        eps = await ui.run(webhooks.list_endpoints, db(), u.tenant_id)
-        dead = await ui.run(webhooks.list_dead_letters, db(), u.tenant_id, limit=100)
-        return ui.render(request, "webhooks.html", endpoints=eps, dead=dead["deliveries"])
+        data = await request.form()
+        form = {"url": str(data.get("url") or "").strip()[:2000],
+                "description": str(data.get("description") or "").strip()[:200],
+                "events": [str(e) for e in data.getall("events")] if "events" in data else []}
+        try:
+            ep = await ui.run(webhooks.create_endpoint, db(), u.tenant_id, url=form["url"], events=form["events"],
+                              description=form["description"], actor=actor(u))
+        except SmsguardError as e:
+            if http_status(e) >= 500:
+                raise
+            where = {"$.url": "地址 URL", "$.events": "事件 events"}.get((e.where or "").split("[")[0], "")
+            return await webhooks_view(request, u, status=400, form=form,
+                                       error=(f"{where}: " if where else "") + e.message)
+        return await webhooks_view(request, u, status=201, created=ep)
 
     @get("/webhooks/{webhook_id:int}", include_in_schema=False)
     async def webhook_page(request: Request, webhook_id: FromPath[int], status: FromQuery[str] = "",
@@ -292,7 +319,8 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         request.session["flash"] = f"密钥 {k['prefix']}… 已吊销 (key revoked)"
         return Redirect("/console/keys", status_code=303)
 
-    return [records_page, stats_page, webhooks_page, webhook_page, resend, keys_page, create_key, revoke_key]
+    return [records_page, stats_page, webhooks_page, create_webhook, webhook_page, resend, keys_page, create_key,
+            revoke_key]
 
 
 def revoke_message(k: dict[str, Any]) -> str:

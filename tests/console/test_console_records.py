@@ -196,6 +196,23 @@ def test_resend_a_dead_letter(alice, victor, bob, hook) -> None:
     assert "200" in row and hook["receiver"].got[-1] == ev  # the same event id, delivered this time
 
 
+def test_add_a_webhook_in_the_console(console_server, alice, victor, bob) -> None:
+    assert victor.post_form("/console/webhooks", {"url": "https://example.com/a", "events": "*"}).status_code == 403
+    bad = alice.post_form("/console/webhooks", {"url": "ftp://example.com/a", "events": "*"})
+    assert bad.status_code == 400 and re.search(r'id="w-error" role="alert">地址 URL: must be an http', bad.text)
+    none = alice.post_form("/console/webhooks", {"url": "https://example.com/a"})
+    assert none.status_code == 400 and "事件 events: subscribe to at least one" in none.text
+    r = alice.post_form("/console/webhooks", {"url": "https://example.com/b", "description": "订单回执",
+                                              "events": ["message.delivered", "message.failed"]})
+    assert r.status_code == 201
+    secret = re.search(r'<code id="new-secret">(whsec_[A-Za-z0-9_-]+)</code>', r.text).group(1)
+    tid = storage.get_tenant(console_server.db, "shop-a").id
+    [ep] = [e for e in webhooks.list_endpoints(console_server.db, tid) if e["url"] == "https://example.com/b"]
+    assert ep["events"] == ["message.delivered", "message.failed"] and ep["description"] == "订单回执"
+    assert secret not in alice.get("/console/webhooks").text  # shown once
+    assert "https://example.com/b" not in bob.get("/console/webhooks").text
+
+
 def test_webhook_pages_are_tenant_isolated(bob, hook) -> None:
     assert bob.get(f"/console/webhooks/{hook['endpoint']}").status_code == 404
     page = bob.get("/console/webhooks").text
