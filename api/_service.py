@@ -61,7 +61,7 @@ from smsguard.core import (
 from smsguard.engine import Engine, Message, Verdict, Versions, content_hash
 from smsguard.review import api_review_status
 from smsguard.runtime import Runtime
-from smsguard.storage import KeyInfo, find_key, get_tenant, get_verdict
+from smsguard.storage import TOUCH_EVERY, KeyInfo, find_key, get_tenant, get_verdict, touch_key
 
 from . import _metrics as metrics
 from ._schemas import ReviewState, ScreenVerdict, StoredVerdict
@@ -197,6 +197,7 @@ class Service:
         self.writer: AuditWriter | None = None
         self._script: Any = None
         self._keys: dict[str, tuple[KeyInfo, float]] = {}
+        self._touched: dict[int, float] = {}  # key id → when this process last wrote its last_used_at
         self._listener: asyncio.Task | None = None
         self._checkpointer: asyncio.Task | None = None
         self._pending_sets: list[tuple[str, bytes]] = []
@@ -262,6 +263,14 @@ class Service:
         if len(self._keys) > 10_000:
             self._keys.clear()
         self._keys[digest] = (info, now + self.settings.key_cache_ttl)
+        if now - self._touched.get(info.key_id, -TOUCH_EVERY) >= TOUCH_EVERY:  # "last used" in the console
+            self._touched[info.key_id] = now
+            if len(self._touched) > 10_000:
+                self._touched.clear()
+            try:
+                await anyio.to_thread.run_sync(touch_key, self.db, info.key_id)
+            except Exception:  # bookkeeping: a locked database must not refuse the request
+                log.warning("could not record the use of key %s", info.prefix, exc_info=True)
         return info
 
     # -- screening -------------------------------------------------------------------------------

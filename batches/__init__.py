@@ -40,7 +40,15 @@ from ._template_versions import (
     template_history,
 )
 from ._templates import Template, create_template, get_template, on_template_decision
-from ._view import MESSAGE_STATES, message_view, redact_text
+from ._view import (
+    MESSAGE_STATES,
+    RECORD_STATES,
+    daily_states,
+    failure_codes,
+    message_view,
+    redact_text,
+    search_recipients,
+)
 
 
 def register_review_handlers() -> None:
@@ -54,6 +62,7 @@ register_review_handlers()
 
 __all__ = [
     "MESSAGE_STATES",
+    "RECORD_STATES",
     "BatchError",
     "BudgetExceeded",
     "Context",
@@ -70,8 +79,10 @@ __all__ = [
     "classify",
     "create_batch",
     "create_template",
+    "daily_states",
     "decide_version",
     "delete_list",
+    "failure_codes",
     "get_batch",
     "get_budget",
     "get_list",
@@ -102,6 +113,7 @@ __all__ = [
     "rejects_csv",
     "report_csv",
     "rotate_phone_keys",
+    "search_recipients",
     "set_budget",
     "submit_batch",
     "template_history",

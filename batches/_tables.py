@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -246,6 +247,7 @@ recipients = Table(
     Column("gateway", String(64), nullable=True),
     Column("gateway_ids", Text, nullable=True),
     Column("carrier_code", String(64), nullable=True),
+    Index("ix_recipients_phone_hash", "phone_hash", "batch_id"),  # send records by number (consolelog_0001)
 )
 
 handovers = Table(

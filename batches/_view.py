@@ -7,7 +7,12 @@ the batch is waiting for. The state is one SQL expression, so a list can be filt
 
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, case, select, update
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, or_, select, update
+
+from smsguard.core import InputError
 
 from ._common import Context
 from ._tables import batch_contents, batches, recipients
@@ -16,6 +21,8 @@ MESSAGE_STATES = (
     "draft", "screening", "review", "scheduled", "queued", "deferred", "submitted", "delivered", "failed",
     "expired", "unknown", "rejected", "cancelled", "opted_out", "capped", "invalid",
 )
+RECORD_STATES = (*MESSAGE_STATES, "refused")
+"""A recipient's states in the send records (``refused``: the channel refused it before hand-over)."""
 
 
 def message_view() -> Select:
@@ -59,3 +66,116 @@ def redact_text(ctx: Context, batch_id: int, secret: str, replacement: str) -> i
                                                                batch_contents.c.content_id == cid)
                                   .values(text=text.replace(secret, replacement))).rowcount
     return n
+
+
+RECORD_PAGE_MAX = 200
+
+
+def _recipient_state() -> Any:
+    """A recipient's state as ``message_view`` gives it, for every recipient of a batch (not only the first)."""
+    r, b = recipients.c, batches.c
+    return case(
+        (r.status != "queued", r.status),
+        (b.state == "draft", "draft"),
+        (b.state == "screening", "screening"),
+        (b.state == "review", "review"),
+        (b.state.in_(("approved", "scheduled")), "scheduled"),
+        (b.state == "cancelled", "cancelled"),
+        else_="queued",
+    )
+
+
+def search_recipients(
+    ctx: Context,
+    tenant_id: int,
+    *,
+    phone_hash: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    state: str | None = None,
+    batch_id: int | None = None,
+    before: tuple[int, int] | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Send records: every recipient of the tenant's batches (a single message is a one-recipient batch), newest
+    first, by number (its keyed hash: the caller hashes it), ``since`` ≤ the batch's creation < ``until``, state
+    and batch. ``before`` is the cursor (batch id, seq) of the next page; ``next_before`` gives it."""
+    if state is not None and state not in RECORD_STATES:
+        raise InputError(f"state must be one of {', '.join(RECORD_STATES)}", where="query state",
+                         code="records.state")
+    r, b = recipients.c, batches.c
+    st = _recipient_state().label("state")
+    q = (
+        select(r.batch_id, r.seq, r.phone_masked, r.carrier, r.status, r.detail, r.submitted_at, r.final_at,
+               r.carrier_code, b.name, b.kind, b.signature, b.created_at, st)
+        .select_from(recipients.join(batches, b.id == r.batch_id))
+        .where(b.tenant_id == tenant_id)
+    )
+    if phone_hash is not None:
+        q = q.where(r.phone_hash == phone_hash)
+    if since is not None:
+        q = q.where(b.created_at >= since.astimezone(UTC))
+    if until is not None:
+        q = q.where(b.created_at < until.astimezone(UTC))
+    if state is not None:
+        q = q.where(_recipient_state() == state)
+    if batch_id is not None:
+        q = q.where(r.batch_id == batch_id)
+    if before is not None:
+        q = q.where(or_(r.batch_id < before[0], and_(r.batch_id == before[0], r.seq < before[1])))
+    limit = min(max(limit, 1), RECORD_PAGE_MAX)
+    with ctx.db.connect() as conn:
+        rows = conn.execute(q.order_by(r.batch_id.desc(), r.seq.desc()).limit(limit + 1)).all()
+    page = [{
+        "batch_id": x.batch_id, "seq": x.seq, "phone": x.phone_masked, "carrier": x.carrier, "state": x.state,
+        "detail": x.detail, "carrier_code": x.carrier_code, "batch_name": x.name, "kind": x.kind,
+        "signature": x.signature, "created_at": _aware(x.created_at), "submitted_at": _aware(x.submitted_at),
+        "final_at": _aware(x.final_at),
+    } for x in rows[:limit]]
+    nxt = (page[-1]["batch_id"], page[-1]["seq"]) if len(rows) > limit else None
+    return {"records": page, "next_before": nxt}
+
+
+HANDED_OVER = ("submitted", "delivered", "failed", "expired", "unknown")
+"""Recipients that reached a carrier: what a send costs (the others are refunded or never held)."""
+FAILED = ("failed", "expired", "unknown", "rejected", "refused")
+
+
+def daily_states(ctx: Context, tenant_id: int, *, since: datetime) -> list[tuple[datetime, str, int, int]]:
+    """Recipients per batch creation time and state since ``since`` (UTC times; the caller buckets them by day
+    or hour in the tenant's zone): ``[(created_at, state, count, cost_micros), …]``, one row per batch and state;
+    the cost is that of the recipients handed to a carrier."""
+    r, b, c = recipients.c, batches.c, batch_contents.c
+    st = _recipient_state()
+    cost = func.sum(case((r.status.in_(HANDED_OVER), c.cost_micros), else_=0))
+    q = (
+        select(b.id, b.created_at, st.label("state"), func.count().label("n"), cost.label("cost"))
+        .select_from(recipients.join(batches, b.id == r.batch_id).outerjoin(
+            batch_contents, and_(c.batch_id == r.batch_id, c.content_id == r.content_id)))
+        .where(b.tenant_id == tenant_id, b.created_at >= since.astimezone(UTC))
+        .group_by(b.id, b.created_at, st)
+    )
+    with ctx.db.connect() as conn:
+        return [(_aware(x.created_at), x.state, int(x.n), int(x.cost or 0)) for x in conn.execute(q)]
+
+
+def failure_codes(ctx: Context, tenant_id: int, *, since: datetime, limit: int = 20) -> list[dict[str, Any]]:
+    """The tenant's failed recipients since ``since`` by carrier and failure code (the carrier's code, else
+    our detail), most frequent first."""
+    r, b = recipients.c, batches.c
+    code = func.coalesce(r.carrier_code, r.detail, r.status)
+    q = (
+        select(r.carrier, r.status, code.label("code"), func.count().label("n"))
+        .select_from(recipients.join(batches, b.id == r.batch_id))
+        .where(b.tenant_id == tenant_id, b.created_at >= since.astimezone(UTC), r.status.in_(FAILED))
+        .group_by(r.carrier, r.status, code)
+        .order_by(func.count().desc(), code)
+        .limit(limit)
+    )
+    with ctx.db.connect() as conn:
+        return [{"carrier": x.carrier, "state": x.status, "code": (x.code or "")[:80], "n": int(x.n)}
+                for x in conn.execute(q)]
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=UTC)

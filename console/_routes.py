@@ -42,6 +42,7 @@ from smsguard.webauth import http_status
 from . import _data as model
 from . import _drafts as drafts
 from ._highlight import highlight
+from ._pages import STATE_LABELS, daily_chart, page_handlers
 from ._signatures import signature_handlers
 from ._users import ACCOUNTS, ConsoleUser
 
@@ -72,6 +73,7 @@ class ConsoleUI:
         env.globals["carrier_label"] = model.CARRIER_LABELS.get
         env.globals["state_label"] = model.state_label
         env.globals["field_label"] = FIELD_LABELS.get
+        env.globals["record_state"] = lambda s: STATE_LABELS.get(s, s)
         # Sessions share the reviewer UI's table under a "console:" key prefix (a Redis flush must not log
         # customers out either), with a session key of their own: neither UI's session means anything to the other.
         self.auth: webauth.WebAuth[ConsoleUser] = webauth.WebAuth(webauth.WebAuthConfig(
@@ -416,7 +418,8 @@ class ConsoleUI:
             if isinstance(u, Response):
                 return u
             rows = await ui.run(model.list_batches, ui.runtime.db, u.tenant_id, policy=ui.ctx.policy, tz=u.time_zone)
-            return ui.render(request, "batches.html", rows=rows)
+            chart = await ui.run(daily_chart, ui.ctx, u.tenant_id, u.time_zone)  # the landing page's dashboard
+            return ui.render(request, "batches.html", rows=rows, chart=chart)
 
         @get("/batches/{batch_id:int}", include_in_schema=False)
         async def batch_page(request: Request, batch_id: FromPath[int]) -> Response:
@@ -501,7 +504,8 @@ class ConsoleUI:
                             template_preview, lists_page, upload_list, list_page, list_rejects, list_delete,
                             compose_page, estimate, save_draft, discard_draft, compose, batches_page, batch_page,
                             batch_progress, batch_events, batch_report,
-                            batch_cancel, optouts_page, *signature_handlers(ui, need, actor), static],
+                            batch_cancel, optouts_page, *signature_handlers(ui, need, actor),
+                            *page_handlers(ui, need, actor), static],
             middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
             exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),

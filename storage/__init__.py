@@ -8,6 +8,7 @@ from ._db import applied_revisions, make_engine, migrate, script_heads
 from ._redis import RedisLocation, locate_redis
 from ._repo import (
     LOCAL_TENANT,
+    TOUCH_EVERY,
     VERDICT_COLUMNS,
     KeyInfo,
     KeyListing,
@@ -23,11 +24,15 @@ from ._repo import (
     list_keys,
     list_tenants,
     revoke_key,
+    revoke_tenant_key,
     set_rate_limit,
+    tenant_keys,
+    touch_key,
 )
 
 __all__ = [
     "LOCAL_TENANT",
+    "TOUCH_EVERY",
     "VERDICT_COLUMNS",
     "KeyInfo",
     "KeyListing",
@@ -48,6 +53,9 @@ __all__ = [
     "make_engine",
     "migrate",
     "revoke_key",
+    "revoke_tenant_key",
     "script_heads",
     "set_rate_limit",
+    "tenant_keys",
+    "touch_key",
 ]

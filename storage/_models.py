@@ -39,6 +39,8 @@ class ApiKey(Base):
     """``client``, ``admin`` (= ``admin`` true), ``auditor`` or ``auditor_full`` (migration audit_0002)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When an API process last looked the key up (``touch_key``, at most once per ``TOUCH_EVERY``; consolelog_0001)."""
 
 
 class VerdictRecord(Base):

@@ -13,14 +13,15 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from smsguard.core import ConflictError, NotFoundError, SmsguardError
+from smsguard.core import ConflictError, ForbiddenError, NotFoundError, SmsguardError
 
 from ._models import ApiKey, Tenant, VerdictRecord
 
@@ -117,10 +118,11 @@ def set_rate_limit(db: Engine, name: str, rate_limit: int | None) -> TenantInfo:
 
 
 def create_key(
-    db: Engine, tenant: str, *, label: str = "", admin: bool = False, role: str | None = None
+    db: Engine, tenant: str, *, label: str = "", admin: bool = False, role: str | None = None,
+    within: Callable[[Connection, int, KeyListing], None] | None = None,
 ) -> tuple[str, KeyListing]:
     """A new key for ``tenant``: the plain key (show it once, it is not stored) and its listing. ``admin=True``
-    is ``role="admin"``."""
+    is ``role="admin"``. ``within(conn, key_id, listing)`` runs in the same transaction (an audit event)."""
     role = role or ("admin" if admin else "client")
     if role not in ROLES:
         raise SmsguardError(f"role must be one of {', '.join(ROLES)}", where="role", code="key.role")
@@ -128,8 +130,9 @@ def create_key(
     t = get_tenant(db, tenant)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     created = now()
+    listing = KeyListing(key[:PREFIX_LEN], label, admin, created, None, role)
     with db.begin() as conn:
-        conn.execute(
+        key_id = conn.execute(
             insert(ApiKey.__table__).values(
                 tenant_id=t.id,
                 prefix=key[:PREFIX_LEN],
@@ -138,9 +141,11 @@ def create_key(
                 admin=admin,
                 role=role,
                 created_at=created,
-            )
-        )
-    return key, KeyListing(key[:PREFIX_LEN], label, admin, created, None, role)
+            ).returning(ApiKey.id)
+        ).scalar_one()
+        if within is not None:
+            within(conn, key_id, listing)
+    return key, listing
 
 
 def list_keys(db: Engine, tenant: str) -> list[KeyListing]:
@@ -148,6 +153,61 @@ def list_keys(db: Engine, tenant: str) -> list[KeyListing]:
     with db.connect() as conn:
         rows = conn.execute(select(ApiKey.__table__).where(ApiKey.tenant_id == t.id).order_by(ApiKey.id)).all()
     return [KeyListing(r.prefix, r.label, r.admin, r.created_at, r.revoked_at, r.role) for r in rows]
+
+
+def tenant_keys(db: Engine, tenant_id: int) -> list[dict[str, Any]]:
+    """A tenant's keys by id (newest first): prefix, label, role, created and revoked times; never the hash."""
+    with db.connect() as conn:
+        rows = conn.execute(select(ApiKey.__table__).where(ApiKey.tenant_id == tenant_id)
+                            .order_by(ApiKey.id.desc())).all()
+    return [{"id": r.id, "prefix": r.prefix, "label": r.label, "role": r.role, "created_at": _utc(r.created_at),
+             "revoked_at": _utc(r.revoked_at), "last_used_at": _utc(r.last_used_at)} for r in rows]
+
+
+TOUCH_EVERY = 60.0
+"""Seconds between two writes of a key's ``last_used_at``: a busy key costs one UPDATE a minute, not one a call."""
+
+
+def touch_key(db: Engine, key_id: int, at: datetime | None = None) -> bool:
+    """Record that key ``key_id`` was used at ``at`` (now), unless that was already recorded less than
+    ``TOUCH_EVERY`` seconds before; returns whether it wrote."""
+    at = at or now()
+    with db.begin() as conn:
+        done = conn.execute(
+            update(ApiKey).where(ApiKey.id == key_id, (ApiKey.last_used_at.is_(None))
+                                 | (ApiKey.last_used_at < at - timedelta(seconds=TOUCH_EVERY)))
+            .values(last_used_at=at)
+        ).rowcount
+    return bool(done)
+
+
+def revoke_tenant_key(
+    db: Engine, tenant_id: int, key_id: int, *, roles: tuple[str, ...] = ROLES,
+    within: Callable[[Connection, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Revoke key ``key_id`` of ``tenant_id`` (another tenant's key is not found) if its role is in ``roles``;
+    ``within(conn, key)`` runs in the same transaction. Revoking a revoked key is an error (``key.revoked``)."""
+    with db.begin() as conn:
+        row = conn.execute(select(ApiKey.__table__).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+                           .with_for_update()).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no key {key_id}", where="path key_id", code="key.not_found")
+        if row.role not in roles:
+            raise ForbiddenError(f"a {row.role} key is managed by the operator (smsguard key revoke)",
+                                 where="path key_id", code="key.role")
+        if row.revoked_at is not None:
+            raise ConflictError(f"key {row.prefix} is already revoked", where="path key_id", code="key.revoked")
+        at = now()
+        conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=at))
+        out = {"id": row.id, "prefix": row.prefix, "label": row.label, "role": row.role,
+               "created_at": _utc(row.created_at), "revoked_at": at, "last_used_at": _utc(row.last_used_at)}
+        if within is not None:
+            within(conn, out)
+    return out
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def revoke_key(db: Engine, prefix: str) -> int:

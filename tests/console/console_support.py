@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -87,7 +89,10 @@ def console_server(backend, tmp_path_factory) -> Iterator[Server]:
     port = free_port()
     namespace = f"{backend.namespace}:console-{uuid.uuid4().hex[:8]}"  # removed with the backend's namespace
     env = backend.env(DATABASE_URL=database_url, SMSGUARD_REDIS_NAMESPACE=namespace, SMSGUARD_DATA_DIR=str(data),
-                      SMSGUARD_POLICY=str(policy), SMSGUARD_PORT=str(port))
+                      SMSGUARD_POLICY=str(policy), SMSGUARD_PORT=str(port),
+                      # webhook dead letters within seconds, for the delivery-log tests (test_console_records.py)
+                      SMSGUARD_WEBHOOK_RETRY_BASE="0.2", SMSGUARD_WEBHOOK_RETRY_MAX="0.5",
+                      SMSGUARD_WEBHOOK_RETRY_WINDOW="2")
     url = f"http://127.0.0.1:{port}"
     serve_log, loop_log = data / "serve.log", data / "loopback.log"
     serve = start(["serve", "--port", str(port)], env, serve_log)
@@ -149,3 +154,41 @@ class Client:
 
 def now_local(delta: timedelta = timedelta()) -> datetime:
     return (datetime.now(UTC) + delta).astimezone(ZoneInfo(ZONE))
+
+
+class Receiver:
+    """A local webhook receiver: answers ``status`` (500 until told otherwise) and counts what it got."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.got: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                outer.got.append(self.headers.get("X-Smsguard-Event-Id") or "")
+                self.send_response(outer.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(fn, what: str, timeout: float = 40.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = fn()
+        if out:
+            return out
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
