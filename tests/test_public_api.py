@@ -106,7 +106,8 @@ PINNED: dict[str, list[str]] = {
         "MessageError", "PREFIX_DIGITS", "TooManyAttempts", "VerificationEvent", "VerifyError", "VerifyExpired",
         "VerifyMismatch", "VerifyUsed", "add_verification_listener", "check_verification", "conversion",
         "get_message", "get_settings", "get_verification", "list_messages", "metadata", "notify", "prefix_of",
-        "record_code_sent", "record_code_verified", "remove_verification_listener", "send_message", "set_settings",
+        "record_code_sent", "record_code_verified", "remove_verification_listener", "resume_message",
+        "resume_verification", "send_message", "set_settings",
         "start_verification",
     ],
     "smsguard.console": [
