@@ -40,7 +40,7 @@ from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, apply_inbound, apply_report
 from ._template_versions import decide_version, pending_versions, propose_version, template_history
 from ._templates import Template, create_template, get_template, on_template_decision
-from ._view import MESSAGE_STATES, message_view, redact_text
+from ._view import MESSAGE_STATES, drop_handed_secrets, message_view, redact_text, seal_secret
 
 
 def register_review_handlers() -> None:
@@ -71,6 +71,7 @@ __all__ = [
     "create_template",
     "decide_version",
     "delete_list",
+    "drop_handed_secrets",
     "get_batch",
     "get_budget",
     "get_list",
@@ -100,6 +101,7 @@ __all__ = [
     "rejects_csv",
     "report_csv",
     "rotate_phone_keys",
+    "seal_secret",
     "set_budget",
     "submit_batch",
     "template_history",

@@ -29,6 +29,7 @@ from . import _billing, _optouts
 from ._common import Context, now
 from ._release import message_id, parse_message_id
 from ._tables import batches, recipients
+from ._view import drop_handed_secrets
 
 log = logging.getLogger("smsguard.sink")
 
@@ -126,6 +127,7 @@ def apply_outcomes(ctx: Context, events: Sequence[DeliveryReport | SentReport]) 
         for stmt, rows in ((_SENT, sent), (_REPORT, reports)):
             if rows:
                 changed += conn.execute(stmt, rows).rowcount
+        drop_handed_secrets(conn, ctx, (r["b"] for r in (*sent, *reports)))  # handed over: a code leaves the text
     return changed
 
 
@@ -136,6 +138,7 @@ def apply_report(ctx: Context, report: DeliveryReport) -> bool:
         return False
     with ctx.db.begin() as conn:
         _announce(conn, [row])
+        drop_handed_secrets(conn, ctx, [row["b"]])
         return bool(conn.execute(_REPORT, row).rowcount)
 
 
@@ -146,6 +149,7 @@ def apply_sent(ctx: Context, report: SentReport) -> bool:
     if row is None:
         return False
     with ctx.db.begin() as conn:
+        drop_handed_secrets(conn, ctx, [row["b"]])
         return bool(conn.execute(_SENT, row).rowcount)
 
 

@@ -5,8 +5,10 @@ hash (HMAC-SHA256 with the deployment's hash key, over a per-code salt and the c
 ``verification`` message through ``send_message`` (so screening, caps, opt-outs, budget and channels apply),
 with the tenant's template (its one variable gets the code) or a built-in text. Checking counts the attempt
 first (a conditional UPDATE: at most ``max_attempts``, however many requests race), compares with
-``hmac.compare_digest``, and marks the code used in the same transaction: single use. Once a code is used up,
-expired or failed its digits are redacted from the batch's stored text.
+``hmac.compare_digest``, and marks the code used in the same transaction: single use. The code is also sealed
+in its batch (``batches.seal_secret``, the phone vault's key): when the gateway takes the message (its sent
+record or delivery report, ``batches.drop_handed_secrets``) the digits leave the stored text, so SQL holds only
+the keyed hash from then on; a code used up, expired or failed before that is redacted then.
 
 Conversion (codes verified / codes sent) is counted in SQL per tenant, signature, number prefix (first 7
 digits) and UTC day by ``record_code_sent`` / ``record_code_verified``, which also tell the listeners added
@@ -221,9 +223,11 @@ def start_verification(
     made: list[int] = []
 
     def created(conn: Connection, message_id: int) -> None:
+        signature, batch_id = _message_of(conn, message_id)
+        batches.seal_secret(conn, ctx, batch_id, code)  # leaves the batch's text when the gateway takes it
         vid = conn.execute(insert(verifications).values(
             tenant_id=tenant_id, phone_hash=ctx.vault.hash(phone.e164), phone_enc=ctx.vault.encrypt(phone.e164),
-            signature=_message_signature(conn, message_id),
+            signature=signature,
             prefix=prefix_of(phone), message_id=message_id, salt=salt, code_hash=_code_hash(ctx, salt, code),
             attempts=0, max_attempts=conf["max_attempts"], status="pending", created_at=at,
             expires_at=at + timedelta(seconds=conf["ttl_seconds"]),
@@ -246,10 +250,11 @@ def start_verification(
     return _sent(ctx, tenant_id, made[0], message, phone, actor, code)
 
 
-def _message_signature(conn: Connection, message_id: int) -> str:
+def _message_of(conn: Connection, message_id: int) -> tuple[str, int]:
     from ._tables import messages
 
-    return conn.execute(select(messages.c.signature).where(messages.c.id == message_id)).scalar_one()
+    row = conn.execute(select(messages.c.signature, messages.c.batch_id).where(messages.c.id == message_id)).one()
+    return row.signature, row.batch_id
 
 
 def resume_verification(ctx: batches.Context, tenant_id: int, verification_id: int, *, to: str,
