@@ -271,13 +271,22 @@ class BatchApi:
               responses=errors(400, 401, 402, 403, 404, 409, 503), **common)
         async def create_batch(request: Request, data: JSONBody[BatchIn],
                                idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
-            async def work() -> dict[str, Any]:
+            async def work(bind: Any) -> dict[str, Any]:
                 return await api.call(batches.create_batch, tid(request), name=data.name,
                                       template_id=data.template_id, list_id=data.list_id, content=data.content,
                                       numbers=data.numbers, kind=data.kind, signature=data.signature,
-                                      schedule_at=data.schedule_at, draft=data.draft, actor=actor(request))
+                                      schedule_at=data.schedule_at, draft=data.draft, actor=actor(request),
+                                      on_created=lambda conn, b: bind(conn, f"batch:{b['id']}"))
 
-            return await api.idempotency.run(request, idempotency_key, work)
+            async def resume(resource: str) -> dict[str, Any]:  # "batch:<id>", made by a request that crashed
+                batch_id = int(resource.split(":")[1])
+                batch = await api.call(batches.get_batch, tid(request), batch_id)
+                if not data.draft and batch["state"] in ("draft", "screening"):  # the crash came before its submit
+                    return await api.call(batches.submit_batch, tid(request), batch_id, numbers=data.numbers,
+                                          actor=actor(request))
+                return batch
+
+            return await api.idempotency.run(request, idempotency_key, work, resume=resume)
 
         @get("/v1/batches/{batch_id:int}", summary="A batch: state, counts per recipient status, cost estimate",
              responses=errors(400, 401, 404), **common)

@@ -10,7 +10,9 @@ another process, or this one after a restart, finds it.
 
 Exactly once where the work's effects are in SQL: a route that passes ``bind`` to its work gets a
 ``bind(conn, resource)`` that the work calls inside the transaction that commits its first effect (for
-``/v1/messages`` and ``/v1/verify``, the one that creates the message's batch and its message row). The key then
+``/v1/messages`` and ``/v1/verify``, the one that creates the message's batch, its message row and the
+verification; for ``/v1/batches``, the batch). ``/v1/contact-lists`` has no ``bind`` yet (its import commits in
+chunks): a crash there is retried after the owner is found gone, and may import the list twice. The key then
 names what was made, in that same transaction, so a crash leaves either nothing (the retry runs the request)
 or the resource and the key together (the retry resumes the resource through ``resume`` and answers it; it
 never makes a second one). ``bind`` also checks that this request still owns the key, so a request whose claim

@@ -5,7 +5,8 @@ the same data, and the client's retries with the same key end with exactly one m
 * killed after the key was claimed, before anything was made: the retry (another process) runs the request;
 * killed after the message (its batch, message row and the key naming it, one transaction) was committed but
   before the answer was stored: the retry resumes that message (submits it) instead of making a second one;
-* the same for ``/v1/verify`` (the verification row, with the code's hash, is in that transaction too);
+* the same for ``/v1/verify`` (the verification row, with the code's hash, is in that transaction too) and for
+  ``POST /v1/batches`` (the batch and the key);
 * a further retry replays the stored answer (``Idempotent-Replayed: true``), byte for byte.
 
 No retry waits for the 60 s lock: the claim's owner (host, pid, start time) is gone, so it is taken over at once.
@@ -28,6 +29,7 @@ from smsguard.api._idempotency import FAULT_ENV
 SIGNATURE = "示例商城"
 TEXT = f"【{SIGNATURE}】您的订单已发货，请注意查收。"
 MESSAGE_TO, VERIFY_TO = "13800138021", "13800138022"
+BATCH_TO = ["13800138031", "13800138032"]
 
 
 def _env(tmp_path: Path, fault: str | None) -> dict[str, str]:
@@ -57,7 +59,7 @@ def _killed_by_itself(proc: subprocess.Popen, base: str, path: str, headers: dic
     assert proc.wait(timeout=30) == -signal.SIGKILL
 
 
-def test_a_retry_after_a_crash_makes_exactly_one_message_and_one_verification(tmp_path: Path) -> None:
+def test_a_retry_after_a_crash_makes_exactly_one_message_verification_and_batch(tmp_path: Path) -> None:
     serve = Serve(tmp_path)
     proc, base = serve.up("after_claim")
     try:
@@ -68,6 +70,9 @@ def test_a_retry_after_a_crash_makes_exactly_one_message_and_one_verification(tm
         verify = {"to": VERIFY_TO, "signature": SIGNATURE}
         k_message = {**auth, "Idempotency-Key": "order-1-message"}
         k_verify = {**auth, "Idempotency-Key": "login-1-code"}
+        batch = {"name": "crash", "content": TEXT, "numbers": BATCH_TO, "kind": "notification",
+                 "signature": SIGNATURE}
+        k_batch = {**auth, "Idempotency-Key": "campaign-1"}
         # 1. killed with the key claimed and nothing made
         _killed_by_itself(proc, base, "/v1/messages", k_message, message)
         # 2. the retry takes the dead process's claim at once, makes the message, and is killed before answering
@@ -76,8 +81,17 @@ def test_a_retry_after_a_crash_makes_exactly_one_message_and_one_verification(tm
         # 3. a verification made (message, verification, key: one transaction), killed before answering
         proc, base = serve.up("after_effects")
         _killed_by_itself(proc, base, "/v1/verify", k_verify, verify)
-        # 4. a process without the hook: the retries resume what was made, then replay their answers
+        # 4. a batch made (batch and key: one transaction), killed before its submit's answer was stored
+        proc, base = serve.up("after_effects")
+        _killed_by_itself(proc, base, "/v1/batches", k_batch, batch)
+        # 5. a process without the hook: the retries resume what was made, then replay their answers
         proc, base = serve.up(None)
+        made = httpx.post(f"{base}/v1/batches", headers=k_batch, json=batch, timeout=60)
+        assert made.status_code == 201 and made.json()["state"] not in ("draft", "screening"), made.text
+        assert httpx.post(f"{base}/v1/batches", headers=k_batch, json=batch, timeout=60).content == made.content
+        before = httpx.get(f"{base}/v1/batches/{made.json()['id'] - 1}", headers=auth, timeout=30).json()
+        assert before["total"] == 1  # the verification's one-recipient batch: no batch was made twice
+        assert httpx.get(f"{base}/v1/batches/{made.json()['id'] + 1}", headers=auth, timeout=30).status_code == 404
         first = httpx.post(f"{base}/v1/messages", headers=k_message, json=message, timeout=60)
         assert first.status_code in (201, 202), first.text
         assert "Idempotent-Replayed" not in first.headers
