@@ -55,7 +55,12 @@ class TemplateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class TemplateVersionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     body: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-    signature: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    # filing.check_name's rule said in the schema: blanks and 【】 around 2-20 Chinese characters, letters or
+    # digits; empty keeps the template's signature
+    signature: Annotated[str, msgspec.Meta(
+        max_length=32, pattern="^(\\s*[【】]*[\u4e00-\u9fffA-Za-z0-9]{2,20}[【】]*\\s*)?$",
+        description="2-20 Chinese characters, letters or digits (【】 around them are dropped); empty or "
+        "left out: the template's")] | None = None
 
 
 BodyId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]

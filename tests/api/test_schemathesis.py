@@ -146,7 +146,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("POST /v1/contact-lists", "ST202"): "the CSV body (header, rows) is not described in the document",
     ("POST /v1/signatures", "ST202"): "the multipart form (name, type, use, documents files) is not described",
     ("POST /v1/templates", "ST202"): "signature 2-12 characters after stripping 【】 and blanks: no schema",
-    ("POST /v1/templates/{template_id}/versions", "ST202"): "the signature rules of POST /v1/templates: no schema",
     ("POST /v1/messages", "ST202"): "template_id or text, a signature (field or 【】), known variables: no oneOf",
     ("POST /v1/verify", "ST202"): "a signature or a verification template (body or settings): no oneOf",
     ("POST /v1/verify/check", "ST202"): "to or verification_id, and one that exists: no oneOf",
