@@ -6,9 +6,9 @@ hash (HMAC-SHA256 with the deployment's hash key, over a per-code salt and the c
 with the tenant's template (its one variable gets the code) or a built-in text. Checking counts the attempt
 first (a conditional UPDATE: at most ``max_attempts``, however many requests race), compares with
 ``hmac.compare_digest``, and marks the code used in the same transaction: single use. The code is also sealed
-in its batch (``batches.seal_secret``, the phone vault's key): when the gateway takes the message (its sent
-record or delivery report, ``batches.drop_handed_secrets``) the digits leave the stored text, so SQL holds only
-the keyed hash from then on; a code used up, expired or failed before that is redacted then.
+in its batch (``batches.seal_secret``, the phone vault's key): once the gateway took the message (its sent
+record or delivery report is committed, ``batches.drop_handed_secrets``) the digits leave the stored text, so
+SQL holds only the keyed hash from then on; a code used up, expired or failed before that is redacted then.
 
 Conversion (codes verified / codes sent) is counted in SQL per tenant, signature, number prefix (first 7
 digits) and UTC day by ``record_code_sent`` / ``record_code_verified``, which also tell the listeners added
