@@ -55,7 +55,12 @@ class TemplateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class TemplateVersionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     body: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-    signature: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    # filing.check_name's rule said in the schema: blanks and 【】 around 2-20 Chinese characters, letters or
+    # digits; empty keeps the template's signature
+    signature: Annotated[str, msgspec.Meta(
+        max_length=32, pattern="^(\\s*[【】]*[\u4e00-\u9fffA-Za-z0-9]{2,20}[【】]*\\s*)?$",
+        description="2-20 Chinese characters, letters or digits (【】 around them are dropped); empty or "
+        "left out: the template's")] | None = None
 
 
 BodyId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
@@ -271,13 +276,22 @@ class BatchApi:
               responses=errors(400, 401, 402, 403, 404, 409, 503), **common)
         async def create_batch(request: Request, data: JSONBody[BatchIn],
                                idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
-            async def work() -> dict[str, Any]:
+            async def work(bind: Any) -> dict[str, Any]:
                 return await api.call(batches.create_batch, tid(request), name=data.name,
                                       template_id=data.template_id, list_id=data.list_id, content=data.content,
                                       numbers=data.numbers, kind=data.kind, signature=data.signature,
-                                      schedule_at=data.schedule_at, draft=data.draft, actor=actor(request))
+                                      schedule_at=data.schedule_at, draft=data.draft, actor=actor(request),
+                                      on_created=lambda conn, b: bind(conn, f"batch:{b['id']}"))
 
-            return await api.idempotency.run(request, idempotency_key, work)
+            async def resume(resource: str) -> dict[str, Any]:  # "batch:<id>", made by a request that crashed
+                batch_id = int(resource.split(":")[1])
+                batch = await api.call(batches.get_batch, tid(request), batch_id)
+                if not data.draft and batch["state"] in ("draft", "screening"):  # the crash came before its submit
+                    return await api.call(batches.submit_batch, tid(request), batch_id, numbers=data.numbers,
+                                          actor=actor(request))
+                return batch
+
+            return await api.idempotency.run(request, idempotency_key, work, resume=resume)
 
         @get("/v1/batches/{batch_id:int}", summary="A batch: state, counts per recipient status, cost estimate",
              responses=errors(400, 401, 404), **common)

@@ -3,11 +3,25 @@
 body, plus ``Idempotent-Replayed: true``); the same key with another request is a 409 ``idempotency.mismatch``;
 the same key while its first request still runs is a 409 ``idempotency.in_progress``.
 
-Keys are per tenant and live 24 hours. They are rows in SQL (``idempotency_keys``, migration messages_0001):
-the key is claimed (committed) before the work starts and the answer is committed with it once the work is
-done, so a retry that reaches another process, or this one after a restart, finds it. Only successful answers
-are kept: a request that failed (a 4xx or a 5xx) left nothing behind, and its retry runs again. A claim whose
-request died without answering (a crashed process) is taken over after ``LOCK`` by the next retry.
+Keys are per tenant and live 24 hours. They are rows in SQL (``idempotency_keys``, migrations messages_0001 and
+idemexact_0001): the key is claimed (committed, with its owner: host, process id and the process's start time)
+before the work starts, and the answer is committed with it once the work is done, so a retry that reaches
+another process, or this one after a restart, finds it.
+
+Exactly once where the work's effects are in SQL: a route that passes ``bind`` to its work gets a
+``bind(conn, resource)`` that the work calls inside the transaction that commits its first effect (for
+``/v1/messages`` and ``/v1/verify``, the one that creates the message's batch, its message row and the
+verification; for ``/v1/batches``, the batch). ``/v1/contact-lists`` has no ``bind`` yet (its import commits in
+chunks): a crash there is retried after the owner is found gone, and may import the list twice. The key then
+names what was made, in that same transaction, so a crash leaves either nothing (the retry runs the request)
+or the resource and the key together (the retry resumes the resource through ``resume`` and answers it; it
+never makes a second one). ``bind`` also checks that this request still owns the key, so a request whose claim
+was taken over makes nothing (its transaction rolls back, 409).
+
+A claim whose request died without answering is taken over by the next retry: at once when the owner is a
+process of this host that is gone (the normal case after a crash and restart), else after ``LOCK``. While the
+owner runs, a retry is a 409 ``idempotency.in_progress`` with ``Retry-After``. Only answers are kept: a request
+that failed (a 4xx or a 5xx) leaves no key behind, and its retry runs again.
 
 The fingerprint is SHA-256 over the method, the route and the body's bytes.
 """
@@ -15,7 +29,11 @@ The fingerprint is SHA-256 over the method, the route and the body's bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import secrets
+import signal
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -26,6 +44,7 @@ from litestar import Request, Response
 from litestar.params import Parameter
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -39,7 +58,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from smsguard.core import ConflictError, InputError
+from smsguard.core import ConflictError, InputError, SmsguardError
 
 TTL = timedelta(hours=24)
 LOCK = timedelta(seconds=60)
@@ -66,7 +85,41 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("locked_until", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("owner", String(200), nullable=True),  # host:pid:start of the process running it (idemexact_0001)
+    Column("resource", String(100), nullable=True),  # what the work made, bound in the same transaction
 )
+
+FAULT_ENV = "SMSGUARD_TEST_IDEMPOTENCY_CRASH"
+"""Test-only: ``after_claim`` or ``after_effects`` makes this process SIGKILL itself at that point of a keyed
+request (tests/api/test_idempotency_crash.py). Nothing else reads or sets it."""
+
+
+def _start_of(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat``), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[-1].split()[19].decode()  # field 22; the name (field 2) may hold blanks
+
+
+def _me() -> str:
+    """This request's owner mark: this process (host, pid, start time) and a nonce for the request."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_of(os.getpid()) or ''}:{secrets.token_hex(4)}"
+
+
+def _gone(owner: str | None) -> bool:
+    """True when ``owner`` was a process of this host that no longer runs (a pid reused later has another start)."""
+    parts = (owner or "").rsplit(":", 3)[:3]  # host:pid:start:request
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit() or not parts[2]:
+        return False  # another host's (or an unknown) process: only LOCK tells
+    return _start_of(int(parts[1])) != parts[2]
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class IdempotencyConflict(ConflictError):
@@ -75,6 +128,17 @@ class IdempotencyConflict(ConflictError):
 
 class InProgress(ConflictError):  # 409, not 429: the client did nothing too often, it repeated itself too early
     code = "idempotency.in_progress"
+
+    def __init__(self, message: str, *, where: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, where=where)
+        self.retry_after = retry_after  # the answer's Retry-After (webauth.http_headers)
+
+
+class _Claim:
+    __slots__ = ("owner", "resource")
+
+    def __init__(self, owner: str, resource: str | None) -> None:
+        self.owner, self.resource = owner, resource
 
 
 def _aware(dt: datetime) -> datetime:
@@ -92,14 +156,18 @@ class Idempotency:
         self,
         request: Request,
         key: str | None,
-        work: Callable[[], Awaitable[Any]],
+        work: Callable[..., Awaitable[Any]],
         *,
         status_code: int | Callable[[Any], int] = 201,
         body: bytes | None = None,
+        resume: Callable[[str], Awaitable[Any]] | None = None,
     ) -> Response:
-        """Answer ``work()`` (a JSON-able result) with ``status_code`` (or ``status_code(result)``), once per key."""
+        """Answer ``work()`` (a JSON-able result) with ``status_code`` (or ``status_code(result)``), once per key.
+
+        With ``resume``, ``work`` is called as ``work(bind)`` and must call ``bind(conn, resource)`` in the
+        transaction of its first effect; a retry after a crash then answers ``resume(resource)`` instead."""
         if key is None:
-            result = await work()
+            result = await (work(_no_bind) if resume is not None else work())
             return _answer(result, status_code)
         if not _KEY.match(key):
             raise InputError("Idempotency-Key must be 1 to 255 printable ASCII characters without blanks",
@@ -108,23 +176,39 @@ class Idempotency:
         route = request.scope.get("path_template", request.url.path)
         fingerprint = hashlib.sha256(f"{request.method} {route}\n".encode() + raw).hexdigest()
         tenant_id = request.state.key.tenant_id
-        stored = await anyio.to_thread.run_sync(self._claim, tenant_id, key, fingerprint)
-        if stored is not None:
-            status, content = stored
+        claim = await anyio.to_thread.run_sync(self._claim, tenant_id, key, fingerprint)
+        if not isinstance(claim, _Claim):
+            status, content = claim
             return Response(content=content, status_code=status, media_type="application/json",
                             headers={"Idempotent-Replayed": "true"})
+        _fault("after_claim")
+
+        def bind(conn: Connection, resource: str) -> None:
+            self._bind(conn, tenant_id, key, claim.owner, resource)
+
         try:
-            result = await work()
-        except BaseException:
-            await anyio.to_thread.run_sync(self._release, tenant_id, key)
+            if resume is not None and claim.resource is not None:
+                result = await resume(claim.resource)  # a crashed first request made it: finish and answer it
+            elif resume is not None:
+                result = await work(bind)
+            else:
+                result = await work()
+        except SmsguardError:  # a refusal (4xx): the work undid what it made (a cancelled batch); retry runs anew
+            await anyio.to_thread.run_sync(self._release, tenant_id, key, claim.owner, False)
             raise
+        except BaseException:  # a fault after the work made something: the retry resumes it, at once
+            await anyio.to_thread.run_sync(self._release, tenant_id, key, claim.owner, True)
+            raise
+        _fault("after_effects")
         response = _answer(result, status_code)
-        await anyio.to_thread.run_sync(self._store, tenant_id, key, response.status_code, response.content)
+        await anyio.to_thread.run_sync(self._store, tenant_id, key, claim.owner, response.status_code,
+                                       response.content)
         return response
 
-    def _claim(self, tenant_id: int, key: str, fingerprint: str) -> tuple[int, bytes] | None:
-        """None when this request now owns the key; the stored (status, body) for a repeat; else a 409."""
+    def _claim(self, tenant_id: int, key: str, fingerprint: str) -> _Claim | tuple[int, bytes]:
+        """A ``_Claim`` when this request now owns the key; the stored (status, body) for a repeat; else a 409."""
         at = datetime.now(UTC)
+        owner = _me()
         t = idempotency_keys.c
         with self._db().begin() as conn:
             self._calls += 1
@@ -135,12 +219,12 @@ class Idempotency:
             inserted = conn.execute(
                 dialect.insert(idempotency_keys)
                 .values(tenant_id=tenant_id, key=key, fingerprint=fingerprint, created_at=at,
-                        locked_until=at + LOCK, expires_at=at + TTL)
+                        locked_until=at + LOCK, expires_at=at + TTL, owner=owner)
                 .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
                 .returning(idempotency_keys.c.key)  # rowcount is not reliable here (psycopg says -1)
             ).first()
             if inserted is not None:
-                return None
+                return _Claim(owner, None)
             row = conn.execute(select(idempotency_keys).where(t.tenant_id == tenant_id, t.key == key)
                                .with_for_update()).one()
             if row.fingerprint != fingerprint:
@@ -149,25 +233,43 @@ class Idempotency:
                     "24 hours: use a new key for a new request", where=f"header {HEADER}")
             if row.status_code is not None:
                 return row.status_code, bytes(row.body)
-            if _aware(row.locked_until) > at:
+            if _aware(row.locked_until) > at and not _gone(row.owner):
                 wait = max(1, int((_aware(row.locked_until) - at).total_seconds()))
                 raise InProgress(f"the first request with Idempotency-Key {key!r} is still running: retry in "
-                                 f"{wait} s", where=f"header {HEADER}")
+                                 f"{wait} s", where=f"header {HEADER}", retry_after=wait)
             conn.execute(update(idempotency_keys).where(t.tenant_id == tenant_id, t.key == key)
-                         .values(locked_until=at + LOCK))  # its first request died: this one takes over
-            return None
+                         .values(locked_until=at + LOCK, owner=owner))  # its first request died: this one takes over
+            return _Claim(owner, row.resource)
 
-    def _release(self, tenant_id: int, key: str) -> None:
+    def _bind(self, conn: Connection, tenant_id: int, key: str, owner: str, resource: str) -> None:
+        """In the work's transaction: the key names ``resource``, if this request still owns it (else roll back)."""
+        t = idempotency_keys.c
+        done = conn.execute(update(idempotency_keys)
+                            .where(t.tenant_id == tenant_id, t.key == key, t.owner == owner, t.resource.is_(None))
+                            .values(resource=resource, locked_until=datetime.now(UTC) + LOCK)).rowcount
+        if not done:
+            raise InProgress(f"another request took over Idempotency-Key {key!r}: retry to get its answer",
+                             where=f"header {HEADER}", retry_after=1)
+
+    def _release(self, tenant_id: int, key: str, owner: str, keep_made: bool) -> None:
+        """The request ends without an answer: its key goes, unless it made something (then it is unlocked)."""
+        t = idempotency_keys.c
+        mine = (t.tenant_id == tenant_id, t.key == key, t.owner == owner, t.status_code.is_(None))
+        with self._db().begin() as conn:
+            if keep_made:
+                conn.execute(update(idempotency_keys).where(*mine, t.resource.is_not(None))
+                             .values(locked_until=datetime.now(UTC), owner=None))
+            conn.execute(delete(idempotency_keys).where(*mine))
+
+    def _store(self, tenant_id: int, key: str, owner: str, status: int, content: bytes) -> None:
         t = idempotency_keys.c
         with self._db().begin() as conn:
-            conn.execute(delete(idempotency_keys).where(t.tenant_id == tenant_id, t.key == key,
-                                                        t.status_code.is_(None)))
-
-    def _store(self, tenant_id: int, key: str, status: int, content: bytes) -> None:
-        t = idempotency_keys.c
-        with self._db().begin() as conn:
-            conn.execute(update(idempotency_keys).where(t.tenant_id == tenant_id, t.key == key)
+            conn.execute(update(idempotency_keys).where(t.tenant_id == tenant_id, t.key == key, t.owner == owner)
                          .values(status_code=status, body=content))
+
+
+def _no_bind(conn: Connection, resource: str) -> None:
+    """The ``bind`` of a request without a key: nothing to name."""
 
 
 _encode = msgspec.json.Encoder().encode

@@ -106,7 +106,7 @@ def handlers(batch_api: BatchApi, guard: Any, security: Any) -> list[Any]:
                      **errors(400, 401, 402, 403, 404, 409, 429)}, **common)
     async def send(request: Request, data: JSONBody[MessageIn], pumping: PumpingApi,
                    idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
-        async def work() -> dict[str, Any]:
+        async def work(bind: Any) -> dict[str, Any]:
             # a verification code is judged here, once (429 with the reason); the release does not count it again
             guarded = data.kind == "verification"
             if guarded:
@@ -114,9 +114,13 @@ def handlers(batch_api: BatchApi, guard: Any, security: Any) -> list[Any]:
             return await api.call(messages.send_message, tid(request), to=data.to, template_id=data.template_id,
                                   text=data.text, variables=data.variables or None, signature=data.signature,
                                   kind=data.kind, schedule_at=data.schedule_at, actor=actor(request),
-                                  guarded=guarded)
+                                  guarded=guarded, bind=bind)
 
-        return await idem.run(request, idempotency_key, work,
+        async def resume(resource: str) -> dict[str, Any]:  # "message:<id>", made by a request that crashed
+            return await api.call(messages.resume_message, tid(request), int(resource.split(":")[1]), to=data.to,
+                                  actor=actor(request))
+
+        return await idem.run(request, idempotency_key, work, resume=resume,
                               status_code=lambda m: 202 if m["state"] in WAITING else 201)
 
     @get("/v1/messages/{message_id:int}", summary="A message: state, verdict reasons, delivery report, cost",
@@ -142,13 +146,17 @@ def handlers(batch_api: BatchApi, guard: Any, security: Any) -> list[Any]:
           responses=errors(400, 401, 402, 403, 404, 409, 429), **common)
     async def verify(request: Request, data: JSONBody[VerifyIn], pumping: PumpingApi,
                      idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
-        async def work() -> dict[str, Any]:
+        async def work(bind: Any) -> dict[str, Any]:
             await pumping.enforce(request, phone=data.to, signature=data.signature or "", kind="verification")
             return await api.call(messages.start_verification, tid(request), to=data.to,
                                   template_id=data.template_id, signature=data.signature, actor=actor(request),
-                                  guarded=True)
+                                  guarded=True, bind=bind)
 
-        return await idem.run(request, idempotency_key, work, status_code=201)
+        async def resume(resource: str) -> dict[str, Any]:  # "verification:<id>", made by a request that crashed
+            return await api.call(messages.resume_verification, tid(request), int(resource.split(":")[1]),
+                                  to=data.to, actor=actor(request))
+
+        return await idem.run(request, idempotency_key, work, resume=resume, status_code=201)
 
     @post("/v1/verify/check", status_code=200, summary="Check a code (attempt limit, single use, expiry)",
           description="400 verify.mismatch (attempts left in the message), 409 verify.expired / verify.used, "

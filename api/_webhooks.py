@@ -21,11 +21,19 @@ from smsguard import webhooks
 from ._batches import MAX_ID, Id, errors
 from ._service import Service
 
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, description="http:// or https:// URL")]
-EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# What webhooks.check_url and check_event_types take, said in the schema (an http(s) URL with a host and no
+# credentials: no "@" in its authority; a known event type or *), so a client's schema-valid body is accepted
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000,
+                                  pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s:\[\]]+"
+                                  r"(:(\d{1,4}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d\d|655[0-2]\d|6553[0-5])?)?"
+                                  r"([/?#].*)?$",
+                                  description="http:// or https:// URL with a host, without user:password@")]
+EventType = Literal[("*", *webhooks.EVENT_TYPES)]  # type: ignore[valid-type]
 Events = Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=20,
                                                  description=f"of {', '.join(webhooks.EVENT_TYPES)}, or *")]
-Concurrency = Annotated[int, msgspec.Meta(ge=1, le=32, description="requests in flight to this URL at most")]
+# a whole number: 4 or 4.0, as JSON Schema's integer (msgspec's int refuses 4.0); handed on as an int
+Concurrency = Annotated[float, msgspec.Meta(ge=1, le=32, multiple_of=1,
+                                            description="requests in flight to this URL at most (a whole number)")]
 Timeout = Annotated[float, msgspec.Meta(ge=0.1, le=60, description="seconds per request")]
 Description = Annotated[str, msgspec.Meta(max_length=200, pattern="^[^\x00]*$")]
 EventId = Annotated[str, PathParameter(min_length=1, max_length=40)]
@@ -76,11 +84,11 @@ class WebhookApi:
             return request.state.key.tenant_id
 
         @post("/v1/webhooks", status_code=201, summary="Add a webhook endpoint (its signing secret is shown once)",
-              responses=errors(400, 401, 503), **common)
+              responses=errors(400, 401, 409, 503), **common)
         async def create(request: Request, data: JSONBody[WebhookIn]) -> dict[str, Any]:
             return await api.call(webhooks.create_endpoint, tid(request), url=data.url, events=data.events,
                                   description=data.description, enabled=data.enabled,
-                                  max_concurrency=data.max_concurrency, timeout=data.timeout, actor=actor(request))
+                                  max_concurrency=int(data.max_concurrency), timeout=data.timeout, actor=actor(request))
 
         @get("/v1/webhooks", summary="The tenant's webhook endpoints", responses=errors(401), **common)
         async def index(request: Request) -> dict[str, Any]:
@@ -94,8 +102,10 @@ class WebhookApi:
         @patch("/v1/webhooks/{webhook_id:int}", summary="Change a webhook endpoint (fields given only)",
                responses=errors(400, 401, 404, 503), **common)
         async def change(request: Request, webhook_id: Id, data: JSONBody[WebhookPatch]) -> dict[str, Any]:
-            return await api.call(webhooks.update_endpoint, tid(request), webhook_id, actor=actor(request),
-                                  **msgspec.structs.asdict(data))
+            values = msgspec.structs.asdict(data)
+            if values["max_concurrency"] is not None:
+                values["max_concurrency"] = int(values["max_concurrency"])
+            return await api.call(webhooks.update_endpoint, tid(request), webhook_id, actor=actor(request), **values)
 
         @delete("/v1/webhooks/{webhook_id:int}", status_code=200,
                 summary="Delete a webhook endpoint (pending deliveries are cancelled; the log stays)",

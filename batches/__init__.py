@@ -44,9 +44,11 @@ from ._view import (
     MESSAGE_STATES,
     RECORD_STATES,
     daily_states,
+    drop_handed_secrets,
     failure_codes,
     message_view,
     redact_text,
+    seal_secret,
     search_recipients,
 )
 
@@ -82,6 +84,7 @@ __all__ = [
     "daily_states",
     "decide_version",
     "delete_list",
+    "drop_handed_secrets",
     "failure_codes",
     "get_batch",
     "get_budget",
@@ -113,6 +116,7 @@ __all__ = [
     "rejects_csv",
     "report_csv",
     "rotate_phone_keys",
+    "seal_secret",
     "search_recipients",
     "set_budget",
     "submit_batch",

@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from smsguard import audit, filing
 from smsguard.core import ConflictError, NotFoundError
@@ -44,9 +44,11 @@ def create_batch(
     actor: str | None = None,
     variables: Mapping[str, str] | None = None,
     guarded: bool = False,
+    on_created: Callable[[Connection, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Create a batch (template + contact list, template + ``variables`` + numbers, or content + numbers) and,
-    unless ``draft``, submit it.
+    unless ``draft``, submit it. ``on_created(conn, {"id", "kind", "signature", "template_id"})`` runs in the
+    transaction that creates the batch (what the caller makes with it, and an idempotency key, commit with it).
 
     A template + numbers batch (the vendor-compatible sends: one set of values for every number) renders the
     template once; its text is stored as the batch's content, and the variable values are screened as such
@@ -165,6 +167,8 @@ def create_batch(
                 "schedule_at": schedule_at.isoformat() if schedule_at else None,
             },
         )
+        if on_created is not None:
+            on_created(conn, {"id": batch_id, "kind": kind, "signature": signature, "template_id": template_id})
     if not draft:
         submit_batch(ctx, tenant_id, batch_id, numbers=numbers, actor=actor)
     return get_batch(ctx, tenant_id, batch_id)

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from smsguard import webhooks
 from smsguard.phones import InvalidPhone
@@ -29,6 +30,7 @@ from . import _billing, _optouts
 from ._common import Context, now
 from ._release import message_id, parse_message_id
 from ._tables import batches, recipients
+from ._view import drop_handed_secrets
 
 log = logging.getLogger("smsguard.sink")
 
@@ -114,6 +116,18 @@ def _announce(conn: Any, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any
     return changing
 
 
+def _drop_secrets(ctx: Context, batch_ids: list[int]) -> None:
+    """Once the gateway's record of taking them is committed: a verification code leaves these batches' stored
+    text. Its own transaction, after the relay's (the batches row is not locked while recipients are, which the
+    release worker locks the other way round). Best effort: if it fails, the message's next record (its delivery
+    report) tries again, and the code's use or expiry redacts it anyway."""
+    try:
+        with ctx.db.begin() as conn:
+            drop_handed_secrets(conn, ctx, batch_ids)
+    except SQLAlchemyError as e:
+        log.warning("a handed-over verification code stays in SQL until the next report: %s", e)
+
+
 def apply_outcomes(ctx: Context, events: Sequence[DeliveryReport | SentReport]) -> int:
     """Write many reports and sent records in ONE transaction (the relay's batches: it keeps up with the
     gateways, so little is only in Redis when Redis loses its data). Sent records first: a report of the
@@ -126,6 +140,7 @@ def apply_outcomes(ctx: Context, events: Sequence[DeliveryReport | SentReport]) 
         for stmt, rows in ((_SENT, sent), (_REPORT, reports)):
             if rows:
                 changed += conn.execute(stmt, rows).rowcount
+    _drop_secrets(ctx, [r["b"] for r in (*sent, *reports)])
     return changed
 
 
@@ -136,7 +151,9 @@ def apply_report(ctx: Context, report: DeliveryReport) -> bool:
         return False
     with ctx.db.begin() as conn:
         _announce(conn, [row])
-        return bool(conn.execute(_REPORT, row).rowcount)
+        changed = bool(conn.execute(_REPORT, row).rowcount)
+    _drop_secrets(ctx, [row["b"]])
+    return changed
 
 
 def apply_sent(ctx: Context, report: SentReport) -> bool:
@@ -146,7 +163,9 @@ def apply_sent(ctx: Context, report: SentReport) -> bool:
     if row is None:
         return False
     with ctx.db.begin() as conn:
-        return bool(conn.execute(_SENT, row).rowcount)
+        changed = bool(conn.execute(_SENT, row).rowcount)
+    _drop_secrets(ctx, [row["b"]])
+    return changed
 
 
 def apply_inbound(ctx: Context, message: InboundMessage) -> dict[str, Any] | None:

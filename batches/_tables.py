@@ -210,6 +210,8 @@ batches = Table(
     Column("done_at", DateTime(timezone=True), nullable=True),
     # the API's anti-pumping guard judged it at request time: the release step does not count it again
     Column("guarded", Boolean, nullable=False, default=False, server_default=false()),
+    # a secret in the text (a verification code), sealed with the vault: it leaves the text once handed over
+    Column("secret_enc", LargeBinary, nullable=True),  # idemexact_0001
 )
 
 batch_contents = Table(

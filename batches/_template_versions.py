@@ -68,7 +68,11 @@ def propose_version(ctx: Context, tenant_id: int, template_id: int, *, body: str
     with ctx.db.begin() as conn:
         t = _template(conn, tenant_id, template_id)
         sig = (signature or t.signature).strip().strip("【】")
-        filing.check_name(sig)
+        try:
+            filing.check_name(sig)
+        except InputError as e:
+            e.where = "$.signature" if signature else "path template_id"  # the request's, or the template's own
+            raise
         Template.compile(sig, body)  # a malformed ${variable} is the client's error now, not at send time
         _ensure_first(conn, t)
         last = conn.execute(select(template_versions).where(template_versions.c.template_id == template_id)

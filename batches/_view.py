@@ -7,10 +7,11 @@ the batch is waiting for. The state is one SQL expression, so a list can be filt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, case, func, or_, select, update
 
 from smsguard.core import InputError
 
@@ -48,6 +49,41 @@ def message_view() -> Select:
             batch_contents, and_(c.batch_id == b.id, c.content_id == r.content_id)
         )
     )
+
+
+REDACTED = "●"
+
+
+def seal_secret(conn: Connection, ctx: Context, batch_id: int, secret: str) -> None:
+    """In ``conn``'s transaction: ``secret`` (a verification code in the batch's text) is kept sealed with the
+    phone vault's key, so that ``drop_handed_secrets`` can take it out of the text once the message is handed over."""
+    conn.execute(update(batches).where(batches.c.id == batch_id).values(secret_enc=ctx.vault.encrypt(secret)))
+
+
+def drop_handed_secrets(conn: Connection, ctx: Context, batch_ids: Iterable[int]) -> int:
+    """In ``conn``'s transaction (the one recording that the gateway took a message, or its report): the sealed
+    secret of each of these batches leaves its stored text (``●`` instead) and is forgotten; SQL no longer needs
+    it (a re-drive of a handed-over message re-sends nothing). Returns how many batches changed."""
+    ids = sorted(set(batch_ids))
+    if not ids:
+        return 0
+    rows = conn.execute(select(batches.c.id, batches.c.content, batches.c.secret_enc)
+                        .where(batches.c.id.in_(ids), batches.c.secret_enc.is_not(None))).all()
+    for row in rows:
+        secret = ctx.vault.decrypt(row.secret_enc)
+        values: dict[str, Any] = {"secret_enc": None}
+        if secret and row.content and secret in row.content:
+            values["content"] = row.content.replace(secret, REDACTED * len(secret))
+        conn.execute(update(batches).where(batches.c.id == row.id).values(**values))
+        if not secret:
+            continue
+        for cid, text in conn.execute(select(batch_contents.c.content_id, batch_contents.c.text)
+                                      .where(batch_contents.c.batch_id == row.id)).all():
+            if secret in text:
+                conn.execute(update(batch_contents)
+                             .where(batch_contents.c.batch_id == row.id, batch_contents.c.content_id == cid)
+                             .values(text=text.replace(secret, REDACTED * len(secret))))
+    return len(rows)
 
 
 def redact_text(ctx: Context, batch_id: int, secret: str, replacement: str) -> int:

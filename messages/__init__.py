@@ -13,7 +13,7 @@ For the anti-pumping guard: ``record_code_sent`` / ``record_code_verified`` (cou
 prefix and signature, in the caller's transaction) and ``add_verification_listener`` (told after each commit).
 """
 
-from ._messages import MessageError, get_message, list_messages, send_message
+from ._messages import MessageError, get_message, list_messages, resume_message, send_message
 from ._tables import metadata
 from ._verify import (
     PREFIX_DIGITS,
@@ -33,6 +33,7 @@ from ._verify import (
     record_code_sent,
     record_code_verified,
     remove_verification_listener,
+    resume_verification,
     set_settings,
     start_verification,
 )
@@ -59,6 +60,8 @@ __all__ = [
     "record_code_sent",
     "record_code_verified",
     "remove_verification_listener",
+    "resume_message",
+    "resume_verification",
     "send_message",
     "set_settings",
     "start_verification",

@@ -14,7 +14,7 @@ that could still be sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,8 +71,14 @@ def send_message(
     origin: str = "api",
     actor: str | None = None,
     guarded: bool = False,
+    bind: Callable[[Connection, str], None] | None = None,
+    on_created: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Send one SMS to ``to`` (a template and its ``variables``, or a ``text``); returns ``get_message``."""
+    """Send one SMS to ``to`` (a template and its ``variables``, or a ``text``); returns ``get_message``.
+
+    The batch and the message row are made in one transaction; ``on_created(conn, message_id)`` (the caller's own
+    rows) and ``bind(conn, "message:<id>")`` (an Idempotency-Key, api/_idempotency.py) run in it too, so a crash
+    leaves all or nothing; ``resume_message`` finishes what a crash interrupted."""
     actor = actor or ctx.actor
     phone = phone_of(to)
     if (template_id is None) == (text is None):
@@ -93,18 +99,41 @@ def send_message(
         if unknown:
             raise MessageError(f"template {template_id} has no variable(s) {', '.join(unknown)}",
                                where="$.variables", code="message.variables")
+    made: list[int] = []
+
+    def created(conn: Connection, b: dict[str, Any]) -> None:
+        message_id = _record(conn, tenant_id, b, phone, ctx.vault.hash(phone.e164), origin, actor)
+        if on_created is not None:
+            on_created(conn, message_id)
+        if bind is not None:
+            bind(conn, f"message:{message_id}")
+        made.append(message_id)
+
     b = batches.create_batch(
         ctx, tenant_id, name=f"message to {phone.masked}", template_id=template_id, content=text,
         numbers=[phone.e164], variables=variables if template_id is not None else None, kind=kind,
-        signature=signature, schedule_at=schedule_at, draft=True, actor=actor, guarded=guarded,
+        signature=signature, schedule_at=schedule_at, draft=True, actor=actor, guarded=guarded, on_created=created,
     )
-    with ctx.db.begin() as conn:
-        message_id = _record(conn, tenant_id, b, phone, ctx.vault.hash(phone.e164), origin, actor)
+    _submit(ctx, tenant_id, b["id"], phone, actor)
+    return get_message(ctx, tenant_id, made[0])
+
+
+def _submit(ctx: batches.Context, tenant_id: int, batch_id: int, phone: Phone, actor: str) -> None:
     try:
-        batches.submit_batch(ctx, tenant_id, b["id"], numbers=[phone.e164], actor=actor)
+        batches.submit_batch(ctx, tenant_id, batch_id, numbers=[phone.e164], actor=actor)
     except (batches.BudgetExceeded, billing.InsufficientBalance) as e:  # nothing held: the hold was refused
-        batches.cancel_batch(ctx, tenant_id, b["id"], actor=actor, reason=e.message[:500])
+        batches.cancel_batch(ctx, tenant_id, batch_id, actor=actor, reason=e.message[:500])
         raise
+
+
+def resume_message(ctx: batches.Context, tenant_id: int, message_id: int, *, to: str,
+                   actor: str | None = None) -> dict[str, Any]:
+    """Finish a ``send_message`` that crashed after its message was made: a batch still a draft (or left in
+    screening by the crash) is submitted with ``to`` (the retried request's number); returns ``get_message``."""
+    actor = actor or ctx.actor
+    batch_id = message_batch(ctx, tenant_id, message_id)
+    if batches.get_batch(ctx, tenant_id, batch_id)["state"] in ("draft", "screening"):
+        _submit(ctx, tenant_id, batch_id, phone_of(to), actor)
     return get_message(ctx, tenant_id, message_id)
 
 

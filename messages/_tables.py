@@ -67,6 +67,7 @@ verifications = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("verified_at", DateTime(timezone=True), nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=True),  # the send counted and audited (idemexact_0001)
     Index("ix_verifications_tenant_phone", "tenant_id", "phone_hash", "id"),
 )
 

@@ -5,8 +5,10 @@ hash (HMAC-SHA256 with the deployment's hash key, over a per-code salt and the c
 ``verification`` message through ``send_message`` (so screening, caps, opt-outs, budget and channels apply),
 with the tenant's template (its one variable gets the code) or a built-in text. Checking counts the attempt
 first (a conditional UPDATE: at most ``max_attempts``, however many requests race), compares with
-``hmac.compare_digest``, and marks the code used in the same transaction: single use. Once a code is used up,
-expired or failed its digits are redacted from the batch's stored text.
+``hmac.compare_digest``, and marks the code used in the same transaction: single use. The code is also sealed
+in its batch (``batches.seal_secret``, the phone vault's key): once the gateway took the message (its sent
+record or delivery report is committed, ``batches.drop_handed_secrets``) the digits leave the stored text, so
+SQL holds only the keyed hash from then on; a code used up, expired or failed before that is redacted then.
 
 Conversion (codes verified / codes sent) is counted in SQL per tenant, signature, number prefix (first 7
 digits) and UTC day by ``record_code_sent`` / ``record_code_verified``, which also tell the listeners added
@@ -27,10 +29,10 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from smsguard import audit, batches
-from smsguard.core import ConflictError, InputError, LimitError, NotFoundError
+from smsguard.core import ConflictError, InputError, LimitError, NotFoundError, SmsguardError
 from smsguard.phones import Phone, parse_phone
 
-from ._messages import _iso, _now, phone_of, send_message
+from ._messages import _iso, _now, message_batch, phone_of, resume_message, send_message
 from ._tables import verifications, verify_conversion, verify_settings
 
 PREFIX_DIGITS = 7
@@ -195,8 +197,13 @@ def start_verification(
     signature: str | None = None,
     actor: str,
     guarded: bool = False,
+    bind: Callable[[Connection, str], None] | None = None,
 ) -> dict[str, Any]:
-    """Make a code, keep its hash, send it; returns the verification (never the code)."""
+    """Make a code, keep its hash, send it; returns the verification (never the code).
+
+    The verification row (the code's hash) is made in the transaction that makes the message, with
+    ``bind(conn, "verification:<id>")`` (an Idempotency-Key): a crash leaves the three or none of them, and
+    ``resume_verification`` finishes the send."""
     phone = phone_of(to)
     conf = get_settings(ctx, tenant_id)
     template_id = template_id if template_id is not None else conf["template_id"]
@@ -213,24 +220,78 @@ def start_verification(
         send = {"text": text, "signature": signature}
     salt = secrets.token_hex(16)
     at = _now()
-    message = send_message(ctx, tenant_id, to=phone.e164, kind="verification", origin="verify", actor=actor,
-                           guarded=guarded, **send)
-    failed = message["state"] in ("rejected", "cancelled", "invalid", "opted_out")
-    with ctx.db.begin() as conn:
+    made: list[int] = []
+
+    def created(conn: Connection, message_id: int) -> None:
+        signature, batch_id = _message_of(conn, message_id)
+        batches.seal_secret(conn, ctx, batch_id, code)  # leaves the batch's text when the gateway takes it
         vid = conn.execute(insert(verifications).values(
             tenant_id=tenant_id, phone_hash=ctx.vault.hash(phone.e164), phone_enc=ctx.vault.encrypt(phone.e164),
-            signature=message["signature"],
-            prefix=prefix_of(phone), message_id=message["id"], salt=salt, code_hash=_code_hash(ctx, salt, code),
-            attempts=0, max_attempts=conf["max_attempts"], status="failed" if failed else "pending", created_at=at,
+            signature=signature,
+            prefix=prefix_of(phone), message_id=message_id, salt=salt, code_hash=_code_hash(ctx, salt, code),
+            attempts=0, max_attempts=conf["max_attempts"], status="pending", created_at=at,
             expires_at=at + timedelta(seconds=conf["ttl_seconds"]),
         ).returning(verifications.c.id)).scalar_one()
+        if bind is not None:
+            bind(conn, f"verification:{vid}")
+        made.append(vid)
+
+    try:
+        message = send_message(ctx, tenant_id, to=phone.e164, kind="verification", origin="verify", actor=actor,
+                               guarded=guarded, on_created=created, **send)
+    except SmsguardError:
+        if made:  # made, then refused (budget): the batch was cancelled; the code leaves its text
+            with ctx.db.begin() as conn:
+                row = conn.execute(update(verifications).where(verifications.c.id == made[0])
+                                   .values(status="failed", recorded_at=_now())
+                                   .returning(verifications.c.message_id)).one()
+            batches.redact_text(ctx, message_batch(ctx, tenant_id, row.message_id), code, REDACTED * len(code))
+        raise
+    return _sent(ctx, tenant_id, made[0], message, phone, actor, code)
+
+
+def _message_of(conn: Connection, message_id: int) -> tuple[str, int]:
+    from ._tables import messages
+
+    row = conn.execute(select(messages.c.signature, messages.c.batch_id).where(messages.c.id == message_id)).one()
+    return row.signature, row.batch_id
+
+
+def resume_verification(ctx: batches.Context, tenant_id: int, verification_id: int, *, to: str,
+                        actor: str) -> dict[str, Any]:
+    """Finish a ``start_verification`` that crashed after its rows were made (the code only in the message's
+    text and as its hash): the message is submitted if it was not, and the send recorded as it would have been."""
+    with ctx.db.connect() as conn:
+        row = conn.execute(select(verifications).where(verifications.c.id == verification_id,
+                                                       verifications.c.tenant_id == tenant_id)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no verification {verification_id}", where="header Idempotency-Key",
+                            code="verify.not_found")
+    message = resume_message(ctx, tenant_id, row.message_id, to=to, actor=actor)
+    return _sent(ctx, tenant_id, verification_id, message, phone_of(to), actor, None)
+
+
+def _sent(ctx: batches.Context, tenant_id: int, vid: int, message: dict[str, Any], phone: Phone, actor: str,
+          code: str | None) -> dict[str, Any]:
+    """The message was handed to the pipeline: count the code sent (or mark it failed), audit, redact if failed."""
+    failed = message["state"] in ("rejected", "cancelled", "invalid", "opted_out")
+    event = None
+    with ctx.db.begin() as conn:
+        first = conn.execute(update(verifications)
+                             .where(verifications.c.id == vid, verifications.c.recorded_at.is_(None))
+                             .values(recorded_at=_now(), **({"status": "failed"} if failed else {}))).rowcount
+        if not first:  # a resumed send whose first request had recorded it before crashing
+            return get_verification(ctx, tenant_id, vid) | {"message": {"id": message["id"], "state": message["state"]}}
         event = None if failed else record_code_sent(conn, tenant_id, phone, message["signature"])
         audit.append(conn, event_type="verify.failed" if failed else "verify.sent", actor=actor, tenant_id=tenant_id,
                      subject=f"verification:{vid}",
                      payload={"verification_id": vid, "message_id": message["id"], "phone": phone.masked,
                               "signature": message["signature"], "message_state": message["state"]})
-    if failed:
+    if failed and code is not None:
         batches.redact_text(ctx, message["batch_id"], code, REDACTED * len(code))  # never sent: not kept
+    elif failed:
+        with ctx.db.connect() as conn:
+            _redact(ctx, tenant_id, conn.execute(select(verifications).where(verifications.c.id == vid)).one())
     if event is not None:
         notify(event)
     return get_verification(ctx, tenant_id, vid) | {"message": {"id": message["id"], "state": message["state"]}}

@@ -46,6 +46,7 @@ def http_headers(exc: SmsguardError) -> dict[str, str] | None:
     """What the status needs besides the body: ``Retry-After`` for a limit, the auth scheme for a 401."""
     if isinstance(exc, UnauthenticatedError):
         return {"WWW-Authenticate": 'Bearer realm="smsguard"'}
-    if isinstance(exc, LimitError) and exc.retry_after is not None:
-        return {"Retry-After": str(exc.retry_after)}
+    retry_after = getattr(exc, "retry_after", None)  # a limit, or a 409 that will pass (idempotency.in_progress)
+    if isinstance(retry_after, int) and retry_after >= 0:
+        return {"Retry-After": str(retry_after)}
     return None

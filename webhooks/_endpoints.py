@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, Engine, func, select, update
 
 from smsguard import audit
-from smsguard.core import InputError, NotFoundError
+from smsguard.core import ConflictError, InputError, NotFoundError
 
 from ._outbox import EVENT_TYPES
 from ._tables import deliveries, endpoints
@@ -40,7 +40,11 @@ def new_secret() -> str:
 
 
 def check_url(url: str, where: str = "$.url") -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is no number (or out of range) is a ValueError
+    except ValueError:
+        raise InputError("must be an http:// or https:// URL with a host", where=where, code="webhooks.url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError("must be an http:// or https:// URL with a host", where=where, code="webhooks.url")
     if parts.username or parts.password:
@@ -112,7 +116,9 @@ def create_endpoint(db: Engine, tenant_id: int, *, url: str, events: list[str], 
         count = conn.execute(select(func.count()).select_from(endpoints).where(
             endpoints.c.tenant_id == tenant_id, endpoints.c.deleted_at.is_(None))).scalar_one()
         if count >= MAX_ENDPOINTS:
-            raise InputError(f"at most {MAX_ENDPOINTS} webhooks per tenant", where="$", code="webhooks.too_many")
+            # 409: the body is fine, the tenant's endpoints are not (delete one first)
+            raise ConflictError(f"at most {MAX_ENDPOINTS} webhooks per tenant: delete one first", where="$",
+                                code="webhooks.too_many")
         eid = conn.execute(endpoints.insert().values(
             tenant_id=tenant_id, url=url, event_types=json.dumps(types), description=description, secret=secret,
             enabled=enabled, max_concurrency=max_concurrency, timeout=timeout, created_at=t, updated_at=t,

@@ -126,6 +126,8 @@ def test_template_versions_edit_reject_resubmit_approve(client, make_tenant, bac
     assert r.status_code == 201 and (r.json()["version"], r.json()["status"]) == (2, "pending"), r.text
     again = client.post(url, headers=t.headers, json={"body": "再改"})
     assert again.status_code == 409 and again.json()["code"] == "template.version_pending"
+    bad = client.post(url, headers=t.headers, json={"body": "再改", "signature": "示例,商城"})  # punctuation
+    assert bad.status_code == 400 and bad.json()["where"] == "$.signature", bad.text
     assert client.post(url, headers=other.headers, json={"body": "x"}).status_code == 404
     assert client.get(url, headers=other.headers).status_code == 404
     ctx = batches.Context(db=backend.db, redis=None, vault=None)  # the reviewer's side needs SQL only

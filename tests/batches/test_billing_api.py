@@ -64,6 +64,9 @@ def test_balance_topup_hold_and_statement(app: TestClient, keys) -> None:
     assert later["items"] == []
     naive = app.get("/v1/ledger", params={"since": "2026-01-01T00:00:00"}, headers=client)
     assert naive.status_code == 400 and naive.json()["code"] == "billing.time"
+    for unix in ("0.5", "1764547200"):  # a number is no ISO 8601 date-time, though msgspec reads it as one
+        r = app.get("/v1/ledger", params={"until": unix}, headers=client)
+        assert r.status_code == 400 and r.json()["code"] == "billing.time" and r.json()["where"] == "query until"
     assert app.get("/v1/ledger", headers=keys["auditor"]).status_code == 200  # auditors read
 
 

@@ -187,3 +187,37 @@ def test_batches_and_contact_lists_take_idempotency_keys(app: TestClient, tenant
     assert three.status_code == 409 and three.json()["code"] == "idempotency.mismatch"
     renamed = app.post("/v1/contact-lists?name=other", headers=csv, content=b"phone\n13812340016\n")
     assert renamed.status_code == 409
+
+
+def test_a_key_whose_request_still_runs_is_409_with_retry_after_and_a_dead_owners_is_taken_over(
+        app: TestClient, tenant, backend) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from smsguard.api import _idempotency as idem
+
+    body = {"to": "13812340031", "text": TEXT}
+    request = app.post("/v1/messages", headers=tenant.h, json=body).request  # the fingerprint of this body
+    fingerprint = idem.hashlib.sha256(b"POST /v1/messages\n" + request.content).hexdigest()
+    at = datetime.now(UTC)
+    alive = idem._me()  # this process: alive
+    dead = f"{idem.socket.gethostname()}:999999999:1:dead"  # a pid no process has
+    with backend.db.begin() as conn:
+        for key, owner in (("still-running", alive), ("owner-died", dead)):
+            conn.execute(insert(idem.idempotency_keys).values(
+                tenant_id=tenant.id, key=key, fingerprint=fingerprint, created_at=at, locked_until=at + idem.LOCK,
+                expires_at=at + idem.TTL, owner=owner))
+    busy = app.post("/v1/messages", headers={**tenant.h, "Idempotency-Key": "still-running"}, json=body)
+    assert busy.status_code == 409 and busy.json()["code"] == "idempotency.in_progress", busy.text
+    assert 1 <= int(busy.headers["Retry-After"]) <= 60 and busy.json()["where"] == "header Idempotency-Key"
+    # the owner is gone (a crash): the retry runs at once, not after the 60 s lock, and its answer is kept
+    taken = app.post("/v1/messages", headers={**tenant.h, "Idempotency-Key": "owner-died"}, json=body)
+    assert taken.status_code == 201 and "Idempotent-Replayed" not in taken.headers, taken.text
+    with backend.db.connect() as conn:
+        row = conn.execute(select(idem.idempotency_keys).where(idem.idempotency_keys.c.tenant_id == tenant.id,
+                                                               idem.idempotency_keys.c.key == "owner-died")).one()
+    assert row.resource == f"message:{taken.json()['id']}" and row.status_code == 201
+    again = app.post("/v1/messages", headers={**tenant.h, "Idempotency-Key": "owner-died"}, json=body)
+    assert again.content == taken.content and again.headers["Idempotent-Replayed"] == "true"
+    assert datetime.now(UTC) - at < timedelta(seconds=30)

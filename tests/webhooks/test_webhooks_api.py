@@ -48,6 +48,8 @@ def test_crud_flow_with_audit_events(app: TestClient, migrated_db) -> None:
     assert [h["id"] for h in app.get("/v1/webhooks", headers=key).json()["webhooks"]] == [wid]
     r = app.patch(f"/v1/webhooks/{wid}", headers=key, json={"events": ["*"], "max_concurrency": 2})
     assert r.status_code == 200 and r.json()["events"] == ["*"] and r.json()["max_concurrency"] == 2
+    r = app.patch(f"/v1/webhooks/{wid}", headers=key, json={"max_concurrency": 3.0})  # JSON Schema's integer
+    assert r.status_code == 200 and r.json()["max_concurrency"] == 3 and isinstance(r.json()["max_concurrency"], int)
     r = app.post(f"/v1/webhooks/{wid}/rotate-secret", headers=key, json={"grace_seconds": 60})
     assert r.status_code == 200 and r.json()["secret"] != hook["secret"]
     assert r.json()["previous_secret_valid_until"] is not None
@@ -57,17 +59,22 @@ def test_crud_flow_with_audit_events(app: TestClient, migrated_db) -> None:
     assert app.get(f"/v1/webhooks/{wid}", headers=key).status_code == 404
     assert app.get(f"/v1/webhooks/{wid}/deliveries", headers=key).status_code == 200  # the log stays readable
     kinds = [k for k in audit_kinds(migrated_db, tid) if k.startswith("webhook.")]
-    assert kinds == ["webhook.created", "webhook.updated", "webhook.secret_rotated", "webhook.deleted"]
+    assert kinds == ["webhook.created", "webhook.updated", "webhook.updated", "webhook.secret_rotated",
+                     "webhook.deleted"]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "where", "code"), [
-    ("post", "/v1/webhooks", {"url": "ftp://x/y", "events": ["*"]}, "$.url", "webhooks.url"),
-    ("post", "/v1/webhooks", {"url": "http://u:p@x/y", "events": ["*"]}, "$.url", "webhooks.url"),
-    ("post", "/v1/webhooks", {"url": "http://x/y", "events": ["message.sent"]}, "$.events[0]", "webhooks.events"),
+    ("post", "/v1/webhooks", {"url": "ftp://x/y", "events": ["*"]}, "$.url", "input.schema"),
+    ("post", "/v1/webhooks", {"url": "http://u:p@x/y", "events": ["*"]}, "$.url", "input.schema"),
+    ("post", "/v1/webhooks", {"url": "http://x/y", "events": ["message.sent"]}, "$.events[0]", "input.schema"),
     ("post", "/v1/webhooks", {"url": "http://x/y", "events": []}, "$.events", "input.schema"),
     ("post", "/v1/webhooks", {"url": "http://x/y", "events": ["*"], "secret": "mine"}, "$.secret", "input.schema"),
     ("post", "/v1/webhooks", {"url": "http://x/y", "events": ["*"], "timeout": 600}, "$.timeout", "input.schema"),
-    ("patch", "/v1/webhooks/{wid}", {"url": "nope"}, "$.url", "webhooks.url"),
+    ("patch", "/v1/webhooks/{wid}", {"url": "nope"}, "$.url", "input.schema"),
+    # the schema says the URL's rules (a port is a number), and max_concurrency a whole number (4.0 is fine)
+    ("post", "/v1/webhooks", {"url": "http://x:0x/y", "events": ["*"]}, "$.url", "input.schema"),
+    ("post", "/v1/webhooks", {"url": "http://x/y", "events": ["*"], "max_concurrency": 2.5}, "$.max_concurrency",
+     "input.schema"),
     ("post", "/v1/webhooks/{wid}/rotate-secret", {"grace_seconds": -1}, "$.grace_seconds", "input.schema"),
     ("get", "/v1/webhooks/{wid}/deliveries?status=lost", None, "query status", "input.schema"),
     ("get", "/v1/webhooks/{wid}/deliveries?limit=0", None, "query limit", "input.schema"),
