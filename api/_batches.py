@@ -169,7 +169,8 @@ class BatchApi:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.ctx: batches.Context | None = None
-        self.idempotency = Idempotency(lambda: service.runtime.db)  # Idempotency-Key on the creating POSTs
+        # Idempotency-Key on the creating POSTs
+        self.idempotency = Idempotency(lambda: service.runtime.db, lambda: service.settings.test_idempotency_crash)
 
     async def start(self) -> None:
         self.ctx = batches.Context.of(self.service.runtime, actor="system:api")

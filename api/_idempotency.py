@@ -89,9 +89,6 @@ idempotency_keys = Table(
     Column("resource", String(100), nullable=True),  # what the work made, bound in the same transaction
 )
 
-FAULT_ENV = "SMSGUARD_TEST_IDEMPOTENCY_CRASH"
-"""Test-only: ``after_claim`` or ``after_effects`` makes this process SIGKILL itself at that point of a keyed
-request (tests/api/test_idempotency_crash.py). Nothing else reads or sets it."""
 
 
 def _start_of(pid: int) -> str | None:
@@ -117,8 +114,9 @@ def _gone(owner: str | None) -> bool:
     return _start_of(int(parts[1])) != parts[2]
 
 
-def _fault(point: str) -> None:
-    if os.environ.get(FAULT_ENV) == point:
+def _fault(point: str, setting: str | None) -> None:
+    """Test-only (``SMSGUARD_TEST_IDEMPOTENCY_CRASH``): die at ``point`` of a keyed request."""
+    if setting == point:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -148,8 +146,9 @@ def _aware(dt: datetime) -> datetime:
 class Idempotency:
     """The store and the wrapper the creating routes share."""
 
-    def __init__(self, db: Callable[[], Engine]) -> None:
+    def __init__(self, db: Callable[[], Engine], fault: Callable[[], str | None] = lambda: None) -> None:
         self._db = db  # a callable: the app's SQL engine exists once the app has started
+        self._fault = fault  # the test-only crash point (settings.test_idempotency_crash)
         self._calls = 0
 
     async def run(
@@ -181,7 +180,7 @@ class Idempotency:
             status, content = claim
             return Response(content=content, status_code=status, media_type="application/json",
                             headers={"Idempotent-Replayed": "true"})
-        _fault("after_claim")
+        _fault("after_claim", self._fault())
 
         def bind(conn: Connection, resource: str) -> None:
             self._bind(conn, tenant_id, key, claim.owner, resource)
@@ -199,7 +198,7 @@ class Idempotency:
         except BaseException:  # a fault after the work made something: the retry resumes it, at once
             await anyio.to_thread.run_sync(self._release, tenant_id, key, claim.owner, True)
             raise
-        _fault("after_effects")
+        _fault("after_effects", self._fault())
         response = _answer(result, status_code)
         await anyio.to_thread.run_sync(self._store, tenant_id, key, claim.owner, response.status_code,
                                        response.content)

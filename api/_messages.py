@@ -90,7 +90,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def handlers(batch_api: BatchApi, guard: Any, security: Any) -> list[Any]:
     api = batch_api
-    idem = Idempotency(lambda: batch_api.service.runtime.db)
+    idem = Idempotency(lambda: batch_api.service.runtime.db,
+                       lambda: batch_api.service.settings.test_idempotency_crash)
     common: dict[str, Any] = {"guards": [guard], "security": security, "tags": ["messages"]}
 
     def actor(request: Request) -> str:

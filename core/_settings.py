@@ -58,6 +58,9 @@ class Settings:
     metrics_dir: Path | None = None
     channels_file: Path | None = None
     roles: str = "all"
+    test_idempotency_crash: str | None = None
+    """Test-only fault injection: ``after_claim`` or ``after_effects`` makes the process SIGKILL itself at that
+    point of a request with an Idempotency-Key (tests/api/test_idempotency_crash.py)."""
     cmpp_listen: str | None = None
     node: str = ""
     reload_max_flip_rate: float | None = None
@@ -320,6 +323,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SMSGUARD_CHANNELS", "channels_file", _path,
              "The channels file (carrier connections, see `channels.example.yaml`).",
              "unset: one loopback channel (nothing leaves the machine)"),
+    Variable("SMSGUARD_TEST_IDEMPOTENCY_CRASH", "test_idempotency_crash", _text,
+             "Test-only fault injection: `after_claim` or `after_effects` makes the process kill itself (SIGKILL) "
+             "at that point of a request with an `Idempotency-Key`, to prove a retry is answered exactly once. "
+             "Never set it in production.", "unset"),
     Variable("SMSGUARD_ROLES", "roles", _text,
              "The roles `smsguard serve` runs (`api,release,gateway,relay,webhooks` or `all`)."),
     Variable("SMSGUARD_CMPP_LISTEN", "cmpp_listen", _listen,

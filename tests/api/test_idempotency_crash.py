@@ -24,7 +24,7 @@ import httpx
 import pytest
 from serve_support import free_port, start, stop, wait_ready
 
-from smsguard.api._idempotency import FAULT_ENV
+FAULT_ENV = "SMSGUARD_TEST_IDEMPOTENCY_CRASH"  # settings.test_idempotency_crash
 
 SIGNATURE = "示例商城"
 TEXT = f"【{SIGNATURE}】您的订单已发货，请注意查收。"
