@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from smsguard import audit, webhooks
 from smsguard.core import get_settings
@@ -247,6 +248,13 @@ class ReleaseWorker:
                 # Redis restarting: SQL says what is left; the chunk in hand stays queued and goes again
                 log.warning("Redis unreachable (%s); retrying", e)
                 stop.wait(0.5)
+            except OperationalError as e:
+                # A deadlock with the report relay (PostgreSQL picks one side to roll back), a locked SQLite
+                # file, a dropped connection: the transaction rolled back whole, so the chunk it held is still
+                # queued under this worker's lease and the next turn takes it again. Dying here stopped the
+                # release of every batch until someone restarted the process.
+                log.warning("SQL refused a release step (%s); retrying", str(e).splitlines()[0][:200])
+                stop.wait(0.2)
 
     def resume_stale_submits(self) -> dict[int, str]:
         """At most every ``stale_check`` seconds: finish the submits a crash left in ``screening``."""

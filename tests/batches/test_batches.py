@@ -532,3 +532,33 @@ def test_a_report_faster_than_the_release_record_keeps_the_submit_time(ctx, tena
         ).all()
     assert [(r.seq, r.status) for r in rows] == [(1, "delivered"), (2, "submitted")]
     assert all(r.submitted_at is not None for r in rows)
+
+
+def test_a_sql_error_mid_release_is_retried_not_fatal(ctx, tenant: int, monkeypatch) -> None:
+    """A deadlock (PostgreSQL rolls one side back) or a locked SQLite file while a chunk is handed over used to
+    end the worker's loop for good. Now the worker goes on: a chunk refused before it committed is taken again,
+    one whose answer was lost after it committed is not handed over twice."""
+    from sqlalchemy.exc import OperationalError
+
+    from smsguard.batches import _release
+
+    numbers = [f"1381234{i:04d}" for i in range(120)]
+    b = batches.create_batch(ctx, tenant, content=f"【{SIG}】您的快递已到。", numbers=numbers)
+    original = _release.ReleaseWorker._chunk
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:  # refused before anything happened
+            raise OperationalError("UPDATE recipients", {}, Exception("deadlock detected"))
+        out = original(self, *args, **kwargs)
+        if calls["n"] == 2:  # committed, then the error reached the worker
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        return out
+
+    monkeypatch.setattr(_release.ReleaseWorker, "_chunk", flaky)
+    _release.ReleaseWorker(ctx, chunk=50, poll=0.01).run(until_idle=True)
+    assert calls["n"] >= 4
+    ids = [e["id"] for e in _mine(ctx, b["id"])]
+    assert sorted(ids) == sorted(f"{b['id']}-{i}" for i in range(1, 121))  # every recipient, each once
+    assert batches.get_batch(ctx, tenant, b["id"])["counts"] == {"submitted": 120}
