@@ -192,3 +192,27 @@ def wait_for(fn, what: str, timeout: float = 40.0):
             return out
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def _signed_in(console_server: Server, user: str) -> Iterator[Client]:
+    c = Client(console_server, user)
+    yield c
+    c.close()
+
+
+# The demo users, one signed-in client each per test module: alice and bob are shop-a and shop-b's customers,
+# victor a viewer of shop-a (see console_server).
+@pytest.fixture(scope="module")
+def alice(console_server: Server) -> Iterator[Client]:
+    yield from _signed_in(console_server, "alice")
+
+
+@pytest.fixture(scope="module")
+def bob(console_server: Server) -> Iterator[Client]:
+    yield from _signed_in(console_server, "bob")
+
+
+@pytest.fixture(scope="module")
+def victor(console_server: Server) -> Iterator[Client]:
+    yield from _signed_in(console_server, "victor")
+

@@ -17,13 +17,6 @@ BAD_CSVS = {
 }
 
 
-@pytest.fixture(scope="module")
-def alice(console_server):
-    c = Client(console_server, "alice")
-    yield c
-    c.close()
-
-
 @pytest.mark.parametrize("name", sorted(BAD_CSVS))
 def test_bad_csv_upload(alice: Client, name: str) -> None:
     files = {"file": (f"{name}.csv", BAD_CSVS[name])}

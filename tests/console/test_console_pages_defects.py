@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
 from console_support import Client, now_local
 from sqlalchemy import text
 
@@ -17,13 +16,6 @@ from smsguard.review import Decision
 from smsguard.review._items import decision_handler
 
 SIG = "示例商城"
-
-
-@pytest.fixture(scope="module")
-def alice(console_server):
-    c = Client(console_server, "alice")
-    yield c
-    c.close()
 
 
 def _compose(c: Client, **form) -> object:

@@ -11,34 +11,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from console_support import Client, Receiver, now_local, wait_for
+from console_support import Receiver, now_local, wait_for
 from sqlalchemy import text
 
 from smsguard import storage, webhooks
 
 SIG = "示例商城"
 NUMBERS = [f"138001380{i:02d}" for i in range(55)]  # 55 numbers: more than one page of 50
-
-
-@pytest.fixture(scope="module")
-def alice(console_server):
-    c = Client(console_server, "alice")
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def bob(console_server):
-    c = Client(console_server, "bob")
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def victor(console_server):
-    c = Client(console_server, "victor")
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")

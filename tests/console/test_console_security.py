@@ -14,20 +14,6 @@ MARKETING = "双11大促，全场5折起，回T退订"
 
 
 @pytest.fixture(scope="module")
-def alice(console_server):
-    c = Client(console_server, "alice")
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def bob(console_server):
-    c = Client(console_server, "bob")
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
 def alice_objects(alice):
     """A template, a contact list and a batch of shop-a (alice's tenant)."""
     r = alice.post_form("/console/templates", {"name": "t", "kind": "notification", "signature": "示例商城",
