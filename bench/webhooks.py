@@ -74,7 +74,7 @@ def _phase(db, fast_eps: list[int], total_fast: int, all_eps: list[int], timeout
     from smsguard.webhooks import Dispatcher
 
     stop = threading.Event()
-    d = Dispatcher(db, worker_id=f"bench-{uuid.uuid4().hex[:6]}", poll=0.05)
+    d = Dispatcher(db, worker_id=f"bench-{uuid.uuid4().hex[:6]}", poll=0.05, allow_private=True)  # 127.0.0.1
     before_all = _delivered(db, all_eps)
     thread = threading.Thread(target=run_async, args=(stop, d.run), daemon=True)
     t0 = time.perf_counter()

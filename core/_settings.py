@@ -82,6 +82,8 @@ class Settings:
     webhook_retry_base: float = 10.0
     webhook_retry_max: float = 3600.0
     webhook_retry_window: float = 86400.0
+    webhook_allow_private: bool = False
+    """Let webhook deliveries reach loopback, private, link-local and other non-public addresses."""
     # -- shared secrets (see _secrets.py) --------------------------------------------------------------
     secrets_dir: Path | None = None
     phone_key: str | None = dataclasses.field(default=None, repr=False)
@@ -199,6 +201,15 @@ def _listen(raw: str) -> str:
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"must be host:port (e.g. 0.0.0.0:7890), got {raw!r}")
     return raw
+
+
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
 
 
 def _path(raw: str) -> Path:
@@ -356,6 +367,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SMSGUARD_REVIEW_FOUR_EYES_SEVERITY", "review_four_eyes_severities", _words,
              "Comma-separated severities whose review items need two approvers.", "`high`"),
     # webhooks
+    Variable("SMSGUARD_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private", _switch,
+             "`1`: webhook deliveries may go to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), "
+             "link-local (169.254/16: cloud metadata), shared and reserved addresses. Off, a delivery to a host "
+             "that resolves to any of them is not sent and fails with `blocked address` (a tenant must not reach "
+             "the platform's own network through its webhooks). Turn on for a receiver on the same host or LAN.",
+             "0"),
     Variable("SMSGUARD_WEBHOOK_RETRY_BASE", "webhook_retry_base", _seconds(positive=True),
              "Seconds before the second attempt of a webhook delivery; each later one waits twice as long."),
     Variable("SMSGUARD_WEBHOOK_RETRY_MAX", "webhook_retry_max", _seconds(positive=True),

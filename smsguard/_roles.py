@@ -187,13 +187,13 @@ def relay_role(ctx: Any, redis_url: str, consumer: str, *, settle_every: float =
     return body
 
 
-def webhooks_role(db: Any, worker_id: str, retry: Any) -> RoleBody:
+def webhooks_role(db: Any, worker_id: str, retry: Any, *, allow_private: bool = False) -> RoleBody:
     """The webhook dispatcher; any number of them share the deliveries through SQL leases."""
 
     def body(stop: threading.Event) -> None:
         from smsguard.webhooks import Dispatcher
 
-        run_async(stop, Dispatcher(db, worker_id=worker_id, retry=retry).run)
+        run_async(stop, Dispatcher(db, worker_id=worker_id, retry=retry, allow_private=allow_private).run)
 
     return body
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import random
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Engine, and_, case, exists, func, insert, literal, or_, select, update
@@ -76,6 +79,32 @@ class Job:
     body: bytes
 
 
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope id (fe80::1%eth0) is not part of it
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def blocked_address(url: str) -> str | None:
+    """Why a delivery to ``url`` must not be made: the host resolves to an address that is not public
+    (loopback, private, link-local such as cloud metadata at 169.254.169.254, shared, reserved, multicast), or does
+    not resolve. None when every address it resolves to is public. The check runs before every attempt, so a
+    name that later points inward is caught too (a name re-pointed between this lookup and the connection is not:
+    see the README)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        return f"cannot resolve {host}: {e.strerror or e}"
+    for *_, sockaddr in infos:
+        if not _public(str(sockaddr[0])):
+            return f"blocked address: {host} resolves to {sockaddr[0]}, not a public address"
+    return None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -101,6 +130,7 @@ class Dispatcher:
         lease: float = 120.0,
         poll: float = 0.5,
         jitter: Callable[[], float] = random.random,
+        allow_private: bool = False,
     ) -> None:
         self.db = db
         self.worker_id = worker_id[:64]
@@ -108,6 +138,7 @@ class Dispatcher:
         self.lease = lease  # longer than any endpoint's timeout (the API caps those at 60 s)
         self.poll = poll
         self.jitter = jitter
+        self.allow_private = allow_private  # settings.webhook_allow_private: receivers on this host / network
         self.inflight: dict[int, int] = defaultdict(int)
         self._clients: dict[int, tuple[tuple[int, float], httpx.AsyncClient]] = {}
         self.sent = 0  # attempts made (for the bench and metrics)
@@ -244,6 +275,9 @@ class Dispatcher:
         t0 = time.perf_counter()
         code: int | None = None
         error: str | None = None
+        if not self.allow_private and (error := await blocked_address(job.url)) is not None:
+            self.sent += 1  # an attempt that failed before any request: retried and dead-lettered like others
+            return None, error, (time.perf_counter() - t0) * 1000
         try:  # the whole exchange is bounded too: httpx's timeout is per read, a trickling reply could outlast it
             r = await asyncio.wait_for(client.post(job.url, content=job.body, headers=headers), job.timeout)
             code = r.status_code

@@ -253,7 +253,8 @@ def _start_roles(runtime, roles, channels):
 
         retry = RetryPolicy(base=settings.webhook_retry_base, max_delay=settings.webhook_retry_max,
                             window=settings.webhook_retry_window)
-        bodies["webhooks"] = webhooks_role(runtime.db, f"{node}-webhooks", retry)
+        bodies["webhooks"] = webhooks_role(runtime.db, f"{node}-webhooks", retry,
+                                           allow_private=settings.webhook_allow_private)
     if "cmpp" in background:
         bodies["cmpp"] = cmpp_role(runtime.batch_context(actor="system:cmpp"), settings.cmpp_listen)
 

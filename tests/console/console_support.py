@@ -92,7 +92,7 @@ def console_server(backend, tmp_path_factory) -> Iterator[Server]:
                       SMSGUARD_POLICY=str(policy), SMSGUARD_PORT=str(port),
                       # webhook dead letters within seconds, for the delivery-log tests (test_console_records.py)
                       SMSGUARD_WEBHOOK_RETRY_BASE="0.2", SMSGUARD_WEBHOOK_RETRY_MAX="0.5",
-                      SMSGUARD_WEBHOOK_RETRY_WINDOW="2")
+                      SMSGUARD_WEBHOOK_RETRY_WINDOW="2", SMSGUARD_WEBHOOK_ALLOW_PRIVATE="1")
     url = f"http://127.0.0.1:{port}"
     serve_log, loop_log = data / "serve.log", data / "loopback.log"
     serve = start(["serve", "--port", str(port)], env, serve_log)

@@ -218,3 +218,46 @@ def test_deliveries_a_dead_dispatcher_had_claimed_are_sent_after_its_lease(migra
     with dispatchers(migrated_db, retry=FAST):
         wait_for(lambda: _statuses(migrated_db, ep["id"])["delivered"] == 3, what="the lease to lapse")
     assert sorted(r["headers"]["x-smsguard-event-id"] for r in receiver.log(path)) == sorted(ids)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.1.2.3/hook", "http://172.16.0.9/hook",
+    "http://192.168.1.1/hook", "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/hook",
+    "http://[::1]/hook", "http://[::ffff:127.0.0.1]/hook", "http://[fd00::1]/hook", "http://[fe80::1]/hook",
+    "http://0.0.0.0/hook", "http://224.0.0.1/hook",
+])
+def test_non_public_addresses_are_blocked(url: str) -> None:
+    import asyncio
+
+    from smsguard.webhooks._dispatcher import blocked_address
+
+    reason = asyncio.run(blocked_address(url))
+    assert reason is not None and reason.startswith("blocked address"), reason
+
+
+def test_public_addresses_pass() -> None:
+    import asyncio
+
+    from smsguard.webhooks._dispatcher import blocked_address
+
+    assert asyncio.run(blocked_address("https://203.0.113.0.nip.invalid/x")).startswith("cannot resolve")
+    assert asyncio.run(blocked_address("http://8.8.8.8/hook")) is None
+    assert asyncio.run(blocked_address("https://[2001:4860:4860::8888]:8443/hook")) is None
+
+
+def test_a_tenant_cannot_reach_the_platforms_own_network(migrated_db, tenant, receiver, emit) -> None:
+    """Off by default (SMSGUARD_WEBHOOK_ALLOW_PRIVATE): a webhook pointing at 127.0.0.1 gets no request at all;
+    each attempt is logged with the reason, retried, then dead-lettered like any failure."""
+    from smsguard.webhooks._tables import attempts, deliveries
+
+    path = f"/inward-{tenant}"
+    ep = _endpoint(migrated_db, tenant, receiver.url(path))
+    emit(tenant, "message.delivered", "message:7-1", {"i": 1})
+    quick = RetryPolicy(base=0.05, max_delay=0.1, window=0.5)
+    with dispatchers(migrated_db, retry=quick, allow_private=False):
+        wait_for(lambda: _statuses(migrated_db, ep["id"])["dead"] == 1, what="the dead letter")
+    assert receiver.log(path) == []  # not one request reached it
+    with migrated_db.connect() as conn:
+        errors = conn.execute(select(attempts.c.error).join(deliveries, deliveries.c.id == attempts.c.delivery_id)
+                              .where(deliveries.c.endpoint_id == ep["id"])).scalars().all()
+    assert errors and all(e.startswith("blocked address: 127.0.0.1 resolves to 127.0.0.1") for e in errors)

@@ -21,7 +21,8 @@ NUMBERS = ["13800138001", "13800138002", "13900009003", "18912345678"]  # …900
 
 def test_serve_delivers_a_batchs_reports_to_the_tenants_webhook(tmp_path: Path, receiver) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
-    env.update(SMSGUARD_DATA_DIR=str(tmp_path / "var"), SMSGUARD_WEBHOOK_RETRY_BASE="0.1")
+    env.update(SMSGUARD_DATA_DIR=str(tmp_path / "var"), SMSGUARD_WEBHOOK_RETRY_BASE="0.1",
+               SMSGUARD_WEBHOOK_ALLOW_PRIVATE="1")  # the receiver listens on 127.0.0.1
     port, log = free_port(), tmp_path / "serve.log"
     proc = start(["serve", "--port", str(port)], env, log)
     try:

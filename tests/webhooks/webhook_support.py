@@ -58,6 +58,7 @@ def dispatchers(db: Any, count: int = 1, **kwargs: Any) -> Iterator[list[Any]]:
 
     stop = threading.Event()
     kwargs.setdefault("poll", 0.05)
+    kwargs.setdefault("allow_private", True)  # the receiver listens on 127.0.0.1
     ds = [Dispatcher(db, worker_id=f"test-{i}-{time.monotonic_ns()}", **kwargs) for i in range(count)]
     threads = [threading.Thread(target=run_async, args=(stop, d.run), daemon=True) for d in ds]
     for t in threads:
