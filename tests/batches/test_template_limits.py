@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from smsguard import batches
@@ -13,14 +11,21 @@ from smsguard.webauth import http_status
 SIG = "示例商城"
 
 
-def test_ten_thousand_variables_are_refused_up_front(ctx, tenant: int) -> None:
+def test_ten_thousand_variables_are_refused_up_front(ctx, tenant: int, monkeypatch) -> None:
+    """Refused before the template is compiled or screened (that took 13 s): both are made to fail if reached.
+    How fast a refusal is belongs to a benchmark, not to this test."""
+    from smsguard.batches import _templates
+
+    def reached(*_a, **_k):
+        raise AssertionError("compiled or screened before the limits were checked")
+
+    monkeypatch.setattr(_templates.Template, "compile", reached)
+    monkeypatch.setattr(ctx, "require_engine", reached)
     body = "".join(f"${{v{i}}}" for i in range(10_000))
-    started = time.monotonic()
     with pytest.raises(batches.BatchError) as e:
         batches.create_template(ctx, tenant, name="many", kind="notification", signature=SIG, body=body)
     assert e.value.code in ("template.too_long", "template.too_many_variables") and e.value.where == "$.body"
     assert http_status(e.value) == 400  # the API's one status table
-    assert time.monotonic() - started < 5  # refused up front (it used to take 13 s); generous for a shared machine
 
 
 def test_too_many_variables_in_a_short_body_is_refused(ctx, tenant: int) -> None:
