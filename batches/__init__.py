@@ -30,7 +30,7 @@ from ._optouts import status as optout_status
 from ._reading import get_batch, list_recipients, report_csv
 from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
 from ._rotation import RotationReport, rotate_phone_keys
-from ._sink import SqlEventSink, apply_inbound, apply_report
+from ._sink import SqlEventSink, SqlSentJournal, apply_inbound, apply_report
 from ._submit import submit_batch
 from ._template_versions import (
     decide_version,
@@ -74,6 +74,7 @@ __all__ = [
     "ReleaseWorker",
     "RotationReport",
     "SqlEventSink",
+    "SqlSentJournal",
     "Template",
     "apply_inbound",
     "apply_report",

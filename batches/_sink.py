@@ -183,6 +183,37 @@ def apply_inbound(ctx: Context, message: InboundMessage) -> dict[str, Any] | Non
         return None
 
 
+def sent_before(ctx: Context, message_ids: Sequence[str]) -> dict[str, SentReport]:
+    """Of ``message_ids``, the recipients SQL records a gateway as having taken (their gateway ids)."""
+    keys = [k for k in (parse_message_id(m) for m in message_ids) if k is not None]
+    found: dict[str, SentReport] = {}
+    with ctx.db.connect() as conn:
+        for i in range(0, len(keys), 500):
+            rows = conn.execute(
+                select(recipients.c.batch_id, recipients.c.seq, recipients.c.gateway, recipients.c.gateway_ids)
+                .where(tuple_(recipients.c.batch_id, recipients.c.seq).in_(keys[i : i + 500]),
+                       recipients.c.gateway_ids.is_not(None))
+            )
+            for r in rows:
+                mid = message_id(r.batch_id, r.seq)
+                found[mid] = SentReport(mid, r.gateway or "", tuple(x for x in r.gateway_ids.split(",") if x))
+    return found
+
+
+class SqlSentJournal:
+    """``sending.SentJournal`` over the recipients' rows: a gateway worker records there what the peer took
+    before it acknowledges the outbox entry, so a Redis that loses its data never makes it a second send."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def record_sent(self, reports: Sequence[SentReport]) -> None:
+        await anyio.to_thread.run_sync(apply_outcomes, self.ctx, reports)
+
+    async def sent_before(self, message_ids: Sequence[str]) -> dict[str, SentReport]:
+        return await anyio.to_thread.run_sync(sent_before, self.ctx, message_ids)
+
+
 class SqlEventSink:
     """``sending.EventSink`` over SQL: plug it into ``sending.EventRelay(store, SqlEventSink(ctx))``."""
 

@@ -33,6 +33,7 @@ from smsguard.sending._gateway import (
 )
 from smsguard.sending._gateway_role import channel_table
 from smsguard.sending._http import HttpGateway, HttpProviderConfig
+from smsguard.sending._journal import GroupCommit, SentJournal
 from smsguard.sending._long_sms import LongMessageError
 from smsguard.sending._loopback import LoopbackGateway
 from smsguard.sending._outbox import Cap, EpochChanged, Handover, HandoverResult, Outbox, Redrive
@@ -63,6 +64,7 @@ __all__ = [
     "GatewayEvents",
     "GatewayUnavailable",
     "GatewayWorker",
+    "GroupCommit",
     "Handover",
     "HandoverResult",
     "HttpGateway",
@@ -83,6 +85,7 @@ __all__ = [
     "RetryPolicy",
     "Router",
     "SealError",
+    "SentJournal",
     "SentReport",
     "SgipGateway",
     "SmgpGateway",

@@ -27,6 +27,7 @@ from smsguard.core import SmsguardError
 from smsguard.sending._channels import ChannelRouter, ChannelSpec, build_gateway
 from smsguard.sending._circuit import CircuitBreaker
 from smsguard.sending._gateway import SubmitResult, _NotStarted
+from smsguard.sending._journal import GroupCommit, SentJournal
 from smsguard.sending._retry import RetryPolicy
 from smsguard.sending._sealing import PLAIN, PhoneSeal
 from smsguard.sending._store import MessageStore, redis_client
@@ -54,9 +55,10 @@ class ChannelStore(MessageStore):
     """``MessageStore`` that applies each channel's receipt policy and tracks receipts still outstanding."""
 
     def __init__(
-        self, redis: Any, namespace: str, specs: Iterable[ChannelSpec], *, seal: PhoneSeal = PLAIN
+        self, redis: Any, namespace: str, specs: Iterable[ChannelSpec], *, seal: PhoneSeal = PLAIN,
+        sent_events: bool = True,
     ) -> None:
-        super().__init__(redis, namespace, seal=seal)
+        super().__init__(redis, namespace, seal=seal, sent_events=sent_events)
         self.specs = {s.name: s for s in specs}
         self.submitted: dict[str, int] = dict.fromkeys(self.specs, 0)
         self._expire = redis.register_script(_EXPIRE)
@@ -131,8 +133,10 @@ class GatewayRole:
         sweep_every: float = 1.0,
         heartbeat_every: float = 1.0,
         seal: PhoneSeal = PLAIN,
+        journal: SentJournal | None = None,
     ) -> None:
         self.redis_url, self.ns = redis_url, namespace
+        self.journal = journal  # SQL learns each submit before its outbox entry is acked (sending/_journal.py)
         self.seal = seal
         self.specs = tuple(specs)
         self.process = process
@@ -154,11 +158,13 @@ class GatewayRole:
 
     async def run(self, stop: asyncio.Event) -> None:
         redis = redis_client(self.redis_url)
-        self.store = store = ChannelStore(redis, self.ns, self.specs, seal=self.seal)
+        self.store = store = ChannelStore(redis, self.ns, self.specs, seal=self.seal,
+                                          sent_events=self.journal is None)
         try:
             self.worker = worker = GatewayWorker(
                 store, self._channels(redis), ChannelRouter(self.specs), consumer=self.process,
                 in_doubt_grace=self.in_doubt_grace, retry=RetryPolicy(base=0.05, max_delay=2.0),
+                journal=None if self.journal is None else GroupCommit(self.journal),
             )
             await worker.start()
             tasks = [asyncio.create_task(worker.run(stop), name="gateway-worker"),

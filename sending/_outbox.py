@@ -129,6 +129,8 @@ while p <= #ARGV do
     redis.call('HSET', key, 'state', 'submitted', 'gateway', gateway, 'parts', parts, 'gw_ids', gw_ids,
                'phone', phone, 'redriven', 1)
     redis.call('EXPIRE', key, ttl)
+    -- its receipt is awaited again: lost with Redis, it still ends 'unknown' at the channel's deadline
+    redis.call('ZADD', ns .. ':outstanding:' .. gateway, tonumber(t[1]), id)
     codes[#codes + 1] = 'k'
   else
     redis.call('HSET', key, 'state', 'held', 'phone', phone, 'hold_until', hold_until, 'redriven', 1)

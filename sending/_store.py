@@ -79,7 +79,9 @@ local function apply(ns, our, gateway, gw_id, status, carrier)
 end
 """
 
-# KEYS[1] msg key. ARGV: gateway, sealed phone, ttl. -> 'go' | 'done' | 'in_doubt:<gateway>' | 'hold:<ms left>'
+# KEYS[1] msg key. ARGV: gateway, sealed phone, ttl.
+# -> 'go' | 'redriven' (go, but re-driven after a Redis loss: maybe sent before) | 'done' | 'in_doubt:<gateway>'
+#    | 'hold:<ms left>'
 _BEGIN = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'sending' then return 'in_doubt:' .. (redis.call('HGET', KEYS[1], 'gateway') or '') end
@@ -92,20 +94,24 @@ elseif state and state ~= 'queued' then return 'done' end
 redis.call('HSET', KEYS[1], 'state', 'sending', 'gateway', ARGV[1], 'phone', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+if redis.call('HEXISTS', KEYS[1], 'redriven') == 1 then return 'redriven' end
 return 'go'
 """
 
-# ARGV: ns, our id, gateway, ttl, gateway ids...
+# ARGV: ns, our id, gateway, ttl, sent event ('1' | '0'), gateway ids...
 _RECORD = _APPLY + """
 local ns, our, gateway, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local key = ns .. ':msg:' .. our
 local ids = {}
-for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 redis.call('HSET', key, 'state', 'submitted', 'gateway', gateway, 'parts', #ids, 'gw_ids', table.concat(ids, ','))
 redis.call('EXPIRE', key, ttl)
 -- SQL learns that the gateway took it: a Redis that loses this record is re-driven without a second send
-redis.call('XADD', ns .. ':events', '*', 'type', 'sent', 'message_id', our, 'gateway', gateway,
-  'gateway_ids', table.concat(ids, ','))
+-- (unless the worker writes it to SQL itself, sending/_journal.py)
+if ARGV[5] == '1' then
+  redis.call('XADD', ns .. ':events', '*', 'type', 'sent', 'message_id', our, 'gateway', gateway,
+    'gateway_ids', table.concat(ids, ','))
+end
 local result = 'submitted'
 for _, gw_id in ipairs(ids) do
   redis.call('SET', ns .. ':gwid:' .. gateway .. ':' .. gw_id, our, 'EX', ttl)
@@ -197,10 +203,12 @@ async def _until_redis_answers(call: Callable[[], Awaitable[T]], give_up_after: 
 class MessageStore:
     def __init__(
         self, redis: Any, namespace: str = "smsguard:send", *, id_ttl: int = 7 * 86400, outage: float = 60.0,
-        seal: PhoneSeal = PLAIN,
+        seal: PhoneSeal = PLAIN, sent_events: bool = True,
     ) -> None:
         self.redis = redis
         self.seal = seal  # how numbers are written to Redis (sending/_sealing.py)
+        # False when the worker journals its submits to SQL itself (sending/_journal.py): no relay copy needed
+        self.sent_events = sent_events
         self.ns = namespace
         self.id_ttl = id_ttl
         self.outage = outage  # seconds a write the peer depends on is retried while Redis is unreachable
@@ -296,7 +304,8 @@ class MessageStore:
         return res.decode() if isinstance(res, bytes) else res
 
     async def record_submitted(self, result: SubmitResult) -> str:
-        args = [self.ns, result.message_id, result.gateway, self.id_ttl, *result.gateway_ids]
+        args = [self.ns, result.message_id, result.gateway, self.id_ttl, "1" if self.sent_events else "0",
+                *result.gateway_ids]
         res = await _until_redis_answers(lambda: self._record(args=args), self.outage)
         return res.decode() if isinstance(res, bytes) else res
 

@@ -8,7 +8,8 @@ Per message:
 2. ``begin``: state queued → sending (a message found already *sending* was in flight when a worker
    died: it is **in doubt**, see below; one found submitted or final is only acknowledged);
 3. wait for the channel's throttle, submit;
-4. accepted → record the gateway ids (and any receipt that raced ahead) → ack the outbox entry;
+4. accepted → record the gateway ids (and any receipt that raced ahead) → with a journal, commit that
+   record to SQL too (``sending/_journal.py``) → ack the outbox entry;
    permanent refusal → outcome failed with the carrier code → ack;
    transient → back to queued, backoff, retry (after ``retry.max_attempts`` on one channel: next channel);
    gateway down → back to queued, next channel at once (the circuit opens);
@@ -40,8 +41,11 @@ from smsguard.sending._gateway import (
     GatewayUnavailable,
     OutboundMessage,
     PermanentGatewayError,
+    SentReport,
     SubmitInDoubt,
+    SubmitResult,
 )
+from smsguard.sending._journal import GroupCommit
 from smsguard.sending._retry import RetryPolicy
 from smsguard.sending._sealing import SealError
 from smsguard.sending._store import MessageStore
@@ -75,6 +79,7 @@ class GatewayWorker:
         max_in_flight: int | None = None,
         claim_idle_ms: int = 30_000,
         in_doubt_down_limit: float = 300.0,
+        journal: GroupCommit | None = None,
     ) -> None:
         self.seal_errors: list[SealError] = []  # entries this process cannot open (another phone key)
         self.store = store
@@ -87,10 +92,12 @@ class GatewayWorker:
         self.in_doubt_down_limit = in_doubt_down_limit
         self.max_in_flight = max_in_flight or 2 * sum(c.gateway.window for c in channels)
         self.claim_idle_ms = claim_idle_ms
+        self.journal = journal
         self.stats = {"submitted": 0, "rejected": 0, "retries": 0, "failovers": 0, "in_doubt": 0,
-                      "resolved": 0, "resent": 0, "skipped": 0}
+                      "resolved": 0, "resent": 0, "skipped": 0, "restored": 0}
         self._tasks: set[asyncio.Task[None]] = set()
         self._claimed: set[str] = set()
+        self._working: dict[str, list[str]] = {}  # message id -> its entries being worked on here, oldest first
 
     async def start(self) -> None:
         await self.store.ensure_groups()
@@ -121,6 +128,8 @@ class GatewayWorker:
         for channel in self.channels.values():
             with contextlib.suppress(Exception):
                 await channel.gateway.close()
+        if self.journal is not None:
+            await self.journal.close()
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
         """Work until ``stop`` is set (or, with ``until_idle``, until the outbox is drained)."""
@@ -178,8 +187,9 @@ class GatewayWorker:
             task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, entry_id: str, message: OutboundMessage) -> None:
+        self._working.setdefault(message.id, []).append(entry_id)
         try:
-            await self._deliver(message)
+            await self._deliver(message, entry_id)
             await self.store.ack([entry_id])
         except asyncio.CancelledError:
             raise
@@ -188,6 +198,11 @@ class GatewayWorker:
             log.exception("message %s: unexpected error; left in the outbox", message.id)
         finally:
             self._claimed.discard(entry_id)
+            entries = self._working.get(message.id, [])
+            if entry_id in entries:
+                entries.remove(entry_id)
+            if not entries:
+                self._working.pop(message.id, None)
 
     def _pick(self, message: OutboundMessage, excluded: set[str]) -> Channel | None:
         for name in self.router.candidates(message.phone):
@@ -200,7 +215,7 @@ class GatewayWorker:
                 channel.breaker.failure(down=True)
         return None
 
-    async def _deliver(self, message: OutboundMessage) -> None:
+    async def _deliver(self, message: OutboundMessage, entry_id: str = "") -> None:
         excluded: set[str] = set()
         tries_here = 0
         rounds = 0
@@ -225,6 +240,8 @@ class GatewayWorker:
                     return
                 await asyncio.sleep(min(0.2, int(state.split(":", 1)[1]) / 1000))
                 continue
+            if state == "redriven" and await self._restore_journaled(message, entry_id):
+                return
             await channel.throttle.acquire(1)
             try:
                 result = await channel.gateway.submit(message)
@@ -259,8 +276,24 @@ class GatewayWorker:
                 continue
             channel.breaker.success()
             await self.store.record_submitted(result)
+            if self.journal is not None:  # in SQL before the outbox entry is acknowledged
+                await self.journal.record(SentReport(result.message_id, result.gateway, result.gateway_ids))
             self.stats["submitted"] += 1
             return
+
+    async def _restore_journaled(self, message: OutboundMessage, entry_id: str) -> bool:
+        """A re-driven message at the end of its hold: True when the journal says a peer took it already (then
+        it is restored as submitted with its gateway ids, so its receipt still finds it, and not sent again)."""
+        if self.journal is None:
+            return False
+        while self._working.get(message.id, [entry_id])[0] != entry_id:  # an earlier hand-over is still at work
+            await asyncio.sleep(0.05)
+        found = (await self.journal.sent_before([message.id])).get(message.id)
+        if found is None:
+            return False
+        await self.store.record_submitted(SubmitResult(found.message_id, found.gateway, found.gateway_ids))
+        self.stats["restored"] += 1
+        return True
 
     async def _adopt_receipt(self, message: OutboundMessage) -> bool:
         """A held message: settled when one of its route's peers re-sent a receipt for it (an orphan)."""

@@ -142,13 +142,16 @@ def release_role(ctx: Any, worker_id: str) -> RoleBody:
     return body
 
 
-def gateway_role(redis_url: str, namespace: str, specs: Any, *, process: str, file_name: str, vault: Any) -> RoleBody:
+def gateway_role(redis_url: str, ctx: Any, specs: Any, *, process: str, file_name: str) -> RoleBody:
+    """The gateway worker over ``specs``; it journals every submit to SQL before acknowledging it."""
+
     def body(stop: threading.Event) -> None:
+        from smsguard.batches import SqlSentJournal
         from smsguard.sending import VaultPhones
         from smsguard.sending._gateway_role import GatewayRole
 
-        role = GatewayRole(redis_url, namespace, specs, process=process, file_name=file_name,
-                           seal=VaultPhones(vault))
+        role = GatewayRole(redis_url, ctx.send_namespace, specs, process=process, file_name=file_name,
+                           seal=VaultPhones(ctx.vault), journal=SqlSentJournal(ctx))
         run_async(stop, role.run)
 
     return body

@@ -182,7 +182,7 @@ def _loopback(
     """Release worker (a thread) + loopback gateway worker + event relay (asyncio), until stopped or idle."""
     import asyncio
 
-    from smsguard.batches import ReleaseWorker, SqlEventSink
+    from smsguard.batches import ReleaseWorker, SqlEventSink, SqlSentJournal
     from smsguard.batches._settle import settle_batches
     from smsguard.sending import EventRelay, MessageStore, VaultPhones, redis_client
     from smsguard.sending._channels import ChannelSpec
@@ -213,7 +213,7 @@ def _loopback(
         # the gateway role over one loopback channel: heartbeats, so batches do not say "waiting for a channel"
         spec = ChannelSpec(name="loopback", protocol="loopback", window=64, rate=rate, receipt_deadline=60.0)
         gateway = GatewayRole(redis_url, ctx.send_namespace, [spec], process="console-loopback",
-                              seal=VaultPhones(ctx.vault))
+                              seal=VaultPhones(ctx.vault), journal=SqlSentJournal(ctx))
         relay = EventRelay(store, SqlEventSink(ctx), consumer="console-loopback")
         done = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -243,9 +243,8 @@ def _start_roles(runtime, roles, channels):
         bodies["release"] = release_role(ctx, f"{node}-release")
     if "gateway" in background:
         file_name = settings.channels_file.name if settings.channels_file else "channels.yaml"
-        bodies["gateway"] = gateway_role(runtime.redis_url, ctx.send_namespace, channels,
-                                         process=f"{node}-gateway", file_name=file_name,
-                                         vault=runtime.vault)
+        bodies["gateway"] = gateway_role(runtime.redis_url, ctx, channels, process=f"{node}-gateway",
+                                         file_name=file_name)
     if "relay" in background:
         bodies["relay"] = relay_role(ctx, runtime.redis_url, f"{node}-relay")
     if "webhooks" in background:

@@ -83,6 +83,32 @@ def test_a_receipt_past_the_deadline_becomes_unknown_once(redis_url: str, namesp
                                                                                       "no_receipt", "slow")
 
 
+def test_a_message_restored_after_a_redis_loss_still_meets_its_deadline(redis_url: str, namespace: str) -> None:
+    """Re-driven from SQL as submitted (its receipt lost with Redis): it is awaited again, and the deadline
+    makes it ``unknown`` rather than leaving it submitted for ever."""
+    from smsguard.sending import Outbox, Redrive
+
+    specs = [ChannelSpec(name="slow", protocol="loopback", receipt_deadline=30.0)]
+    outbox = Outbox(redis.Redis.from_url(redis_url), namespace)
+    epoch = outbox.open_epoch()
+    assert outbox.redrive([Redrive("b1-1", "sealed", "text", gateway="slow", gateway_ids=("g1",))],
+                          epoch=epoch) == "k"
+
+    async def main() -> tuple[int, int, dict[str, str]]:
+        r = redis_client(redis_url)
+        store = ChannelStore(r, namespace, specs)
+        due = (await outstanding_by_channel(r, namespace, ["slow"]))["slow"]
+        expired = await store.expire_overdue(now=time.time() + 31)
+        state = await store.state("b1-1")
+        await r.aclose()
+        return due, expired, state
+
+    due, expired, state = run(main())
+    assert (due, expired, state["state"]) == (1, 1, "unknown")
+    [report] = [e for e in _events(redis_url, namespace) if getattr(e, "status", None)]
+    assert (report.message_id, report.status) == ("b1-1", "unknown")
+
+
 def test_role_through_a_provider_that_never_reports(redis_url: str, namespace: str, peers) -> None:
     """A real HTTP provider whose reports are never fetched: every message ends ``unknown`` at the deadline,
     a heartbeat names the channel meanwhile, and nothing is left outstanding."""

@@ -15,6 +15,7 @@ from typing import Any
 from smsguard.sending import (
     CircuitBreaker,
     GatewayWorker,
+    GroupCommit,
     MessageStore,
     PhoneSeal,
     PlainPhones,
@@ -60,14 +61,20 @@ async def _main(args: argparse.Namespace) -> None:
         from smsguard.runtime import Runtime
 
         seal = VaultPhones(Runtime().vault)
-    store = MessageStore(r, args.ns, seal=seal)
+    journal = None
+    if args.journal:  # as `serve`'s gateway role does: each submit in SQL before its outbox entry is acked
+        from smsguard.batches import SqlSentJournal
+        from smsguard.runtime import Runtime
+
+        journal = GroupCommit(SqlSentJournal(Runtime().batch_context()))
+    store = MessageStore(r, args.ns, seal=seal, sent_events=journal is None)
     channels = [_build_channel(spec, args.window, r, args.ns, args.rate) for spec in args.channel]
     for c in channels:
         c.breaker = CircuitBreaker(open_for=0.5)
     router = Router({"default": [c.name for c in channels]})
     worker = GatewayWorker(
         store, channels, router, consumer=args.consumer, in_doubt_grace=args.in_doubt_grace,
-        retry=RetryPolicy(base=0.05, max_delay=1.0),
+        retry=RetryPolicy(base=0.05, max_delay=1.0), journal=journal,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="messages per second per channel (0 = no limit)")
     parser.add_argument("--in-doubt-grace", type=float, default=10.0)
     parser.add_argument("--sealed", action="store_true", help="open sealed numbers with the settings' phone key")
+    parser.add_argument("--journal", action="store_true", help="journal submits to the settings' SQL database")
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(_main(parser.parse_args(argv)))
 
