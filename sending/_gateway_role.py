@@ -68,15 +68,17 @@ class ChannelStore(MessageStore):
 
     async def record_submitted(self, result: SubmitResult) -> str:
         spec = self.specs.get(result.gateway)
-        pipe = self.redis.pipeline(transaction=False)
+        calls = []
         if spec is not None and spec.receipts == "last_part" and len(result.gateway_ids) > 1:
-            pipe.hset(self.msg_key(result.message_id), "receipt_last", result.gateway_ids[-1])
+            calls.append(self.pipeliner.command("HSET", self.msg_key(result.message_id), "receipt_last",
+                                                result.gateway_ids[-1]))
         # tracked before the submit is recorded: a crash in between leaves it to the deadline, never lost
-        pipe.zadd(self.outstanding_key(result.gateway), {result.message_id: time.time()})
-        await pipe.execute()
+        calls.append(self.pipeliner.command("ZADD", self.outstanding_key(result.gateway), time.time(),
+                                            result.message_id))
+        await asyncio.gather(*calls)
         state = await super().record_submitted(result)
         if state != "submitted":  # a receipt had raced ahead: already final
-            await self.redis.zrem(self.outstanding_key(result.gateway), result.message_id)
+            await self.pipeliner.command("ZREM", self.outstanding_key(result.gateway), result.message_id)
         self.submitted[result.gateway] = self.submitted.get(result.gateway, 0) + 1
         return state
 

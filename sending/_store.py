@@ -47,6 +47,7 @@ from smsguard.sending._gateway import (
     SubmitResult,
 )
 from smsguard.sending._outbox import OUTBOX_GROUP
+from smsguard.sending._pipelining import Pipeliner
 from smsguard.sending._sealing import PLAIN, PhoneSeal
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ class MessageStore:
         self._receipt = redis.register_script(_RECEIPT)
         self._resolve = redis.register_script(_RESOLVE)
         self._finish = redis.register_script(_FINISH)
+        self.pipeliner = Pipeliner(redis)  # concurrent sends share round trips (sending/_pipelining.py)
 
     def msg_key(self, message_id: str) -> str:
         return f"{self.ns}:msg:{message_id}"
@@ -279,10 +281,8 @@ class MessageStore:
     async def ack(self, entry_ids: list[Any]) -> None:
         """Done with these entries: acknowledged and deleted (the stream keeps only what is left to do)."""
         if entry_ids:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.xack(self.outbox, OUTBOX_GROUP, *entry_ids)
-            pipe.xdel(self.outbox, *entry_ids)
-            await pipe.execute()
+            await asyncio.gather(self.pipeliner.command("XACK", self.outbox, OUTBOX_GROUP, *entry_ids),
+                                 self.pipeliner.command("XDEL", self.outbox, *entry_ids))
 
     async def backlog(self) -> int:
         """Messages queued or claimed but not yet acknowledged."""
@@ -300,23 +300,23 @@ class MessageStore:
 
     async def begin(self, message: OutboundMessage, gateway: str) -> str:
         sealed = self.seal.seal(message.phone)
-        res = await self._begin(keys=[self.msg_key(message.id)], args=[gateway, sealed, self.id_ttl])
+        res = await self.pipeliner.script(self._begin, [self.msg_key(message.id)], [gateway, sealed, self.id_ttl])
         return res.decode() if isinstance(res, bytes) else res
 
     async def record_submitted(self, result: SubmitResult) -> str:
         args = [self.ns, result.message_id, result.gateway, self.id_ttl, "1" if self.sent_events else "0",
                 *result.gateway_ids]
-        res = await _until_redis_answers(lambda: self._record(args=args), self.outage)
+        res = await _until_redis_answers(lambda: self.pipeliner.script(self._record, [], args), self.outage)
         return res.decode() if isinstance(res, bytes) else res
 
     async def release(self, message: OutboundMessage) -> None:
         """Back to queued: nothing is in flight (before a backoff or a failover)."""
-        await self.redis.hset(self.msg_key(message.id), "state", "queued")
+        await self.pipeliner.command("HSET", self.msg_key(message.id), "state", "queued")
 
     async def reject(self, message: OutboundMessage, gateway: str, carrier_code: str) -> None:
         """A permanent refusal: the recipient's outcome is failed, with the carrier's code."""
-        await self._finish(
-            keys=[self.msg_key(message.id)], args=[self.ns, message.id, "rejected", "failed", carrier_code, gateway]
+        await self.pipeliner.script(
+            self._finish, [self.msg_key(message.id)], [self.ns, message.id, "rejected", "failed", carrier_code, gateway]
         )
 
     async def mark_unknown(self, message: OutboundMessage, gateway: str) -> None:
@@ -340,7 +340,7 @@ class MessageStore:
             return
         args = [self.ns, receipt.gateway, receipt.gateway_id, receipt.status, receipt.carrier_code,
                 self.seal.tag(receipt.phone), self.id_ttl]
-        await _until_redis_answers(lambda: self._receipt(args=args), self.outage)
+        await _until_redis_answers(lambda: self.pipeliner.script(self._receipt, [], args), self.outage)
 
     async def on_inbound(self, message: InboundMessage) -> None:
         fields = {"type": "inbound", "phone": self.seal.seal(message.phone), "text": message.text,
