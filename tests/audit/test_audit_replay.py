@@ -171,6 +171,11 @@ def test_shadow_diff_reports_every_changed_decision(backend, app, tmp_path) -> N
     candidate = Engine(dataclasses.replace(app.engine.config, lexicon_dirs=(lex,)))
     report = shadow_diff(backend.db, candidate, since=since)
     assert report.changed == 1 and report.flip_rate == pytest.approx(1 / len(TEXTS))
+    # only the newest N (what the reload gate reads): the change is in the third newest
+    newest2 = shadow_diff(backend.db, candidate, since=since, newest=2)
+    assert (newest2.replayed, newest2.changed) == (2, 0)
+    newest3 = shadow_diff(backend.db, candidate, since=since, newest=3)
+    assert (newest3.replayed, newest3.changed) == (3, 1)
     [change] = report.changes
     assert (change.verdict_id, change.tenant, change.after) == (verdicts[2]["verdict_id"], tenant, "block")
     assert (change.category, change.code) == ("gambling", "lexicon.gambling")
@@ -230,11 +235,21 @@ def test_reload_is_refused_over_the_flip_rate(backend, tmp_path_factory) -> None
         gambling.write_text(LEXICON["gambling.tsv"] + "发货\tgambling\thigh\tsubstring\n", "utf-8")
         r = app.client.post("/v1/admin/reload", headers=headers, json={"what": []})
         assert r.status_code == 409 and r.json()["code"] == "reload.flip_rate", r.text
+        # the figures: how many of how many, the rate against the allowed one, and what changed most
+        message = r.json()["message"]
+        assert "changes 1 of 5 decisions" in message and "(20.00%)" in message and "0.00%" in message, message
+        assert "review->block lexicon.gambling: 1" in message or "pass->block lexicon.gambling: 1" in message, message
+        assert r.json()["where"] == "SMSGUARD_RELOAD_MAX_FLIP_RATE"
         assert app.engine.versions == before
         gambling.write_text(LEXICON["gambling.tsv"] + "# a comment changes the version, not a decision\n", "utf-8")
         r = app.client.post("/v1/admin/reload", headers=headers, json={"what": []})
         assert r.status_code == 200, r.text
         assert app.engine.versions.lexicon != before.lexicon
+        with db.connect() as conn:  # the reload's audit event keeps the figures it was allowed on
+            payload = conn.execute(
+                text("SELECT payload FROM audit_events WHERE event_type = 'lexicon' ORDER BY id DESC")
+            ).first()[0]
+        assert json.loads(payload)["shadow"] == {"replayed": 5, "changed": 0, "flip_rate": 0.0, "max_flip_rate": 0.0}
     db.dispose()
 
 
