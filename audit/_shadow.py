@@ -157,9 +157,15 @@ def stored_rows(
         q = q.order_by(t.c.created_at, t.c.id)
     else:
         q = q.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(newest)
+    known: dict[tuple[str, str, str], Versions] = {}  # a few versions across millions of rows: build each once
     with db.connect() as conn:
-        for r in conn.execution_options(yield_per=chunk).execute(q):
-            yield _Row(r[0], r[1], r[2], r[3], r[4], r[5], Versions(policy=r[6], lexicon=r[7], model=r[8]))
+        for part in conn.execution_options(yield_per=chunk).execute(q).tuples().partitions():
+            for r in part:
+                vk = (r[6], r[7], r[8])
+                v = known.get(vk)
+                if v is None:
+                    v = known[vk] = Versions(policy=r[6], lexicon=r[7], model=r[8])
+                yield _Row(r[0], r[1], r[2], r[3], r[4], r[5], v)
 
 
 def shadow_diff(
