@@ -125,3 +125,11 @@ def test_training_with_reviews_from_sql_reports_the_gate(env, users, tmp_path: P
     assert result.comparison, lines  # the gate compared old and new on the dev split, metric by metric
     assert {"metric", "old", "new", "delta"} <= set(result.comparison[0])
     assert any(line.lstrip().startswith(result.comparison[0]["metric"]) for line in lines)
+    # and what the review labels alone changed: the same training without them, on the same dev split
+    effect = {r["metric"]: r for r in result.review_effect}
+    assert {"roc_auc", "f1@review", "crossings@review", "crossings@block"} <= set(effect), lines
+    assert effect["f1@review"]["delta"] == pytest.approx(effect["f1@review"]["with"] - effect["f1@review"]["without"])
+    header = next(i for i, line in enumerate(lines) if line.startswith("gate: effect of the"))
+    assert "review label(s) on the dev split" in lines[header] and "without" in lines[header + 1], lines
+    assert result.promoted  # tolerance 1: promoted whatever the figures, so the card is written
+    assert "Effect of the review labels alone" in (out / "MODEL_CARD.md").read_text("utf-8")
