@@ -47,7 +47,7 @@ from smsguard.audit import (
 )
 from smsguard.audit import checkpoint as audit_checkpoint
 from smsguard.audit._shadow import shadow_diff
-from smsguard.audit._versions import record_in_force
+from smsguard.audit._versions import record_in_force, reload_candidate
 from smsguard.core import (
     ConflictError,
     ForbiddenError,
@@ -538,7 +538,7 @@ class Service:
         before = self.engine.versions
         shadow: dict[str, object] = {}
         if self.settings.reload_max_flip_rate is not None:
-            shadow = await anyio.to_thread.run_sync(self._shadow_gate)
+            shadow = await anyio.to_thread.run_sync(self._shadow_gate, what)
         versions = await anyio.to_thread.run_sync(lambda: self.engine.reload(*what))
         await anyio.to_thread.run_sync(self._record_versions)
         parts = what or ["policy", "lexicon", "model"]
@@ -559,15 +559,15 @@ class Service:
         except Exception as e:
             log.warning("could not record the engine versions for replay: %s", e)
 
-    def _shadow_gate(self) -> dict[str, object]:
+    def _shadow_gate(self, what: list[str]) -> dict[str, object]:
         """Refuse a reload whose candidate would change more than ``reload_max_flip_rate`` of the decisions
         stored in the last ``reload_diff_days`` (at most the newest ``reload_diff_max``; shadow mode, see
         ``smsguard policy diff``). Returns the figures, for the reload's audit events.
 
-        The candidate is built from the files as they are now, every part of it: a reload of one part is judged
-        as if the others were reloaded too (stricter, never laxer, than the reload itself)."""
+        The candidate is what the reload would build: the parts in ``what`` from the files as they are now, the
+        others as in force (from the version store)."""
         s = self.settings
-        candidate = Engine(self.engine.config)
+        candidate = reload_candidate(self.db, self.engine, what)
         report = shadow_diff(self.db, candidate, since=datetime.now(UTC) - timedelta(days=s.reload_diff_days),
                              newest=s.reload_diff_max, keep=0)
         limit = s.reload_max_flip_rate or 0.0

@@ -241,6 +241,11 @@ def test_reload_is_refused_over_the_flip_rate(backend, tmp_path_factory) -> None
         assert "review->block lexicon.gambling: 1" in message or "pass->block lexicon.gambling: 1" in message, message
         assert r.json()["where"] == "SMSGUARD_RELOAD_MAX_FLIP_RATE"
         assert app.engine.versions == before
+        # a reload of the policy alone is judged with the lexicon in force (from the version store), not the
+        # changed file it leaves alone: nothing would change, so it goes through
+        r = app.client.post("/v1/admin/reload", headers=headers, json={"what": ["policy"]})
+        assert r.status_code == 200, r.text
+        assert app.engine.versions == before
         gambling.write_text(LEXICON["gambling.tsv"] + "# a comment changes the version, not a decision\n", "utf-8")
         r = app.client.post("/v1/admin/reload", headers=headers, json={"what": []})
         assert r.status_code == 200, r.text
