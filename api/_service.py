@@ -542,6 +542,11 @@ class Service:
         versions = await anyio.to_thread.run_sync(lambda: self.engine.reload(*what))
         await anyio.to_thread.run_sync(self._record_versions)
         parts = what or ["policy", "lexicon", "model"]
+        gated = shadow.get("candidate")
+        if isinstance(gated, dict) and any(gated[p] != getattr(versions, p) for p in parts):
+            # a file changed between the replay and the reload: the event says so rather than vouch for it
+            log.warning("reload: the versions promoted %s are not the candidate the gate replayed %s", versions, gated)
+            shadow["promoted_other_than_replayed"] = True
         changes = [
             AuditEvent(event_type=part, actor=actor, tenant_id=None, subject=part,
                        payload={"from": getattr(before, part), "to": getattr(versions, part), "action": "reload"}
@@ -572,7 +577,8 @@ class Service:
                              newest=s.reload_diff_max, keep=0)
         limit = s.reload_max_flip_rate or 0.0
         figures: dict[str, object] = {"replayed": report.replayed, "changed": report.changed,
-                                      "flip_rate": round(report.flip_rate, 6), "max_flip_rate": limit}
+                                      "flip_rate": round(report.flip_rate, 6), "max_flip_rate": limit,
+                                      "candidate": report.candidate}
         if report.flip_rate > limit:
             by = ", ".join(f"{t} {a}->{b} {code}: {n}" for (t, a, b, _, code), n in report.groups.most_common(5))
             raise ConflictError(

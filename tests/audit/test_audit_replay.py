@@ -254,7 +254,14 @@ def test_reload_is_refused_over_the_flip_rate(backend, tmp_path_factory) -> None
             payload = conn.execute(
                 text("SELECT payload FROM audit_events WHERE event_type = 'lexicon' ORDER BY id DESC")
             ).first()[0]
-        assert json.loads(payload)["shadow"] == {"replayed": 5, "changed": 0, "flip_rate": 0.0, "max_flip_rate": 0.0}
+        v = app.engine.versions
+        assert json.loads(payload)["shadow"] == {
+            "replayed": 5,
+            "changed": 0,
+            "flip_rate": 0.0,
+            "max_flip_rate": 0.0,
+            "candidate": {"policy": v.policy, "lexicon": v.lexicon, "model": v.model},  # what was promoted
+        }
     db.dispose()
 
 
