@@ -114,6 +114,8 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
         401: "Missing, malformed, unknown or revoked API key",
         403: "The key may not do this (admin routes need an admin key; a body `tenant` must be the key's own)",
         404: "Not found for this key's tenant",
+        409: "Refused in the current state: a reload whose candidate would change more stored decisions than "
+        "SMSGUARD_RELOAD_MAX_FLIP_RATE allows (the message gives the figures)",
         413: "Request body too large",
         422: "A policy, lexicon or model file is invalid (reload)",
         429: "The tenant is over its rate limit; see Retry-After",
@@ -204,7 +206,7 @@ def create_app(
         summary="Reload policy, lexicons and/or model on every process (admin key)",
         guards=[guard],
         security=_SECURITY,
-        responses=_errors(400, 401, 403, 422, 503),
+        responses=_errors(400, 401, 403, 409, 422, 503),
     )
     async def reload(request: Request, data: JSONBody[ReloadRequest]) -> ReloadResult:
         if not request.state.key.admin:

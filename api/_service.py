@@ -47,7 +47,7 @@ from smsguard.audit import (
 )
 from smsguard.audit import checkpoint as audit_checkpoint
 from smsguard.audit._shadow import shadow_diff
-from smsguard.audit._versions import record_in_force
+from smsguard.audit._versions import record_in_force, reload_candidate
 from smsguard.core import (
     ConflictError,
     ForbiddenError,
@@ -536,14 +536,21 @@ class Service:
         """Reload here, record a ``policy``/``lexicon``/``model`` audit event per part whose version changed (or
         was asked for), then tell every other process (over Redis pub/sub) to do the same."""
         before = self.engine.versions
+        shadow: dict[str, object] = {}
         if self.settings.reload_max_flip_rate is not None:
-            await anyio.to_thread.run_sync(self._shadow_gate)
+            shadow = await anyio.to_thread.run_sync(self._shadow_gate, what)
         versions = await anyio.to_thread.run_sync(lambda: self.engine.reload(*what))
         await anyio.to_thread.run_sync(self._record_versions)
         parts = what or ["policy", "lexicon", "model"]
+        gated = shadow.get("candidate")
+        if isinstance(gated, dict) and any(gated[p] != getattr(versions, p) for p in parts):
+            # a file changed between the replay and the reload: the event says so rather than vouch for it
+            log.warning("reload: the versions promoted %s are not the candidate the gate replayed %s", versions, gated)
+            shadow["promoted_other_than_replayed"] = True
         changes = [
             AuditEvent(event_type=part, actor=actor, tenant_id=None, subject=part,
-                       payload={"from": getattr(before, part), "to": getattr(versions, part), "action": "reload"})
+                       payload={"from": getattr(before, part), "to": getattr(versions, part), "action": "reload"}
+                       | ({"shadow": shadow} if shadow else {}))
             for part in parts
         ]
         await anyio.to_thread.run_sync(self._append_events, changes)
@@ -557,19 +564,30 @@ class Service:
         except Exception as e:
             log.warning("could not record the engine versions for replay: %s", e)
 
-    def _shadow_gate(self) -> None:
+    def _shadow_gate(self, what: list[str]) -> dict[str, object]:
         """Refuse a reload whose candidate would change more than ``reload_max_flip_rate`` of the decisions
-        stored in the last ``reload_diff_days`` (shadow mode, see ``smsguard policy diff``)."""
+        stored in the last ``reload_diff_days`` (at most the newest ``reload_diff_max``; shadow mode, see
+        ``smsguard policy diff``). Returns the figures, for the reload's audit events.
+
+        The candidate is what the reload would build: the parts in ``what`` from the files as they are now, the
+        others as in force (from the version store)."""
         s = self.settings
-        candidate = Engine(self.engine.config)
+        candidate = reload_candidate(self.db, self.engine, what)
         report = shadow_diff(self.db, candidate, since=datetime.now(UTC) - timedelta(days=s.reload_diff_days),
-                             keep=0)
-        if report.flip_rate > (s.reload_max_flip_rate or 0.0):
+                             newest=s.reload_diff_max, keep=0)
+        limit = s.reload_max_flip_rate or 0.0
+        figures: dict[str, object] = {"replayed": report.replayed, "changed": report.changed,
+                                      "flip_rate": round(report.flip_rate, 6), "max_flip_rate": limit,
+                                      "candidate": report.candidate}
+        if report.flip_rate > limit:
+            by = ", ".join(f"{t} {a}->{b} {code}: {n}" for (t, a, b, _, code), n in report.groups.most_common(5))
             raise ConflictError(
                 f"the candidate changes {report.changed} of {report.replayed} decisions of the last "
                 f"{s.reload_diff_days:g} days ({report.flip_rate:.2%}), over the allowed "
-                f"{s.reload_max_flip_rate:.2%}: inspect with `smsguard policy diff` and reload again when intended",
+                f"{limit:.2%} (most changed: {by}): inspect with `smsguard policy diff` and reload again "
+                "when intended",
                 where="SMSGUARD_RELOAD_MAX_FLIP_RATE", code="reload.flip_rate")
+        return figures
 
     def _append_events(self, batch: list[AuditEvent]) -> None:
         with self.db.begin() as conn:

@@ -53,13 +53,16 @@ def stored_request(text: str, tenant: str, verdict_json: str | bytes, content_ha
 
     head = _decode_head(verdict_json)
     kind = None if head.kind_inferred else head.kind
-    signatures: list[str | None] = [None, *dict.fromkeys(_SIGNATURE.findall(text))]
-    for signature in signatures:
+    plain = Message(text=text, kind=kind, tenant=tenant)  # type: ignore[arg-type]
+    for content_only in (False, True):  # the common request first: no separate signature
+        if hash_of(versions, tenant, plain, content_only) == content_hash:
+            return StoredRequest(plain, content_only, True)
+    for signature in dict.fromkeys(_SIGNATURE.findall(text)):
         m = Message(text=text, kind=kind, signature=signature, tenant=tenant)  # type: ignore[arg-type]
         for content_only in (False, True):
             if hash_of(versions, tenant, m, content_only) == content_hash:
                 return StoredRequest(m, content_only, True)
-    return StoredRequest(Message(text=text, kind=kind, tenant=tenant), False, False)  # type: ignore[arg-type]
+    return StoredRequest(plain, False, False)
 
 
 def answer_bytes(verdict_json: bytes, stored: bytes) -> bytes:

@@ -86,11 +86,18 @@ class DiffReport:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "candidate": self.candidate, "replayed": self.replayed, "screened": self.screened,
-            "changed": self.changed, "flip_rate": self.flip_rate, "inexact": self.inexact,
-            "seconds": round(self.seconds, 3), "verdicts_per_second": round(self.per_second, 1),
-            "groups": [{"tenant": t, "from": a, "to": b, "category": c, "code": code, "count": n}
-                       for (t, a, b, c, code), n in self.groups.most_common()],
+            "candidate": self.candidate,
+            "replayed": self.replayed,
+            "screened": self.screened,
+            "changed": self.changed,
+            "flip_rate": self.flip_rate,
+            "inexact": self.inexact,
+            "seconds": round(self.seconds, 3),
+            "verdicts_per_second": round(self.per_second, 1),
+            "groups": [
+                {"tenant": t, "from": a, "to": b, "category": c, "code": code, "count": n}
+                for (t, a, b, c, code), n in self.groups.most_common()
+            ],
             "changes": [c.to_dict() for c in self.changes],
         }
 
@@ -100,8 +107,15 @@ def _deciding(decision: str, reasons: Sequence[_Reason]) -> _Reason | None:
 
 
 def _span(r: _Reason, text: str) -> dict[str, object]:
-    return {"code": r.code, "category": r.category, "action": r.action, "term": r.term, "start": r.start,
-            "end": r.end, "span": mask_phones_in(text[r.start:r.end]) if r.start is not None else None}
+    return {
+        "code": r.code,
+        "category": r.category,
+        "action": r.action,
+        "term": r.term,
+        "start": r.start,
+        "end": r.end,
+        "span": mask_phones_in(text[r.start : r.end]) if r.start is not None else None,
+    }
 
 
 def _key(r: _Reason) -> tuple:
@@ -119,30 +133,57 @@ class _Row:
     versions: Versions
 
 
-def stored_rows(db: Database, *, since: datetime | None = None, chunk: int = 5000) -> Iterator[_Row]:
-    """Stored verdicts (oldest first) created at or after ``since``."""
+def stored_rows(
+    db: Database, *, since: datetime | None = None, newest: int | None = None, chunk: int = 5000
+) -> Iterator[_Row]:
+    """Stored verdicts created at or after ``since``: oldest first, or the ``newest`` N, newest first."""
     from smsguard.storage._models import Tenant, VerdictRecord
 
     t = VerdictRecord.__table__
-    q = (select(t.c.id, Tenant.name, t.c.created_at, t.c.text, t.c.verdict, t.c.content_hash, t.c.policy_version,
-                t.c.lexicon_version, t.c.model_version)
-         .join(Tenant.__table__, Tenant.id == t.c.tenant_id).order_by(t.c.created_at, t.c.id))
+    q = select(
+        t.c.id,
+        Tenant.name,
+        t.c.created_at,
+        t.c.text,
+        t.c.verdict,
+        t.c.content_hash,
+        t.c.policy_version,
+        t.c.lexicon_version,
+        t.c.model_version,
+    ).join(Tenant.__table__, Tenant.id == t.c.tenant_id)
     if since is not None:
         q = q.where(t.c.created_at >= since)
+    if newest is None:
+        q = q.order_by(t.c.created_at, t.c.id)
+    else:
+        q = q.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(newest)
+    known: dict[tuple[str, str, str], Versions] = {}  # a few versions across millions of rows: build each once
     with db.connect() as conn:
-        for r in conn.execution_options(yield_per=chunk).execute(q):
-            yield _Row(r[0], r[1], r[2], r[3], r[4], r[5], Versions(policy=r[6], lexicon=r[7], model=r[8]))
+        for part in conn.execution_options(yield_per=chunk).execute(q).tuples().partitions():
+            for r in part:
+                vk = (r[6], r[7], r[8])
+                v = known.get(vk)
+                if v is None:
+                    v = known[vk] = Versions(policy=r[6], lexicon=r[7], model=r[8])
+                yield _Row(r[0], r[1], r[2], r[3], r[4], r[5], v)
 
 
-def shadow_diff(db: Database, candidate: Engine, *, since: datetime | None = None, batch: int = 2048,
-                keep: int | None = None) -> DiffReport:
-    """Replay the stored verdicts since ``since`` against ``candidate``. ``keep`` caps the changes listed
-    (every change is still counted and grouped)."""
+def shadow_diff(
+    db: Database,
+    candidate: Engine,
+    *,
+    since: datetime | None = None,
+    newest: int | None = None,
+    batch: int = 2048,
+    keep: int | None = None,
+) -> DiffReport:
+    """Replay the stored verdicts since ``since`` (only the ``newest`` N of them, when given) against
+    ``candidate``. ``keep`` caps the changes listed (every change is still counted and grouped)."""
     v = candidate.versions
     report = DiffReport(candidate={"policy": v.policy, "lexicon": v.lexicon, "model": v.model})
     started = time.perf_counter()
     pending: list[_Row] = []
-    for row in stored_rows(db, since=since):
+    for row in stored_rows(db, since=since, newest=newest):
         pending.append(row)
         if len(pending) >= batch:
             _run(report, candidate, pending, keep)
@@ -163,8 +204,9 @@ def _run(report: DiffReport, engine: Engine, rows: list[_Row], keep: int | None)
                 m = q.message
                 todo.setdefault((m.text, m.kind, m.signature, m.tenant, content_only), m)
         if todo:
-            for k, verdict in zip(todo, engine.screen_many(list(todo.values()), content_only=content_only),
-                                  strict=True):
+            for k, verdict in zip(
+                todo, engine.screen_many(list(todo.values()), content_only=content_only), strict=True
+            ):
                 verdicts[k] = verdict
     report.screened += len(verdicts)
     for row, q in zip(rows, requests, strict=True):
@@ -184,9 +226,17 @@ def _run(report: DiffReport, engine: Engine, rows: list[_Row], keep: int | None)
         if keep is not None and len(report.changes) >= keep:
             continue
         before, after = {_key(r) for r in old.reasons}, {_key(r) for r in new_reasons}
-        report.changes.append(Change(
-            verdict_id=row.id, tenant=row.tenant, created_at=row.created_at.isoformat(), before=old.decision,
-            after=new.decision, category=category, code=code, text=mask_phones_in(row.text),
-            added=[_span(r, row.text) for r in new_reasons if _key(r) not in before],
-            removed=[_span(r, row.text) for r in old.reasons if _key(r) not in after],
-        ))
+        report.changes.append(
+            Change(
+                verdict_id=row.id,
+                tenant=row.tenant,
+                created_at=row.created_at.isoformat(),
+                before=old.decision,
+                after=new.decision,
+                category=category,
+                code=code,
+                text=mask_phones_in(row.text),
+                added=[_span(r, row.text) for r in new_reasons if _key(r) not in before],
+                removed=[_span(r, row.text) for r in old.reasons if _key(r) not in after],
+            )
+        )

@@ -12,8 +12,10 @@ name, bytes]`` in load order, which is all its version depends on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -87,11 +89,15 @@ def record_in_force(db: Database, engine: Engine) -> list[str]:
             log.warning("audit: %s %s is in force but its file is gone: not recorded for replay", kind, version)
             continue
         file_version, content = got
-        matches = (version.rsplit("-", 1)[-1] == hashlib.sha256(content).hexdigest()[:8]) if kind == "model" \
+        matches = (
+            (version.rsplit("-", 1)[-1] == hashlib.sha256(content).hexdigest()[:8])
+            if kind == "model"
             else file_version == version
+        )
         if not matches:
-            log.warning("audit: the %s file changed since version %s was loaded: not recorded for replay",
-                        kind, version)
+            log.warning(
+                "audit: the %s file changed since version %s was loaded: not recorded for replay", kind, version
+            )
             continue
         try:
             with db.begin() as conn:
@@ -105,18 +111,43 @@ def record_in_force(db: Database, engine: Engine) -> list[str]:
 def load_blob(db: Database, kind: str, version: str) -> bytes:
     with db.connect() as conn:
         row = conn.execute(
-            select(blobs.c.content, blobs.c.sha256).join(versions, versions.c.sha256 == blobs.c.sha256)
+            select(blobs.c.content, blobs.c.sha256)
+            .join(versions, versions.c.sha256 == blobs.c.sha256)
             .where(versions.c.kind == kind, versions.c.version == version)
         ).first()
     if row is None:
-        raise VersionMissing(f"{kind} version {version} was never recorded (it came into force before the "
-                             "version store existed, or its file changed before it could be recorded)",
-                             where=f"{kind}:{version}")
+        raise VersionMissing(
+            f"{kind} version {version} was never recorded (it came into force before the "
+            "version store existed, or its file changed before it could be recorded)",
+            where=f"{kind}:{version}",
+        )
     content = bytes(row.content)
     if hashlib.sha256(content).hexdigest() != row.sha256:
-        raise SmsguardError(f"the stored {kind} {version} does not match its hash", where=f"{kind}:{version}",
-                            code="audit.blob_corrupt")
+        raise SmsguardError(
+            f"the stored {kind} {version} does not match its hash", where=f"{kind}:{version}", code="audit.blob_corrupt"
+        )
     return content
+
+
+def _write_stored(db: Database, root: Path, kind: str, version: str) -> Path | tuple[Path, ...] | None:
+    """Write the stored bytes of ``kind`` ``version`` under ``root``: the policy file, the lexicon directories
+    (in load order) or the model file (None for no model)."""
+    if kind == "policy":
+        path = root / "policy.yaml"
+        path.write_bytes(load_blob(db, "policy", version))
+        return path
+    if kind == "lexicon":
+        bundle = msgspec.msgpack.decode(load_blob(db, "lexicon", version), type=list[tuple[int, str, bytes]])
+        for i, name, content in bundle:
+            d = root / "lexicons" / str(i)
+            d.mkdir(parents=True, exist_ok=True)
+            (d / name).write_bytes(content)
+        return tuple(root / "lexicons" / str(i) for i in sorted({i for i, _, _ in bundle}))
+    if version == "none":
+        return None
+    path = root / "model.onnx"
+    path.write_bytes(load_blob(db, "model", version))
+    return path
 
 
 def materialize(db: Database, want: Versions, matcher: str | None = None) -> Engine:
@@ -124,22 +155,46 @@ def materialize(db: Database, want: Versions, matcher: str | None = None) -> Eng
     scratch files are gone when it returns: the engine holds what it read in memory."""
     with TemporaryDirectory(prefix="smsguard-replay-") as tmp:
         root = Path(tmp)
-        policy = root / "policy.yaml"
-        policy.write_bytes(load_blob(db, "policy", want.policy))
-        bundle = msgspec.msgpack.decode(load_blob(db, "lexicon", want.lexicon), type=list[tuple[int, str, bytes]])
-        dirs = sorted({i for i, _, _ in bundle})
-        for i, name, content in bundle:
-            d = root / "lexicons" / str(i)
-            d.mkdir(parents=True, exist_ok=True)
-            (d / name).write_bytes(content)
-        model = None
-        if want.model != "none":
-            model = root / "model.onnx"
-            model.write_bytes(load_blob(db, "model", want.model))
+        policy = _write_stored(db, root, "policy", want.policy)
+        lexicons = _write_stored(db, root, "lexicon", want.lexicon)
+        model = _write_stored(db, root, "model", want.model)
         kwargs = {} if matcher is None else {"matcher": matcher}
-        engine = Engine(EngineConfig(policy_path=policy, lexicon_dirs=tuple(root / "lexicons" / str(i) for i in dirs),
-                                     model_path=model, **kwargs))
+        engine = Engine(
+            EngineConfig(
+                policy_path=policy,
+                lexicon_dirs=lexicons,
+                model_path=model,  # type: ignore[arg-type]
+                **kwargs,
+            )
+        )
     got = engine.versions
     if got != want:
         raise SmsguardError(f"the stored inputs rebuild versions {got}, not {want}", code="audit.version_mismatch")
     return engine
+
+
+def reload_candidate(db: Database, engine: Engine, what: Sequence[str]) -> Engine:
+    """The engine ``engine.reload(*what)`` would build: the parts in ``what`` (all when empty) from the files
+    as they are now, the others exactly as in force, from their stored bytes. A part in force that was never
+    recorded is taken from its file instead (logged): then the candidate may differ in more than ``what``."""
+    parts = set(what) or set(KINDS)
+    config = engine.config
+    if parts >= set(KINDS):
+        return Engine(config)
+    v = engine.versions
+    fields = {"policy": "policy_path", "lexicon": "lexicon_dirs", "model": "model_path"}
+    with TemporaryDirectory(prefix="smsguard-candidate-") as tmp:
+        root = Path(tmp)
+        changes: dict[str, object] = {}
+        for kind in KINDS:
+            if kind in parts:
+                continue
+            try:
+                changes[fields[kind]] = _write_stored(db, root, kind, getattr(v, kind))
+            except VersionMissing:
+                log.warning(
+                    "reload gate: %s %s in force was never recorded; the candidate reads its file",
+                    kind,
+                    getattr(v, kind),
+                )
+        return Engine(dataclasses.replace(config, **changes))  # type: ignore[arg-type]

@@ -65,6 +65,7 @@ class Settings:
     node: str = ""
     reload_max_flip_rate: float | None = None
     reload_diff_days: float = 7.0
+    reload_diff_max: int = 200_000
     # -- audit ---------------------------------------------------------------------------------------
     audit_anchor_dir: Path | None = None
     audit_witness_url: str | None = None
@@ -326,6 +327,9 @@ VARIABLES: tuple[Variable, ...] = (
              "would change (`0.01` = 1 %).", "unset: no replay"),
     Variable("SMSGUARD_RELOAD_DIFF_DAYS", "reload_diff_days", _seconds(positive=True),
              "How far back (days) that replay reads."),
+    Variable("SMSGUARD_RELOAD_DIFF_MAX", "reload_diff_max", _integer(1),
+             "At most this many stored verdicts of that window, the newest, are replayed (the replay runs inside "
+             "the reload request; `smsguard policy diff` has no such cap)."),
     Variable("SMSGUARD_AUDIT_ANCHOR_DIR", "audit_anchor_dir", _path,
              "Where signed audit checkpoints are also written as files, outside the database (mount it from "
              "another host); `off` = no anchor files.", "`<data dir>/audit-anchors`"),

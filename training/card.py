@@ -413,6 +413,27 @@ def render(m: dict[str, Any]) -> str:
                 )
                 + "\n"
             )
+        effect = c.get("review_effect") or []
+        if effect:
+            w(
+                "Effect of the review labels alone: the same training (data, seed, split) without them, on the "
+                "same dev split; `crossings` counts dev messages that land on the other side of a threshold.\n"
+            )
+            w(
+                _table(
+                    ["metric", "without reviews", "with reviews", "change"],
+                    [
+                        [
+                            r["metric"],
+                            "" if r["without"] is None else _f(r["without"]),
+                            "" if r["with"] is None else _f(r["with"]),
+                            f"{r['delta']:+.4f}" if r["without"] is not None else str(r["delta"]),
+                        ]
+                        for r in effect
+                    ],
+                )
+                + "\n"
+            )
 
     w("## Limitations\n")
     w(

@@ -3,10 +3,11 @@
 Training only needs something that yields ``(text, label)`` pairs, so that is the whole contract.
 ``smsguard train --with-reviews`` (no file) reads the decided review items straight from SQL
 (:func:`sql_source`: ``review.SqlReviewLabelSource`` over ``review_labels``);
-``smsguard train --export-reviews FILE`` writes the same labels as JSON lines (:func:`export_jsonl`), the
-format :class:`JsonlReviewSource` reads back, one JSON object a line::
+``smsguard review export-labels [--out FILE]`` (or ``smsguard train --export-reviews FILE``) writes the same
+labels as JSON lines (:func:`export_jsonl`), the format :class:`JsonlReviewSource` reads back, one JSON object
+a line::
 
-    {"text": "…", "label": 1}            # 1 = bad content (reviewer rejected), 0 = fine
+    {"text": "…", "label": 1, "category": "fraud"}  # 1 = bad content (reviewer rejected), 0 = fine
     {"text": "…", "decision": "reject"}  # or the reviewer's decision: approve → 0, reject → 1
 
 A malformed line is an error naming its line number; it is never skipped.
@@ -15,9 +16,10 @@ A malformed line is an error naming its line number; it is never skipped.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TextIO, runtime_checkable
 
 from smsguard.core import InputError
 
@@ -59,21 +61,38 @@ def sql_source(db: Engine, *, tenant_id: int | None = None) -> ReviewLabelSource
     return SqlReviewLabelSource(db, tenant_id=tenant_id)
 
 
-def export_jsonl(source: ReviewLabelSource, path: Path) -> int:
-    """Write ``source``'s labels to ``path`` as ``{"text", "label"}`` lines (temp file, then renamed);
-    returns how many. Phone numbers stay as the reviewers saw them: the file is training data, keep it so."""
+def export_jsonl(source: ReviewLabelSource, path: Path | None) -> int:
+    """Write ``source``'s labels to ``path`` (``None``: stdout) as ``{"text", "label"}`` lines, with the
+    reviewer's ``category`` when the source knows it (SQL does); returns how many. A file is written to a temp
+    file, then renamed. Phone numbers stay as the reviewers saw them: the file is training data, keep it so."""
+    rows = (
+        source.labels_with_category()
+        if hasattr(source, "labels_with_category")
+        else ((t, label, None) for t, label in source.labels())
+    )
+
+    def write(f: TextIO) -> int:
+        count = 0
+        for text, label, category in rows:
+            item: dict[str, object] = {"text": text, "label": label}
+            if category is not None:
+                item["category"] = category
+            f.write(json.dumps(item, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+
+    if path is None:
+        return write(sys.stdout)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
     try:
         with tmp.open("w", encoding="utf-8") as f:
-            for text, label in source.labels():
-                f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
-                count += 1
+            count = write(f)
         tmp.replace(path)
     except OSError as e:
-        raise InputError(f"cannot write review labels: {e.strerror or e}", where=str(path),
-                         code="reviews.export") from None
+        raise InputError(
+            f"cannot write review labels: {e.strerror or e}", where=str(path), code="reviews.export"
+        ) from None
     return count
 
 

@@ -82,6 +82,8 @@ class Result:
     metrics: dict[str, Any]
     model_path: Path
     comparison: list[dict[str, Any]] | None = None
+    review_effect: list[dict[str, Any]] | None = None
+    """With reviews: each dev metric of the retrained model next to the same training without the review labels."""
 
 
 def trained_on() -> date:
@@ -205,6 +207,7 @@ def run(opts: Options, log: Callable[[str], None] = print) -> Result:
     train_prep += [prepare(e.text) for e in added_rows]
     log(f"train: +{len(added_rows)} rows (FBS as published, transactional ham written by us)")
     review_info: dict[str, Any] | None = None
+    without_reviews = len(train_ex)  # the rows before the review labels: the gate's control trains on these
     if opts.reviews is not None:
         added = overlap = 0
         for text, label in opts.reviews.labels():
@@ -281,9 +284,12 @@ def run(opts: Options, log: Callable[[str], None] = print) -> Result:
     speed = _latency(clf, [e.text for e in sp.dev][:20000])
     t = lap("latency", t)
 
-    promoted, comparison, old_version = True, None, None
+    promoted, comparison, old_version, effect = True, None, None, None
     if opts.reviews is not None:
         promoted, comparison, old_version = _gate(current, sp, thresholds, new_metrics, opts.tolerance, log)
+        effect = _review_effect(
+            train_ex[:without_reviews], train_prep[:without_reviews], opts, sp, sk_p, thresholds, review_info, log
+        )
     lap("comparison", t)
     timings["total"] = round(time.perf_counter() - t_start, 2)
 
@@ -319,7 +325,7 @@ def run(opts: Options, log: Callable[[str], None] = print) -> Result:
         "speed": speed,
         "sanity": sanity_scores,
         "golden": golden,
-        "comparison": {"old_version": old_version, "rows": comparison, "promoted": promoted}
+        "comparison": {"old_version": old_version, "rows": comparison, "promoted": promoted, "review_effect": effect}
         if comparison is not None
         else None,
         "timings_s": timings,
@@ -337,7 +343,7 @@ def run(opts: Options, log: Callable[[str], None] = print) -> Result:
         log(f"promoted: {model_path} (version {clf.version}) in {timings['total']:.0f} s")
     else:
         log("not promoted: the new model is worse than the current one on the dev split (see above)")
-    return Result(promoted, metrics, model_path, comparison)
+    return Result(promoted, metrics, model_path, comparison, effect)
 
 
 def _write_artifacts(out: Path, onnx_bytes: bytes, payload: dict[str, Any], metrics: dict[str, Any]) -> None:
@@ -379,10 +385,53 @@ def _gate(
     old_p, _ = current.predict_prepared(sp.dev_prepared)
     old_metrics = evaluate.binary_metrics(sp.dev, old_p, thresholds)
     ok, rows = evaluate.compare(old_metrics, new_metrics["binary"], tolerance)
+    log(
+        f"gate: current model {current.version} (old) vs the retrained one (new) on the dev split "
+        f"({len(sp.dev)} messages), tolerance {tolerance:g}:"
+    )
     for r in rows:
         flag = "  WORSE" if r["worse"] else ""
         log(f"  {r['metric']:<22} old {r['old']:.4f}  new {r['new']:.4f}  ({r['delta']:+.4f}){flag}")
     return ok, rows, current.version
+
+
+def _review_effect(
+    train_ex: Sequence[Example],
+    train_prep: Sequence[str],
+    opts: Options,
+    sp: Any,
+    with_p: np.ndarray,
+    thresholds: dict[str, float],
+    review_info: dict[str, Any] | None,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """What the review labels alone change on the dev split: the same training (data, seed, split, hyper-
+    parameters) without them, scored next to the retrained model. Both are scored with scikit-learn, the same
+    arithmetic on both sides (the ONNX graph matches it to ~1e-7, see the card's parity figures)."""
+    added = review_info["added"] if review_info else 0
+    if not added:
+        log("gate: no review label reached training, so they change nothing on the dev split")
+        return []
+    control = train(train_ex, train_prep, opts.hyper, seed=opts.seed)
+    x_dev = control.vectorizer.transform(sp.dev_prepared)
+    control_p = control.spam.predict_proba(x_dev)[:, 1]
+    _, rows = evaluate.compare(
+        evaluate.binary_metrics(sp.dev, control_p, thresholds), evaluate.binary_metrics(sp.dev, with_p, thresholds), 0.0
+    )
+    flips = {name: int(np.sum((with_p >= at) != (control_p >= at))) for name, at in thresholds.items()}
+    log(
+        f"gate: effect of the {added} review label(s) on the dev split ({len(sp.dev)} messages; trained with "
+        "vs without them, same data, seed and split):"
+    )
+    for r in rows:
+        log(f"  {r['metric']:<22} without {r['old']:.4f}  with {r['new']:.4f}  ({r['delta']:+.4f})")
+    log(
+        "  dev messages that cross a threshold because of them: "
+        + ", ".join(f"{n} at {name} ({thresholds[name]})" for name, n in flips.items())
+    )
+    return [{"metric": r["metric"], "without": r["old"], "with": r["new"], "delta": r["delta"]} for r in rows] + [
+        {"metric": f"crossings@{name}", "without": None, "with": None, "delta": n} for name, n in flips.items()
+    ]
 
 
 GOLDEN = PROJECT_ROOT / "tests" / "data"

@@ -1,4 +1,5 @@
-"""``smsguard review demo`` and ``smsguard user create|list|passwd``: the reviewer queue's set-up commands.
+"""``smsguard review demo|export-labels`` and ``smsguard user create|list|passwd``: the reviewer queue's set-up
+commands, and the reviewers' decisions written out as training labels.
 
 ``review demo`` screens realistic sample messages with the real engine and puts the ones that need a human
 into the queue (tenants, batch sizes, masked sample recipients, a few high-risk four-eyes items and identical
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
+from pathlib import Path
 
 from smsguard.core import get_settings
 
@@ -43,12 +46,18 @@ DEMO_PASSWORD = "review-demo-1"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("review", help="human review queue: demo data")
+    p = sub.add_parser("review", help="human review queue: demo data, decided items as training labels")
     rsub = p.add_subparsers(dest="review_command", required=True, metavar="ACTION")
     demo = rsub.add_parser("demo", help="fill the queue with realistic sample items and create demo reviewers")
     demo.add_argument("--items", type=int, default=40, help="about how many items (default 40)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(handler=run_demo)
+    export = rsub.add_parser(
+        "export-labels", help="write the decided review items in SQL as training labels (JSON lines)"
+    )
+    export.add_argument("--out", type=Path, default=None, metavar="FILE", help="output file (default: stdout)")
+    export.add_argument("--tenant", default=None, help="only this tenant's items (default: every tenant)")
+    export.set_defaults(handler=run_export_labels)
 
     u = sub.add_parser("user", help="reviewer accounts of the web UI (/review)")
     usub = u.add_subparsers(dest="user_command", required=True, metavar="ACTION")
@@ -57,9 +66,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--role", required=True, choices=("reviewer", "senior", "admin", "auditor"))
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     create.set_defaults(handler=run_user_create)
-    add_list_and_passwd(usub, "smsguard.review._users", kind="reviewer", one="a reviewer",
-                        columns=(("id", "id"), ("role", "role")))
+    add_list_and_passwd(
+        usub, "smsguard.review._users", kind="reviewer", one="a reviewer", columns=(("id", "id"), ("role", "role"))
+    )
     add_locks_and_unlock(usub, "review")
+
+
+def run_export_labels(args: argparse.Namespace) -> int:
+    """The labels ``smsguard train --with-reviews`` reads from SQL, as the file ``--with-reviews FILE`` reads."""
+    from smsguard.storage import get_tenant
+    from smsguard.training.reviews import export_jsonl, sql_source
+
+    db = open_db()
+    tenant_id = None if args.tenant is None else get_tenant(db, args.tenant).id
+    n = export_jsonl(sql_source(db, tenant_id=tenant_id), args.out)
+    where = args.out or "stdout"
+    print(f"wrote {n:,} reviewer label(s) to {where}", file=sys.stderr if args.out is None else sys.stdout)
+    return 0
 
 
 def run_user_create(args: argparse.Namespace) -> int:
@@ -140,18 +163,25 @@ def run_demo(args: argparse.Namespace) -> int:
                 n += 1
     signatures = _demo_signatures(db, tenants, run)
     n += signatures
-    kinds = {"high severity (four-eyes)": sum(1 for _, v in chosen if _severity(v) == "high"),
-             "identical copies": 4 if dup is not None else 0, "signature applications": signatures}
-    print(f"review demo: {n} items queued for review (tenants {', '.join(_TENANTS)}; "
-          + ", ".join(f"{k}: {v}" for k, v in kinds.items()) + ")")
+    kinds = {
+        "high severity (four-eyes)": sum(1 for _, v in chosen if _severity(v) == "high"),
+        "identical copies": 4 if dup is not None else 0,
+        "signature applications": signatures,
+    }
+    print(
+        f"review demo: {n} items queued for review (tenants {', '.join(_TENANTS)}; "
+        + ", ".join(f"{k}: {v}" for k, v in kinds.items())
+        + ")"
+    )
     if created:
         print(f"demo reviewers created, password '{DEMO_PASSWORD}': {', '.join(created)}")
     else:
         print(f"demo reviewers exist already (alice, bob, carol, admin, audrey; password '{DEMO_PASSWORD}')")
     settings = get_settings()
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    print(f"open http://{host}:{settings.port}/review and log in (a running `smsguard serve` dispatches them "
-          "within 1 s)")
+    print(
+        f"open http://{host}:{settings.port}/review and log in (a running `smsguard serve` dispatches them within 1 s)"
+    )
     return 0
 
 
@@ -167,8 +197,16 @@ def _demo_signatures(db: object, tenants: dict[str, int], run: str) -> int:
     vault = filing.DocumentVault(load_secrets(get_settings()).phone_keys)
     n = 0
     for i, tid in enumerate(tenants.values()):
-        filing.apply(db, vault, tid, name=f"演示签名{run}{i}", kind="company", use="self",
-                     files=[("营业执照.pdf", _DEMO_PDF)], actor="system:demo")
+        filing.apply(
+            db,
+            vault,
+            tid,
+            name=f"演示签名{run}{i}",
+            kind="company",
+            use="self",
+            files=[("营业执照.pdf", _DEMO_PDF)],
+            actor="system:demo",
+        )
         n += 1
     return n
 
