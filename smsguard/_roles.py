@@ -205,13 +205,13 @@ def cmpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float =
 
     def body(stop: threading.Event) -> None:
         from smsguard.sending import CmppServer
-        from smsguard.vendors import BatchSubmitHandler, live_accounts, mark_reported, pending_reports
+        from smsguard.vendors import GroupedSubmitHandler, live_accounts, mark_reported, pending_reports
 
         host, _, port = listen.rpartition(":")
 
         async def main(done: asyncio.Event) -> None:
             accounts = await asyncio.to_thread(live_accounts, ctx.db, ctx.vault)
-            server = CmppServer(accounts, BatchSubmitHandler(ctx), host=host.strip("[]"), port=int(port))
+            server = CmppServer(accounts, GroupedSubmitHandler(ctx), host=host.strip("[]"), port=int(port))
             await server.start()
             log.info("cmpp: listening on %s:%d (%d account(s))", host, server.port, len(accounts))
             loaded = time.monotonic()

@@ -11,6 +11,7 @@ from . import _tencent as tencent
 from ._cmpp import (
     BatchSubmitHandler,
     CmppListing,
+    GroupedSubmitHandler,
     create_account,
     list_accounts,
     live_accounts,
@@ -35,6 +36,7 @@ __all__ = [
     "CmppListing",
     "Credential",
     "CredentialListing",
+    "GroupedSubmitHandler",
     "SignatureError",
     "acs3_signature",
     "aliyun",
