@@ -73,6 +73,7 @@ class CustomerSubmit:
     text: str
     src_id: str
     registered_delivery: int
+    protocol: str = "cmpp"  # or "smpp": which server's binds its reports go back over
 
 
 Decision = Literal["accepted", "blocked", "opted_out", "capped", "no_budget"]
@@ -157,9 +158,16 @@ class CmppServer:
                 await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        close = getattr(self.handler, "close", None)
+        if close is not None:
+            await close()
 
     def _msg_id(self) -> int:
         return p.make_msg_id(self.gateway_code, next(self._counter))
+
+    def bound(self, account: str) -> bool:
+        """Whether the account has a live connection (reports and MO can go out now)."""
+        return any(not s.writer.is_closing() for s in self.sessions.get(account, []))
 
     # -- what the platform sends back to the customer -------------------------------------------------
 

@@ -18,6 +18,7 @@ AuthenticatorSource is an MD5 over the secret itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -33,7 +34,7 @@ from smsguard.core import NotFoundError, SmsguardError
 from smsguard.phones import PhoneVault
 from smsguard.sending import CmppAccount, CustomerSubmit
 
-from ._tables import cmpp_accounts, cmpp_messages, recipients, tenants
+from ._tables import access_mo, cmpp_accounts, cmpp_messages, inbound_messages, recipients, tenants
 
 log = logging.getLogger("smsguard.vendors.cmpp")
 
@@ -73,8 +74,10 @@ def create_account(
     rate: float = 100.0,
     label: str = "",
     actor: str = "cli",
+    secret_length: int = 16,
 ) -> tuple[CmppAccount, str]:
-    """A new CMPP account for ``tenant``; returns it and its secret (shown once)."""
+    """A new access account for ``tenant`` (CMPP Source_Addr / SMPP system_id); returns it and its secret (shown
+    once). ``secret_length`` 8 fits SMPP 3.4's password (a 9-octet C-Octet String); CMPP takes any."""
     sp_id = sp_id or "".join(secrets.choice(string.digits) for _ in range(6))
     if len(sp_id) != 6 or not sp_id.isascii() or not sp_id.isalnum():
         raise SmsguardError("Source_Addr (SP_Id) is 6 letters or digits", where="sp_id", code="cmpp.sp_id")
@@ -82,7 +85,9 @@ def create_account(
         raise SmsguardError(
             "connections 1-64, window 1-1024, rate 0-100000 per second", where="limits", code="cmpp.limits"
         )
-    secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+    if not 8 <= secret_length <= 32:
+        raise SmsguardError("the secret is 8-32 characters", where="secret_length", code="cmpp.limits")
+    secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(secret_length))
     with db.begin() as conn:
         row = conn.execute(select(tenants.c.id).where(tenants.c.name == tenant)).one_or_none()
         if row is None:
@@ -190,7 +195,7 @@ class BatchSubmitHandler:
     def submit(self, submit: CustomerSubmit) -> str:
         ctx, sp_id = self.ctx, submit.account.sp_id
         account_id, tenant_id = self._account(sp_id)
-        actor = f"cmpp:{sp_id}"
+        actor = f"{submit.protocol}:{sp_id}"
         numbers = list(submit.phones)
         try:
             batch = batches.create_batch(
@@ -227,6 +232,8 @@ class BatchSubmitHandler:
                         "src_id": submit.src_id[:21],
                         "registered_delivery": submit.registered_delivery,
                         "created_at": now,
+                        "protocol": submit.protocol,
+                        "part_ids": _part_ids(submit),
                     }
                     for seq, raw in enumerate(numbers, start=1)
                 ],
@@ -258,18 +265,21 @@ class BatchSubmitHandler:
 
 class GroupedSubmitHandler:
     """SUBMITs that arrive together become ONE batch per (account, signature): concurrent SUBMITs (every
-    connection's window) are collected for ``linger`` seconds, or while the previous group is being written,
-    and go through one opt-out query, one screening call (each distinct text once), and a handful of SQL
-    transactions together. Each SUBMIT is still answered on its own and only after the commit, with what the
-    HTTP API would decide for it alone: blocked (its text), opted out (all its numbers), or accepted.
+        connection's window) are collected for ``linger`` seconds (longer while they keep arriving, up to
+    ``max_linger``), or while the previous group is being written,
+        and go through one opt-out query, one screening call (each distinct text once), and a handful of SQL
+        transactions together. Each SUBMIT is still answered on its own and only after the commit, with what the
+        HTTP API would decide for it alone: blocked (its text), opted out (all its numbers), or accepted.
 
-    A group over the budget is split up: its SUBMITs go through :class:`BatchSubmitHandler` one by one, so the
-    ones that fit are still sent. Anything unusual (no 【signature】, ``${``) takes that path as well."""
+        A group over the budget is split up: its SUBMITs go through :class:`BatchSubmitHandler` one by one, so the
+        ones that fit are still sent. Anything unusual (no 【signature】, ``${``) takes that path as well."""
 
-    def __init__(self, ctx: batches.Context, *, linger: float = 0.004, max_group: int = 2000) -> None:
+    def __init__(
+        self, ctx: batches.Context, *, linger: float = 0.004, max_linger: float = 0.03, max_group: int = 2000
+    ) -> None:
         self.ctx = ctx
         self.single = BatchSubmitHandler(ctx)
-        self.linger, self.max_group = linger, max_group
+        self.linger, self.max_linger, self.max_group = linger, max_linger, max_group
         self._queue: list[tuple[CustomerSubmit, asyncio.Future[str]]] = []
         self._wake: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -284,6 +294,18 @@ class GroupedSubmitHandler:
         self._wake.set()
         return await fut
 
+    async def close(self) -> None:
+        """Stop collecting (the servers' ``stop`` calls it): SUBMITs not written yet are answered as failed."""
+        runner, self._runner = self._runner, None
+        if runner is not None and runner.get_loop() is asyncio.get_running_loop():
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        for _, fut in self._queue:
+            if not fut.done():
+                fut.set_exception(ConnectionError("the server is stopping"))
+        self._queue = []
+
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
@@ -292,6 +314,13 @@ class GroupedSubmitHandler:
             if not self._queue:
                 continue
             await asyncio.sleep(self.linger)  # the other connections' SUBMITs of this moment join the group
+            waited = self.linger
+            while waited < self.max_linger and len(self._queue) < self.max_group:
+                seen = len(self._queue)  # still arriving (a client refilling its window one answer at a time)
+                await asyncio.sleep(0.002)
+                waited += 0.002
+                if len(self._queue) == seen:
+                    break
             group, self._queue = self._queue[: self.max_group], self._queue[self.max_group :]
             if self._queue:
                 self._wake.set()
@@ -308,23 +337,24 @@ class GroupedSubmitHandler:
 
     def submit_group(self, submits: list[CustomerSubmit]) -> list[str]:
         out: list[str | None] = [None] * len(submits)
-        keyed: dict[tuple[str, str], list[int]] = {}
+        keyed: dict[tuple[str, str, str], list[int]] = {}
         for i, s in enumerate(submits):
             signature = _signature_of(s.text)
             if signature is None or "${" in s.text or not s.phones:
                 out[i] = self.single.submit(s)
             else:
-                keyed.setdefault((s.account.sp_id, signature), []).append(i)
-        for (sp_id, signature), idx in keyed.items():
-            for i, decision in zip(idx, self._group(sp_id, signature, [submits[i] for i in idx]), strict=True):
+                keyed.setdefault((s.protocol, s.account.sp_id, signature), []).append(i)
+        for (protocol, sp_id, signature), idx in keyed.items():
+            group = [submits[i] for i in idx]
+            for i, decision in zip(idx, self._group(protocol, sp_id, signature, group), strict=True):
                 out[i] = decision
         self.groups += 1
         return [d or "blocked" for d in out]
 
-    def _group(self, sp_id: str, signature: str, submits: list[CustomerSubmit]) -> list[str]:
+    def _group(self, protocol: str, sp_id: str, signature: str, submits: list[CustomerSubmit]) -> list[str]:
         ctx = self.ctx
         account_id, tenant_id = self.single._account(sp_id)
-        actor = f"cmpp:{sp_id}"
+        actor = f"{protocol}:{sp_id}"
         out: list[str] = ["accepted"] * len(submits)
         hashes: list[list[str]] = []
         for s in submits:
@@ -363,6 +393,8 @@ class GroupedSubmitHandler:
                         "src_id": s.src_id[:21],
                         "registered_delivery": s.registered_delivery,
                         "created_at": now,
+                        "protocol": s.protocol,
+                        "part_ids": _part_ids(s),
                     }
                 )
 
@@ -436,6 +468,11 @@ class GroupedSubmitHandler:
         return out
 
 
+def _part_ids(submit: CustomerSubmit) -> str | None:
+    """A long message's other parts' ids: each part is reported, as customers match reports per part."""
+    return " ".join(str(i) for i in submit.msg_ids[1:]) or None
+
+
 def _signature_of(text: str) -> str | None:
     t = text.strip()
     if not t.startswith("【") or "】" not in t:
@@ -459,10 +496,19 @@ class PendingReport:
     phone: str
     stat: str
     src_id: str
+    part_ids: tuple[int, ...] = ()  # a long message's other parts: one report each, with the same Stat
+    submitted_at: datetime | None = None
+
+    @property
+    def msg_ids(self) -> tuple[int, ...]:
+        return (self.msg_id, *self.part_ids)
 
 
-def pending_reports(db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 500) -> list[PendingReport]:
-    """Final states of these accounts' messages not reported yet, oldest first."""
+def pending_reports(
+    db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 500, *, protocol: str = "cmpp"
+) -> list[PendingReport]:
+    """Final states of these accounts' messages that came in over ``protocol``, not reported yet, oldest
+    first."""
     if not sp_ids:
         return []
     with db.connect() as conn:
@@ -474,6 +520,8 @@ def pending_reports(db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int
                 cmpp_messages.c.seq,
                 cmpp_messages.c.phone_enc,
                 cmpp_messages.c.src_id,
+                cmpp_messages.c.part_ids,
+                cmpp_messages.c.created_at,
                 recipients.c.status,
             )
             .join(cmpp_accounts, cmpp_accounts.c.id == cmpp_messages.c.account_id)
@@ -483,6 +531,7 @@ def pending_reports(db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int
             )
             .where(
                 cmpp_accounts.c.sp_id.in_(sp_ids),
+                cmpp_messages.c.protocol == protocol,
                 cmpp_messages.c.reported_at.is_(None),
                 cmpp_messages.c.registered_delivery == 1,
                 recipients.c.status.in_(list(STAT)),
@@ -491,7 +540,17 @@ def pending_reports(db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int
             .limit(limit)
         ).all()
     return [
-        PendingReport(r.sp_id, int(r.msg_id), r.batch_id, r.seq, vault.decrypt(r.phone_enc), STAT[r.status], r.src_id)
+        PendingReport(
+            r.sp_id,
+            int(r.msg_id),
+            r.batch_id,
+            r.seq,
+            vault.decrypt(r.phone_enc),
+            STAT[r.status],
+            r.src_id,
+            tuple(int(i) for i in (r.part_ids or "").split()),
+            r.created_at,
+        )
         for r in rows
     ]
 
@@ -507,3 +566,87 @@ def mark_reported(db: Engine, reports: list[PendingReport]) -> None:
                 .where(cmpp_messages.c.batch_id == r.batch_id, cmpp_messages.c.seq == r.seq)
                 .values(reported_at=at)
             )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingMo:
+    inbound_id: int
+    account_id: int
+    sp_id: str
+    phone: str
+    to: str
+    text: str
+
+
+def pending_mo(db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 200) -> list[PendingMo]:
+    """Handsets' messages to the tenants of these (bound) accounts not yet written to any of their binds, oldest
+    first: one per MO, to the tenant's first account among ``sp_ids`` (an MO arrived before the tenant's
+    first account was made is not one of them)."""
+    if not sp_ids:
+        return []
+    with db.connect() as conn:
+        accounts = conn.execute(
+            select(cmpp_accounts.c.id, cmpp_accounts.c.sp_id, cmpp_accounts.c.tenant_id, cmpp_accounts.c.created_at)
+            .where(cmpp_accounts.c.sp_id.in_(sp_ids), cmpp_accounts.c.revoked_at.is_(None))
+            .order_by(cmpp_accounts.c.id)
+        ).all()
+        first: dict[int, Any] = {}
+        for a in accounts:
+            first.setdefault(a.tenant_id, a)
+        if not first:
+            return []
+        since = min(a.created_at for a in first.values())
+        rows = conn.execute(
+            select(
+                inbound_messages.c.id,
+                inbound_messages.c.tenant_id,
+                inbound_messages.c.phone_enc,
+                inbound_messages.c.to_number,
+                inbound_messages.c.text,
+                inbound_messages.c.created_at,
+            )
+            .outerjoin(access_mo, access_mo.c.inbound_id == inbound_messages.c.id)
+            .where(
+                inbound_messages.c.tenant_id.in_(list(first)),
+                access_mo.c.inbound_id.is_(None),
+                inbound_messages.c.phone_enc.is_not(None),
+                inbound_messages.c.created_at >= since,
+            )
+            .order_by(inbound_messages.c.id)
+            .limit(limit)
+        ).all()
+    out = []
+    for r in rows:
+        a = first[r.tenant_id]
+        if _aware(r.created_at) < _aware(a.created_at):
+            continue
+        out.append(PendingMo(r.id, a.id, a.sp_id, _terminal_id(vault.decrypt(r.phone_enc)), r.to_number or "", r.text))
+    return out
+
+
+def mark_mo_delivered(db: Engine, delivered: list[PendingMo], protocol: str) -> None:
+    if not delivered:
+        return
+    at = datetime.now(UTC)
+    with db.begin() as conn:
+        done = set(
+            conn.execute(
+                select(access_mo.c.inbound_id).where(access_mo.c.inbound_id.in_([m.inbound_id for m in delivered]))
+            ).scalars()
+        )
+        rows = [
+            {"inbound_id": m.inbound_id, "account_id": m.account_id, "protocol": protocol, "delivered_at": at}
+            for m in delivered
+            if m.inbound_id not in done
+        ]
+        if rows:
+            conn.execute(insert(access_mo), rows)
+
+
+def _terminal_id(e164: str) -> str:
+    """The number as customers write it in a SUBMIT: mainland numbers without +86, others without the +."""
+    return e164[3:] if e164.startswith("+86") else e164.lstrip("+")
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite keeps no offset

@@ -9,30 +9,8 @@ import asyncio
 import struct
 import uuid
 
-import pytest
 from cmppy.request import ConnectReq, SubmitReq
 from sqlalchemy import text
-
-LEXICON = {"gambling.tsv": "赌场\tgambling\thigh\tsubstring\n"}
-
-
-@pytest.fixture(scope="module")
-def access_ctx(backend, migrated_db, tmp_path_factory: pytest.TempPathFactory):
-    import redis
-
-    from smsguard.batches import Context, vault_for
-    from smsguard.engine import PROJECT_ROOT, Engine, EngineConfig
-
-    root = tmp_path_factory.mktemp("access-engine")
-    (root / "lex").mkdir()
-    for name, content in LEXICON.items():
-        (root / "lex" / name).write_text(content, "utf-8")
-    engine = Engine(EngineConfig(policy_path=PROJECT_ROOT / "policy.yaml", lexicon_dirs=(root / "lex",)))
-    client = redis.Redis.from_url(backend.redis_url)
-    yield Context(
-        db=migrated_db, redis=client, vault=vault_for(backend.data_dir), namespace=backend.namespace, screening=engine
-    )
-    client.close()
 
 
 async def read_pdu(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
