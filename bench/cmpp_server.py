@@ -1,6 +1,8 @@
 """CMPP access (issue 18, target 3,000 SUBMIT/s): SUBMITs per second a customer's CMPP client gets answered
-``0`` when each becomes a screened smsguard batch (BatchSubmitHandler: create + screen + commit), against the
-same server with an accept-all handler measured in the same run (the protocol's own ceiling).
+``0`` through screening into committed batches, grouped (GroupedSubmitHandler, the cmpp role's) and one batch
+per SUBMIT (BatchSubmitHandler, the earlier way), against the same server with an accept-all handler measured
+in the same run (the protocol's own ceiling). bench/access.py is the fuller comparison (CMPP and SMPP, the
+loopback baseline, the release into the outbox).
 
     .venv/bin/python bench/cmpp_server.py [--n 2000] [--window 64]
 

@@ -24,8 +24,9 @@ the SMSC vendor, ours documented here for customers):
 0x00000008  ESME_RSYSERR            an error on our side: send again later
 0x00000400  (smsguard) blocked      refused by content screening (``block``); no receipt follows
 0x00000401  (smsguard) opted out    every recipient opted out
-0x00000402  (smsguard) capped       a frequency cap or quiet hours
-0x00000403  (smsguard) no budget    the account's budget or balance is exhausted
+0x00000402  (smsguard) capped       reserved, never answered at submit: caps and quiet hours apply at release
+                                    (a capped message gets a REJECTD receipt; quiet hours delay it)
+0x00000403  (smsguard) no budget    the account's budget or prepaid balance is exhausted
 ==========  ======================  ==========================================================================
 
 A long message (UDH in short_message with esm_class 0x40, or the sar_* TLVs) is screened whole once all its
