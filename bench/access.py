@@ -10,6 +10,9 @@ text to a distinct number (a verification-code-like load: no two submits share a
   and no socket: what screening + SQL cost alone (the baseline);
 * ``cmpp``: ``cmppy``'s (PyPI) CONNECT and SUBMIT PDUs from a child process against ``CmppServer``;
 * ``smpp``: npm's ``smpp`` package (tests/sending/smpp_peer/customer.js, a child process) against ``SmppServer``;
+  it sends one submit_sm per answer it gets, so its window refills one PDU at a time;
+* ``smpp_smpplib``: submit_sm PDUs encoded by ``smpplib`` (PyPI), written in bursts up to the window from a
+  child process, as the CMPP client does: the SMPP server under the same load shape as the CMPP one;
 * ``accept_all_*``: the same servers with a handler that accepts everything: the protocol's own ceiling.
 
 ``accepted_per_s`` counts submits answered 0 (result 0 / ESME_ROK), each only after its batch is committed.
@@ -83,12 +86,78 @@ def _cmpp_client(port: int, sp_id: str, secret: str, n: int, window: int, tag: s
     out.send(asyncio.run(go()))
 
 
-async def run_cmpp(server_cls, handler, account, n: int, window: int, tag: str) -> tuple[float, int]:
+def _smpplib_client(port: int, sp_id: str, secret: str, n: int, window: int, tag: str, out) -> None:
+    """In a child process: bind_transceiver, then n submit_sm pipelined up to ``window`` (PDUs encoded by
+    smpplib, PyPI, written in bursts like the CMPP client); sends (seconds, ok) back."""
+    import smpplib.smpp
+
+    class Sequences:
+        n = 0
+
+        def next_sequence(self) -> int:
+            self.n += 1
+            return self.n
+
+    class Client:  # what smpplib's PDU factory asks of a client: sequence numbers
+        sequence_generator = Sequences()
+
+        def next_sequence(self) -> int:
+            return self.sequence_generator.next_sequence()
+
+    client = Client()
+
+    async def read(reader: asyncio.StreamReader) -> tuple[int, int]:
+        length, command, status, _ = struct.unpack("!LLLL", await reader.readexactly(16))
+        await reader.readexactly(length - 16)
+        return command, status
+
+    async def go() -> tuple[float, int]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            smpplib.smpp.make_pdu("bind_transceiver", client=client, system_id=sp_id, password=secret).generate()
+        )
+        command, status = await read(reader)
+        assert command == 0x80000009 and status == 0, "bind refused"
+        pdus = [
+            smpplib.smpp.make_pdu(
+                "submit_sm",
+                client=client,
+                source_addr="10690001",
+                destination_addr=f"135{i:08d}",
+                short_message=t.encode("utf-16-be"),
+                data_coding=8,
+                registered_delivery=1,
+            ).generate()
+            for i, t in enumerate(_texts(n, tag))
+        ]
+        ok = answered = sent = 0
+        t0 = time.perf_counter()
+        while answered < n:
+            while sent < n and sent - answered < window:
+                writer.write(pdus[sent])
+                sent += 1
+            await writer.drain()
+            command, status = await read(reader)
+            if command == 0x80000004:
+                answered += 1
+                ok += status == 0
+        elapsed = time.perf_counter() - t0
+        writer.close()
+        return elapsed, ok
+
+    out.send(asyncio.run(go()))
+
+
+async def run_smpplib(server_cls, handler, account, n: int, window: int, tag: str) -> tuple[float, int]:
+    return await run_cmpp(server_cls, handler, account, n, window, tag, client=_smpplib_client)
+
+
+async def run_cmpp(server_cls, handler, account, n: int, window: int, tag: str, client=None) -> tuple[float, int]:
     server = server_cls([account], handler, port=0)
     port = await server.start()
     parent, child = multiprocessing.Pipe()
     proc = multiprocessing.get_context("fork").Process(
-        target=_cmpp_client, args=(port, account.sp_id, account.secret, n, window, tag, child)
+        target=client or _cmpp_client, args=(port, account.sp_id, account.secret, n, window, tag, child)
     )
     proc.start()
     while not parent.poll():
@@ -198,6 +267,7 @@ def main() -> None:
         ("loopback", run_loopback, None),
         ("cmpp", run_cmpp, CmppServer),
         ("smpp", run_smpp, SmppServer),
+        ("smpp_smpplib", run_smpplib, SmppServer),
     ):
         handler = GroupedSubmitHandler(ctx)
         if server is None:
@@ -219,11 +289,15 @@ def main() -> None:
             "to_outbox_per_s": round(handed / (seconds + release)),
         }
         print(name, out[name], flush=True)
-    for name, runner, server in (("accept_all_cmpp", run_cmpp, CmppServer), ("accept_all_smpp", run_smpp, SmppServer)):
+    for name, runner, server in (
+        ("accept_all_cmpp", run_cmpp, CmppServer),
+        ("accept_all_smpp", run_smpp, SmppServer),
+        ("accept_all_smpp_smpplib", run_smpplib, SmppServer),
+    ):
         seconds, ok = asyncio.run(runner(server, AcceptAll(), account, args.n, args.window, name))
         out[name] = {"accepted_per_s": round(ok / seconds)}
     base = out["loopback"]["accepted_per_s"]  # type: ignore[index]
-    for name in ("cmpp", "smpp"):
+    for name in ("cmpp", "smpp", "smpp_smpplib"):
         out[name]["ratio_to_loopback"] = round(out[name]["accepted_per_s"] / base, 3)  # type: ignore[index]
     print(json.dumps(out))
 
