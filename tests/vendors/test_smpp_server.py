@@ -229,3 +229,39 @@ def test_receipts_and_mo_wait_for_a_receiving_bind(live: Live, account) -> None:
     assert transmitter.delivered == []
     transmitter.close()
     receiver.close()
+
+
+def test_the_window_stops_reading_while_it_is_full() -> None:
+    """A handler that holds every submit: with a window of 4, the fifth submit_sm is not even read until one is
+    answered; then the rest go through."""
+    from smsguard.sending import CmppAccount, SmppServer
+
+    class Holding:
+        def __init__(self) -> None:
+            self.seen = 0
+            self.release: asyncio.Event | None = None
+
+        async def on_submit(self, submit) -> str:
+            self.seen += 1
+            if self.release is None:
+                self.release = asyncio.Event()
+            await self.release.wait()
+            return "accepted"
+
+    handler = Holding()
+    acct = CmppAccount("win001", "pw123456", "t", max_connections=1, window=4, rate=1000)
+    live = Live(SmppServer([acct], handler, port=0))
+    try:
+        customer = Customer(live.port)
+        assert customer.bind(acct.sp_id, acct.secret) == 0
+        seqs = [customer.submit(f"138000002{i:02d}", f"【示例商城】第{i}条")[0] for i in range(10)]
+        deadline = time.monotonic() + 30
+        while handler.seen < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # had the server kept reading, the other six would be in the handler by now
+        assert handler.seen == 4 and customer.resps == {}
+        live.call(lambda: handler.release.set())  # type: ignore[union-attr]
+        assert [st for st, _ in customer.answers(seqs)] == [0] * 10 and handler.seen == 10
+        customer.close()
+    finally:
+        live.close()
