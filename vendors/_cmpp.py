@@ -265,30 +265,45 @@ class BatchSubmitHandler:
 
 class GroupedSubmitHandler:
     """SUBMITs that arrive together become ONE batch per (account, signature): concurrent SUBMITs (every
-        connection's window) are collected for ``linger`` seconds (longer while they keep arriving, up to
-    ``max_linger``), or while the previous group is being written,
-        and go through one opt-out query, one screening call (each distinct text once), and a handful of SQL
-        transactions together. Each SUBMIT is still answered on its own and only after the commit, with what the
-        HTTP API would decide for it alone: blocked (its text), opted out (all its numbers), or accepted.
+    connection's window) are collected for ``linger`` seconds (longer while they keep arriving, up to
+    ``max_linger``), or while the previous group is being written, and go through one opt-out query, one
+    screening call (each distinct text once), and a handful of SQL transactions together. Each SUBMIT is still
+    answered on its own and only after the commit, with what the HTTP API would decide for it alone: blocked
+    (its text), opted out (all its numbers), or accepted.
 
-        A group over the budget is split up: its SUBMITs go through :class:`BatchSubmitHandler` one by one, so the
-        ones that fit are still sent. Anything unusual (no 【signature】, ``${``) takes that path as well."""
+    ``writers`` groups are written at once: 2 on PostgreSQL (one computes while the other waits on the
+    database), 1 on SQLite (one writer at a time anyway).
+
+    A group over the budget is split up: its SUBMITs go through :class:`BatchSubmitHandler` one by one, so the
+    ones that fit are still sent. Anything unusual (no 【signature】, ``${``) takes that path as well."""
 
     def __init__(
-        self, ctx: batches.Context, *, linger: float = 0.004, max_linger: float = 0.03, max_group: int = 2000
+        self,
+        ctx: batches.Context,
+        *,
+        linger: float = 0.004,
+        max_linger: float = 0.03,
+        max_group: int = 2000,
+        writers: int | None = None,
     ) -> None:
         self.ctx = ctx
         self.single = BatchSubmitHandler(ctx)
         self.linger, self.max_linger, self.max_group = linger, max_linger, max_group
+        self.writers = writers or (2 if ctx.db.dialect.name == "postgresql" else 1)
         self._queue: list[tuple[CustomerSubmit, asyncio.Future[str]]] = []
         self._wake: asyncio.Event | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self._collecting: asyncio.Lock | None = None
+        self._runners: list[asyncio.Task[None]] = []
         self.groups = 0  # how many groups were written (the tests and the benchmark read it)
 
     async def on_submit(self, submit: CustomerSubmit) -> str:
-        if self._runner is None or self._runner.done() or self._runner.get_loop() is not asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        if not self._runners or any(r.done() for r in self._runners) or self._runners[0].get_loop() is not loop:
+            for r in self._runners:
+                r.cancel()
             self._wake, self._queue = asyncio.Event(), []  # a new loop (a restarted role, the benchmark's runs)
-            self._runner = asyncio.ensure_future(self._run())
+            self._collecting = asyncio.Lock()
+            self._runners = [asyncio.ensure_future(self._run()) for _ in range(self.writers)]
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._queue.append((submit, fut))
         self._wake.set()
@@ -296,34 +311,33 @@ class GroupedSubmitHandler:
 
     async def close(self) -> None:
         """Stop collecting (the servers' ``stop`` calls it): SUBMITs not written yet are answered as failed."""
-        runner, self._runner = self._runner, None
-        if runner is not None and runner.get_loop() is asyncio.get_running_loop():
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            if runner.get_loop() is asyncio.get_running_loop():
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
         for _, fut in self._queue:
             if not fut.done():
                 fut.set_exception(ConnectionError("the server is stopping"))
         self._queue = []
 
     async def _run(self) -> None:
-        assert self._wake is not None
+        assert self._wake is not None and self._collecting is not None
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._queue:
-                continue
-            await asyncio.sleep(self.linger)  # the other connections' SUBMITs of this moment join the group
-            waited = self.linger
-            while waited < self.max_linger and len(self._queue) < self.max_group:
-                seen = len(self._queue)  # still arriving (a client refilling its window one answer at a time)
-                await asyncio.sleep(0.002)
-                waited += 0.002
-                if len(self._queue) == seen:
-                    break
-            group, self._queue = self._queue[: self.max_group], self._queue[self.max_group :]
-            if self._queue:
-                self._wake.set()
+            async with self._collecting:  # one writer collects at a time; the others are writing or wait here
+                while not self._queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                await asyncio.sleep(self.linger)  # the other connections' SUBMITs of this moment join the group
+                waited = self.linger
+                while waited < self.max_linger and len(self._queue) < self.max_group:
+                    seen = len(self._queue)  # still arriving (a client refilling its window one answer at a time)
+                    await asyncio.sleep(0.002)
+                    waited += 0.002
+                    if len(self._queue) == seen:
+                        break
+                group, self._queue = self._queue[: self.max_group], self._queue[self.max_group :]
             try:
                 decisions = await asyncio.to_thread(self.submit_group, [s for s, _ in group])
             except Exception as e:  # each SUBMIT is answered with the failure (result 9)
