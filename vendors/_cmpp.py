@@ -232,6 +232,7 @@ class BatchSubmitHandler:
                         "src_id": submit.src_id[:21],
                         "registered_delivery": submit.registered_delivery,
                         "created_at": now,
+                        "reported_at": HELD,
                         "protocol": submit.protocol,
                         "part_ids": _part_ids(submit),
                     }
@@ -260,6 +261,7 @@ class BatchSubmitHandler:
         if any(c["decision"] == "block" or c["review"] == "rejected" for c in batch["contents"]):
             _mark_reported(ctx.db, bid)  # answered with result 20: no report follows
             return "blocked"
+        _release_reports(ctx.db, bid, None)
         return "accepted"
 
 
@@ -407,6 +409,7 @@ class GroupedSubmitHandler:
                         "src_id": s.src_id[:21],
                         "registered_delivery": s.registered_delivery,
                         "created_at": now,
+                        "reported_at": HELD,
                         "protocol": s.protocol,
                         "part_ids": _part_ids(s),
                     }
@@ -468,17 +471,9 @@ class GroupedSubmitHandler:
                 ).scalars()
             )
         blocked = {owner[seq - 1] for seq in rejected}
-        if blocked:
-            seqs = [seq for seq, i in enumerate(owner, start=1) if i in blocked]
-            with ctx.db.begin() as conn:  # answered with result 20: no report follows
-                for k in range(0, len(seqs), 500):
-                    conn.execute(
-                        update(cmpp_messages)
-                        .where(cmpp_messages.c.batch_id == bid, cmpp_messages.c.seq.in_(seqs[k : k + 500]))
-                        .values(reported_at=datetime.now(UTC))
-                    )
-            for i in blocked:
-                out[i] = "blocked"
+        for i in blocked:  # answered with result 20: no report follows (their rows stay held)
+            out[i] = "blocked"
+        _release_reports(ctx.db, bid, [seq for seq, i in enumerate(owner, start=1) if i not in blocked])
         return out
 
 
@@ -492,6 +487,23 @@ def _signature_of(text: str) -> str | None:
     if not t.startswith("【") or "】" not in t:
         return None
     return t[1:].split("】", 1)[0].strip() or None
+
+
+HELD = datetime(1970, 1, 1, tzinfo=UTC)
+"""``reported_at`` of a SUBMIT's rows until it is answered: the role reports only rows with none, so a report
+never goes out for a SUBMIT being answered 20 (its recipients are ``rejected`` in SQL a moment before the answer
+is decided), nor for one a crash left unanswered."""
+
+
+def _release_reports(db: Engine, batch_id: int, seqs: list[int] | None) -> None:
+    """The rows of accepted SUBMITs (``seqs`` of the batch, or all) may be reported from now on."""
+    with db.begin() as conn:
+        base = update(cmpp_messages).where(cmpp_messages.c.batch_id == batch_id, cmpp_messages.c.reported_at == HELD)
+        if seqs is None:
+            conn.execute(base.values(reported_at=None))
+            return
+        for k in range(0, len(seqs), 500):
+            conn.execute(base.where(cmpp_messages.c.seq.in_(seqs[k : k + 500])).values(reported_at=None))
 
 
 def _mark_reported(db: Engine, batch_id: int) -> None:

@@ -6,6 +6,7 @@ per part of a long message), are kept while the customer is away, and a handset'
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import queue
@@ -102,6 +103,7 @@ class NpmCustomer:
             cwd=SMPP_PEER_DIR,
         )
         self.events: queue.Queue[dict] = queue.Queue()
+        self.backlog: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -115,13 +117,17 @@ class NpmCustomer:
         self.proc.stdin.flush()
 
     def next(self, event: str, timeout: float = 90.0, **match: object) -> dict:
+        """The first event of this kind matching ``match``; others stay for later calls (answers may come in
+        any order: SMPP allows it, and two groups can be written at once)."""
         deadline = time.monotonic() + timeout
         while True:
+            for i, e in enumerate(self.backlog):
+                if e["event"] == event and all(e.get(k) == v for k, v in match.items()):
+                    return self.backlog.pop(i)
             left = deadline - time.monotonic()
             assert left > 0, f"no {event} {match}"
-            e = self.events.get(timeout=left)
-            if e["event"] == event and all(e.get(k) == v for k, v in match.items()):
-                return e
+            with contextlib.suppress(queue.Empty):
+                self.backlog.append(self.events.get(timeout=left))
 
     def close(self) -> None:
         if self.proc.poll() is None:
