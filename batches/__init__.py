@@ -25,7 +25,7 @@ from ._budget import get_budget, set_budget
 from ._common import BatchError, BudgetExceeded, Context
 from ._contacts import delete_list, get_list, import_contacts, rejects_csv
 from ._decisions import on_content_decision
-from ._optouts import classify, handle_mo, opt_in, opt_out, rebuild_sets, record_complaint
+from ._optouts import classify, handle_mo, opt_in, opt_out, opted_out_among, rebuild_sets, record_complaint
 from ._optouts import status as optout_status
 from ._reading import get_batch, list_recipients, report_csv
 from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
@@ -103,6 +103,7 @@ __all__ = [
     "on_version_decision",
     "opt_in",
     "opt_out",
+    "opted_out_among",
     "optout_status",
     "parse_message_id",
     "parse_phone",

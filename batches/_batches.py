@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ def create_batch(
     variables: Mapping[str, str] | None = None,
     guarded: bool = False,
     on_created: Callable[[Connection, dict[str, Any]], None] | None = None,
+    texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Create a batch (template + contact list, template + ``variables`` + numbers, or content + numbers) and,
     unless ``draft``, submit it. ``on_created(conn, {"id", "kind", "signature", "template_id"})`` runs in the
@@ -52,8 +53,21 @@ def create_batch(
 
     A template + numbers batch (the vendor-compatible sends: one set of values for every number) renders the
     template once; its text is stored as the batch's content, and the variable values are screened as such
-    (``variable.link`` / ``variable.contact``) because the spans are found again from the template."""
+    (``variable.link`` / ``variable.contact``) because the spans are found again from the template.
+
+    ``texts`` (one per number, with ``signature``) instead of ``content``: each number has its own text, as
+    customers' CMPP/SMPP SUBMITs grouped into one batch; the batch itself then stores no content."""
     actor = actor or ctx.actor
+    if texts is not None:
+        if content is not None or template_id is not None or not signature or not texts:
+            raise BatchError(
+                "texts (one per number) come with a signature and no content or template",
+                where="$.texts",
+                code="batch.source",
+            )
+        if any("${" in t or not t.strip() for t in texts):
+            raise BatchError("texts must be non-empty and take no ${variables}", where="$.texts", code="batch.content")
+        content = texts[0]  # validated as a content batch's (signature, kind); not stored
     if (template_id is None) == (content is None):
         raise BatchError(
             "give either template_id (with list_id) or content (with numbers)", where="$", code="batch.source"
@@ -67,16 +81,16 @@ def create_batch(
     with ctx.db.connect() as conn:
         if template_id is not None:
             if list_id is None and numbers is None:
-                raise BatchError("a template batch needs list_id (or numbers)", where="$.list_id",
-                                 code="batch.source")
+                raise BatchError("a template batch needs list_id (or numbers)", where="$.list_id", code="batch.source")
             tpl = usable_template(conn, tenant_id, template_id)
         if template_id is not None and list_id is None:
             compiled = Template.compile(tpl.signature, tpl.body)
             values = dict(variables or {})
             missing = [v for v in compiled.variables if v not in values]
             if missing:
-                raise BatchError(f"no value for variable(s) {', '.join(missing)}", where="$.variables",
-                                 code="batch.variables")
+                raise BatchError(
+                    f"no value for variable(s) {', '.join(missing)}", where="$.variables", code="batch.variables"
+                )
             kind, signature = tpl.kind, tpl.signature
             text = compiled.render([str(values[v]) for v in compiled.variables])
         elif template_id is not None:
@@ -86,8 +100,9 @@ def create_batch(
             if lst is None:
                 raise NotFoundError(f"no contact list {list_id}", where="$.list_id", code="contacts.not_found")
             if lst.status != "ready":
-                raise ConflictError(f"contact list {list_id} is {lst.status}", where="$.list_id",
-                                    code="contacts.not_ready")
+                raise ConflictError(
+                    f"contact list {list_id} is {lst.status}", where="$.list_id", code="contacts.not_ready"
+                )
             missing = [v for v in json.loads(tpl.variables) if v not in json.loads(lst.columns)]
             if missing:
                 raise BatchError(
@@ -139,7 +154,7 @@ def create_batch(
                 sender=sender,
                 template_id=template_id,
                 list_id=list_id,
-                content=text,
+                content=text if texts is None else None,
                 guarded=guarded,
                 state="draft",
                 schedule_at=schedule_at,
@@ -170,9 +185,8 @@ def create_batch(
         if on_created is not None:
             on_created(conn, {"id": batch_id, "kind": kind, "signature": signature, "template_id": template_id})
     if not draft:
-        submit_batch(ctx, tenant_id, batch_id, numbers=numbers, actor=actor)
+        submit_batch(ctx, tenant_id, batch_id, numbers=numbers, actor=actor, texts=texts)
     return get_batch(ctx, tenant_id, batch_id)
-
 
 
 def cancel_batch(
@@ -190,8 +204,9 @@ def cancel_batch(
         refund = 0
         if batch.state == "releasing":
             # no lease: the worker stopped cleanly (deferred), so no chunk is between Redis and SQL
-            if not _transition(conn, batch, "cancelled", actor, frm=("releasing",), reason=reason,
-                               when=batches.c.lease_owner.is_(None)):
+            if not _transition(
+                conn, batch, "cancelled", actor, frm=("releasing",), reason=reason, when=batches.c.lease_owner.is_(None)
+            ):
                 raise ConflictError(
                     f"batch {batch_id} is being handed over to the carriers right now; what is handed over cannot "
                     "be recalled: try again in a few seconds to cancel the rest",
@@ -206,7 +221,8 @@ def cancel_batch(
                     .values(spent_micros=budgets.c.spent_micros - refund, updated_at=now())
                 )
                 conn.execute(
-                    update(batches).where(batches.c.id == batch_id)
+                    update(batches)
+                    .where(batches.c.id == batch_id)
                     .values(reserved_micros=batches.c.reserved_micros - refund)
                 )
         elif not _transition(conn, batch, "cancelled", actor, frm=CANCELLABLE, reason=reason):

@@ -341,6 +341,7 @@ def handle_mo(
                 action=action,
                 ref=ref,
                 created_at=now(),
+                phone_enc=ctx.vault.encrypt(phone.e164) if tid != GLOBAL else None,
             )
         )
     if action == "opt_in":

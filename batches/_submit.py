@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -47,8 +47,17 @@ _COLUMNS = ("batch_id", "seq", "phone_hash", "phone_enc", "phone_masked", "carri
 
 
 def submit_batch(
-    ctx: Context, tenant_id: int, batch_id: int, *, numbers: Iterable[str] | None = None, actor: str | None = None
+    ctx: Context,
+    tenant_id: int,
+    batch_id: int,
+    *,
+    numbers: Iterable[str] | None = None,
+    actor: str | None = None,
+    texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
+    """Screen and schedule a draft. ``texts`` (one per number, a content batch only) gives each number its own
+    text: customers' protocol SUBMITs grouped into one batch, each distinct text screened once; no number is
+    dropped as a duplicate then (two SUBMITs to one number are two messages)."""
     actor = actor or ctx.actor
     with ctx.db.begin() as conn:
         batch = _load(conn, tenant_id, batch_id)
@@ -64,7 +73,7 @@ def submit_batch(
     if batch.list_id is None and numbers is None:
         raise BatchError("a content batch is submitted with its numbers", where="$.numbers", code="batch.numbers")
     try:
-        _screen(ctx, batch_id, numbers, actor)
+        _screen(ctx, batch_id, numbers, actor, texts)
     except (BudgetExceeded, billing.InsufficientBalance) as e:
         with ctx.db.begin() as conn:
             batch = _load(conn, tenant_id, batch_id)
@@ -86,9 +95,13 @@ def resume_stale_submits(ctx: Context, *, older_than: timedelta = STALE_SUBMIT, 
     """
     done: dict[int, str] = {}
     with ctx.db.connect() as conn:
-        stale = conn.execute(
-            select(batches.c.id).where(batches.c.state == "screening", batches.c.updated_at < now() - older_than)
-        ).scalars().all()
+        stale = (
+            conn.execute(
+                select(batches.c.id).where(batches.c.state == "screening", batches.c.updated_at < now() - older_than)
+            )
+            .scalars()
+            .all()
+        )
     for batch_id in stale:
         with ctx.db.begin() as conn:
             # taking it makes it fresh, so a second worker's identical UPDATE finds nothing
@@ -117,7 +130,9 @@ def resume_stale_submits(ctx: Context, *, older_than: timedelta = STALE_SUBMIT, 
     return done
 
 
-def _screen(ctx: Context, batch_id: int, numbers: Iterable[str] | None, actor: str) -> None:
+def _screen(
+    ctx: Context, batch_id: int, numbers: Iterable[str] | None, actor: str, texts: Sequence[str] | None = None
+) -> None:
     engine = ctx.require_engine()
     policy = ctx.policy
     with ctx.db.begin() as conn:
@@ -130,11 +145,13 @@ def _screen(ctx: Context, batch_id: int, numbers: Iterable[str] | None, actor: s
         contents: dict[str, list[Any]] = {}  # text -> [content_id, recipients, spans, {carrier: n}]
         if batch.list_id is not None:
             rows = _template_rows(ctx, conn, batch, contents)
+        elif texts is not None:
+            rows = _text_rows(ctx, batch, list(numbers or ()), texts, contents)
         else:
             # the spans are read now, with the writer's connection: once COPY runs, that connection is busy
             rows = _number_rows(ctx, batch, numbers or (), contents, _value_spans(conn, batch))
         total = _write_recipients(conn, rows)
-        total_dups = _mark_duplicates(conn, batch_id) if batch.list_id is None else 0
+        total_dups = _mark_duplicates(conn, batch_id) if batch.list_id is None and texts is None else 0
         # screen each distinct content once
         texts = list(contents)
         content_rows = []
@@ -337,7 +354,22 @@ def _number_rows(
     entry = _new_content(contents, batch.content, spans)
     numbered = enumerate(numbers, start=1)
     while part := list(itertools.islice(numbered, 1000)):
-        yield from _number_chunk(ctx, batch.id, part, entry)
+        yield from _number_chunk(ctx, batch.id, part, [entry] * len(part))
+
+
+def _text_rows(
+    ctx: Context, batch: Any, numbers: list[str], texts: Sequence[str], contents: dict[str, list[Any]]
+) -> Iterator[tuple]:
+    """Each number with its own text (normalized as a content batch's: the 【signature】 in front)."""
+    if len(texts) != len(numbers):
+        raise BatchError("one text per number", where="$.texts", code="batch.texts")
+    entries = []
+    for t in texts:
+        text = Template.compile(batch.signature, t).parts[0]
+        entries.append(contents.get(text) or _new_content(contents, text, []))
+    for i in range(0, len(numbers), 1000):
+        part = list(enumerate(numbers[i : i + 1000], start=i + 1))
+        yield from _number_chunk(ctx, batch.id, part, entries[i : i + 1000])
 
 
 def _value_spans(conn: Connection, batch: Any) -> list[Any]:
@@ -364,7 +396,7 @@ def _value_spans(conn: Connection, batch: Any) -> list[Any]:
     return tpl.spans([m[f"v{slot}"] for slot in range(len(tpl.variables))])
 
 
-def _number_chunk(ctx: Context, bid: int, part: list[tuple[int, str]], entry: list[Any]) -> Iterator[tuple]:
+def _number_chunk(ctx: Context, bid: int, part: list[tuple[int, str]], entries: Sequence[list[Any]]) -> Iterator[tuple]:
     vault = ctx.vault
     parsed: list[tuple[int, str, Phone | InvalidPhone]] = []
     for seq, raw in part:
@@ -374,7 +406,7 @@ def _number_chunk(ctx: Context, bid: int, part: list[tuple[int, str]], entry: li
             parsed.append((seq, raw, e))
     hashes = {id(p): vault.hash(p.e164) for _, _, p in parsed if isinstance(p, Phone)}
     moved = portability_for(ctx.db, vault).carriers_of_hashes(hashes.values())  # 携号转网 before the block
-    for seq, raw, phone in parsed:
+    for (seq, raw, phone), entry in zip(parsed, entries, strict=True):
         if isinstance(phone, InvalidPhone):
             yield (bid, seq, "", None, mask(raw), "other", entry[0], "invalid", phone.message)
             continue

@@ -160,6 +160,8 @@ inbound_messages = Table(
     Column("action", String(16), nullable=False),  # opt_out | opt_in | complaint | none
     Column("ref", String(100), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # the number itself, encrypted (smppaccess_0001): an MO goes over a customer's CMPP/SMPP bind with it
+    Column("phone_enc", LargeBinary, nullable=True),
     UniqueConstraint("gateway", "ref", name="uq_inbound_ref"),
 )
 

@@ -62,6 +62,7 @@ class Settings:
     """Test-only fault injection: ``after_claim`` or ``after_effects`` makes the process SIGKILL itself at that
     point of a request with an Idempotency-Key (tests/api/test_idempotency_crash.py)."""
     cmpp_listen: str | None = None
+    smpp_listen: str | None = None
     node: str = ""
     reload_max_flip_rate: float | None = None
     reload_diff_days: float = 7.0
@@ -347,6 +348,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SMSGUARD_CMPP_LISTEN", "cmpp_listen", _listen,
              "`host:port` where the `cmpp` role of `smsguard serve` accepts customers' CMPP 2.0/3.0 clients "
              "(`smsguard key cmpp create`); set, `all` roles include `cmpp`.", "unset: no CMPP server"),
+    Variable("SMSGUARD_SMPP_LISTEN", "smpp_listen", _listen,
+             "`host:port` where the `smpp` role of `smsguard serve` accepts customers' SMPP 3.4 clients (ESMEs; "
+             "the same accounts as CMPP: system_id = Source_Addr, `smsguard key cmpp create --secret-length 8`); "
+             "set, `all` roles include `smpp`.", "unset: no SMPP server"),
     Variable("SMSGUARD_NODE", "node", _text,
              "This process's name in Redis consumer groups and heartbeats.", "host name + pid"),
     Variable("PROMETHEUS_MULTIPROC_DIR", "metrics_dir", _path,

@@ -42,6 +42,7 @@ from smsguard.sending._sealing import PhoneSeal, PlainPhones, SealError, VaultPh
 from smsguard.sending._sgip_client import SgipGateway
 from smsguard.sending._smgp_client import SmgpGateway
 from smsguard.sending._smpp import SmppGateway
+from smsguard.sending._smpp_server import SmppServer
 from smsguard.sending._store import EventRelay, MessageStore, redis_client
 from smsguard.sending._throttle import LocalThrottle, RedisThrottle, Throttle, Unlimited
 from smsguard.sending._worker import Channel, GatewayWorker
@@ -90,6 +91,7 @@ __all__ = [
     "SgipGateway",
     "SmgpGateway",
     "SmppGateway",
+    "SmppServer",
     "SubmitHandler",
     "SubmitInDoubt",
     "SubmitResult",

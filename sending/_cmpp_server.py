@@ -13,10 +13,12 @@ Result mapping (SUBMIT_RESP.Result; 0-13 are the specification's, 20+ ours, docu
 =========  ==========================================================================
 0          accepted (for a long message: each part; a later refusal comes as a report)
 8          flow control: the account's throughput was exceeded, send again later
-20         refused by content screening (``block``)
-21         the recipient opted out
-22         a frequency cap or quiet hours
-23         the account's budget is exhausted
+9          an error on our side (the SUBMIT was not taken): send again later
+20         refused by content screening (``block``); no report follows
+21         every recipient opted out; no report follows
+22         reserved for a frequency cap or quiet hours, never answered at SUBMIT: the release worker applies
+           those after it, so a capped message gets a ``REJECTD`` report and quiet hours delay it
+23         the account's budget or prepaid balance is exhausted
 =========  ==========================================================================
 
 A message held for review is accepted (0); its report says ``DELIVRD`` once approved and sent, or
@@ -73,6 +75,7 @@ class CustomerSubmit:
     text: str
     src_id: str
     registered_delivery: int
+    protocol: str = "cmpp"  # or "smpp": which server's binds its reports go back over
 
 
 Decision = Literal["accepted", "blocked", "opted_out", "capped", "no_budget"]
@@ -157,9 +160,16 @@ class CmppServer:
                 await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        close = getattr(self.handler, "close", None)
+        if close is not None:
+            await close()
 
     def _msg_id(self) -> int:
         return p.make_msg_id(self.gateway_code, next(self._counter))
+
+    def bound(self, account: str) -> bool:
+        """Whether the account has a live connection (reports and MO can go out now)."""
+        return any(not s.writer.is_closing() for s in self.sessions.get(account, []))
 
     # -- what the platform sends back to the customer -------------------------------------------------
 

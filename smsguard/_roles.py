@@ -23,26 +23,32 @@ from smsguard.core import SmsguardError
 
 log = logging.getLogger("smsguard.roles")
 
-ROLES = ("api", "release", "gateway", "relay", "webhooks", "cmpp")
-OPTIONAL = ("cmpp",)  # in ``all`` only when configured (SMSGUARD_CMPP_LISTEN)
+ROLES = ("api", "release", "gateway", "relay", "webhooks", "cmpp", "smpp")
+OPTIONAL = ("cmpp", "smpp")  # in ``all`` only when configured (SMSGUARD_CMPP_LISTEN, SMSGUARD_SMPP_LISTEN)
 
 
 class RoleError(SmsguardError):
     code = "serve.role"
 
 
-def parse_roles(text: str, *, where: str = "--roles", cmpp: bool = False) -> tuple[str, ...]:
-    """``api,gateway`` → ("api", "gateway"); ``all`` → every role (``cmpp`` only when ``cmpp``, i.e. a CMPP
-    listen address is configured). Unknown names are an error, and so is ``cmpp`` unconfigured."""
+def parse_roles(text: str, *, where: str = "--roles", cmpp: bool = False, smpp: bool = False) -> tuple[str, ...]:
+    """``api,gateway`` → ("api", "gateway"); ``all`` → every role (``cmpp`` / ``smpp`` only when a CMPP / SMPP
+    listen address is configured). Unknown names are an error, and so is ``cmpp`` or ``smpp`` unconfigured."""
     names = [n.strip() for n in text.split(",") if n.strip()]
+    configured = {"cmpp": cmpp, "smpp": smpp}
     if names == ["all"]:
-        return tuple(r for r in ROLES if cmpp or r not in OPTIONAL)
-    if "cmpp" in names and not cmpp:
-        raise RoleError("the cmpp role needs SMSGUARD_CMPP_LISTEN (host:port)", where=where)
+        return tuple(r for r in ROLES if r not in OPTIONAL or configured[r])
+    for role in OPTIONAL:
+        if role in names and not configured[role]:
+            raise RoleError(f"the {role} role needs SMSGUARD_{role.upper()}_LISTEN (host:port)", where=where)
     unknown = [n for n in names if n not in ROLES]
     if unknown or not names:
-        raise RoleError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)} (or all)" if unknown
-                        else "name at least one role", where=where)
+        raise RoleError(
+            f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)} (or all)"
+            if unknown
+            else "name at least one role",
+            where=where,
+        )
     return tuple(r for r in ROLES if r in names)
 
 
@@ -157,8 +163,9 @@ def gateway_role(redis_url: str, ctx: Any, specs: Any, *, process: str, file_nam
     return body
 
 
-def relay_role(ctx: Any, redis_url: str, consumer: str, *, settle_every: float = 1.0,
-               claim_idle_ms: int = 30_000) -> RoleBody:
+def relay_role(
+    ctx: Any, redis_url: str, consumer: str, *, settle_every: float = 1.0, claim_idle_ms: int = 30_000
+) -> RoleBody:
     """Events → SQL, plus: batches whose recipients are all final become ``done``; events a dead relay had
     read but not acknowledged are taken over after ``claim_idle_ms``."""
 
@@ -202,21 +209,41 @@ def webhooks_role(db: Any, worker_id: str, retry: Any, *, allow_private: bool = 
 
 
 def cmpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float = 10.0) -> RoleBody:
-    """The CMPP server for customers: accounts from SQL (reloaded, so new and revoked ones apply), each SUBMIT a
-    batch, and every ``poll`` seconds the final states of bound accounts' messages sent as status reports
-    (marked reported only after being written to a live bind: at-least-once)."""
+    """The CMPP 2.0/3.0 server for customers (see :func:`access_role`)."""
+    return access_role(ctx, listen, "cmpp", poll=poll, reload_every=reload_every)
+
+
+def smpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float = 10.0) -> RoleBody:
+    """The SMPP 3.4 server (SMSC side) for customers (see :func:`access_role`)."""
+    return access_role(ctx, listen, "smpp", poll=poll, reload_every=reload_every)
+
+
+def access_role(ctx: Any, listen: str, protocol: str, *, poll: float = 0.5, reload_every: float = 10.0) -> RoleBody:
+    """A server for customers' own CMPP or SMPP clients: accounts from SQL (reloaded, so new and revoked ones
+    apply), SUBMITs grouped into batches, and every ``poll`` seconds the final states of bound accounts'
+    messages (that came in over this protocol) sent as reports, one per part of a long message, and the MO
+    for their tenants. Both are marked done only after being written to a live bind (at-least-once); an
+    account with no bind keeps them in SQL until it binds again."""
 
     def body(stop: threading.Event) -> None:
-        from smsguard.sending import CmppServer
-        from smsguard.vendors import BatchSubmitHandler, live_accounts, mark_reported, pending_reports
+        from smsguard.sending import CmppServer, SmppServer
+        from smsguard.vendors import (
+            GroupedSubmitHandler,
+            live_accounts,
+            mark_mo_delivered,
+            mark_reported,
+            pending_mo,
+            pending_reports,
+        )
 
         host, _, port = listen.rpartition(":")
+        server_class = CmppServer if protocol == "cmpp" else SmppServer
 
         async def main(done: asyncio.Event) -> None:
             accounts = await asyncio.to_thread(live_accounts, ctx.db, ctx.vault)
-            server = CmppServer(accounts, BatchSubmitHandler(ctx), host=host.strip("[]"), port=int(port))
+            server = server_class(accounts, GroupedSubmitHandler(ctx), host=host.strip("[]"), port=int(port))
             await server.start()
-            log.info("cmpp: listening on %s:%d (%d account(s))", host, server.port, len(accounts))
+            log.info("%s: listening on %s:%d (%d account(s))", protocol, host, server.port, len(accounts))
             loaded = time.monotonic()
             try:
                 while not done.is_set():
@@ -224,21 +251,27 @@ def cmpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float =
                         fresh = await asyncio.to_thread(live_accounts, ctx.db, ctx.vault)
                         server.set_accounts(fresh)
                         loaded = time.monotonic()
-                    bound = [sp for sp, sessions in server.sessions.items()
-                             if any(not s.writer.is_closing() for s in sessions)]
-                    reports = await asyncio.to_thread(pending_reports, ctx.db, ctx.vault, bound)
+                    bound = [sp for sp in list(server.sessions) if server.bound(sp)]
+                    reports = await asyncio.to_thread(pending_reports, ctx.db, ctx.vault, bound, protocol=protocol)
                     sent = []
                     for r in reports:
-                        sessions = [s for s in server.sessions.get(r.sp_id, []) if not s.writer.is_closing()]
-                        if not sessions:
+                        if not server.bound(r.sp_id):
                             continue  # unbound since: stays in SQL for the next bind
-                        server.report(r.sp_id, r.msg_id, r.phone, r.stat, r.src_id)
+                        for msg_id in r.msg_ids:
+                            server.report(r.sp_id, msg_id, r.phone, r.stat, r.src_id)
                         sent.append(r)
+                    mos = await asyncio.to_thread(pending_mo, ctx.db, ctx.vault, bound)
+                    delivered = []
+                    for m in mos:
+                        if server.bound(m.sp_id):
+                            server.mo(m.sp_id, m.phone, m.to, m.text)
+                            delivered.append(m)
                     for sessions in list(server.sessions.values()):
                         for s in sessions:
                             with contextlib.suppress(Exception):
                                 await s.writer.drain()
                     await asyncio.to_thread(mark_reported, ctx.db, sent)
+                    await asyncio.to_thread(mark_mo_delivered, ctx.db, delivered, protocol)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(done.wait(), poll)
             finally:

@@ -40,6 +40,7 @@ inbound_messages = Table(
     "inbound_messages", metadata, Column("id", Integer, primary_key=True), Column("tenant_id", Integer),
     Column("signature", String(32)), Column("phone_masked", String(16)), Column("text", Text),
     Column("to_number", String(32)), Column("created_at", DateTime(timezone=True)),
+    Column("phone_enc", LargeBinary),
 )
 
 VENDORS = ("tencent", "aliyun")
@@ -120,4 +121,19 @@ cmpp_messages = Table(
     Column("registered_delivery", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("reported_at", DateTime(timezone=True), nullable=True),
+    # smppaccess_0001: the server it came in on (its reports go back over that server's binds), and a long
+    # message's other parts' ids (space-separated): each part of it is reported
+    Column("protocol", String(4), nullable=False, server_default="cmpp"),
+    Column("part_ids", Text, nullable=True),
+)
+
+access_mo = Table(
+    "access_mo",
+    metadata,
+    # an MO (inbound_messages row) written to a bind of one of its tenant's access accounts (smppaccess_0001);
+    # one not here yet waits for a bind
+    Column("inbound_id", Integer, ForeignKey("inbound_messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", Integer, ForeignKey("cmpp_accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("protocol", String(4), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=False),
 )

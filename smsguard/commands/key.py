@@ -5,7 +5,8 @@ first 12 characters (to list and revoke it by) are stored.
 (api/_vendors.py). The secret is shown once and stored encrypted, not hashed: checking a request's HMAC
 signature needs the secret itself.
 
-``smsguard key cmpp create|list|revoke``: CMPP accounts (Source_Addr + secret) for the ``cmpp`` serve role;
+``smsguard key cmpp create|list|revoke``: access accounts (Source_Addr + secret) for the ``cmpp`` and ``smpp``
+serve roles;
 the secret is stored encrypted too (CONNECT authenticates with an MD5 over it)."""
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     vrevoke = vsub.add_parser("revoke", help="revoke a vendor credential by its SecretId / AccessKeyId")
     vrevoke.add_argument("access_id")
     vrevoke.set_defaults(handler=run_vendor_revoke)
-    cmpp = ksub.add_parser("cmpp", help="CMPP 2.0/3.0 accounts for customers' own CMPP clients (serve role cmpp)")
+    cmpp = ksub.add_parser("cmpp", help="access accounts for customers' own CMPP 2.0/3.0 and SMPP 3.4 clients "
+                                        "(serve roles cmpp, smpp)")
     csub = cmpp.add_subparsers(dest="cmpp_command", required=True, metavar="ACTION")
     ccreate = csub.add_parser("create", help="create a Source_Addr + shared secret (the secret shown once)")
     ccreate.add_argument("--tenant", required=True)
@@ -57,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ccreate.add_argument("--window", type=int, default=16, help="SUBMITs unanswered at once per bind (default 16)")
     ccreate.add_argument("--rate", type=float, default=100.0, help="SUBMITs per second (default 100)")
     ccreate.add_argument("--label", default="")
+    ccreate.add_argument("--secret-length", type=int, default=16,
+                         help="8 for SMPP clients (SMPP 3.4's password is at most 8 characters); default 16")
     ccreate.set_defaults(handler=run_cmpp_create)
     clist = csub.add_parser("list", help="list a tenant's CMPP accounts")
     clist.add_argument("--tenant", required=True)
@@ -155,10 +159,12 @@ def run_cmpp_create(args: argparse.Namespace) -> int:
 
     vault = Runtime(get_settings()).vault
     account, secret = create_account(open_db(), vault, args.tenant, sp_id=args.sp_id, max_connections=args.connections,
-                                     window=args.window, rate=args.rate, label=args.label)
-    print(f"CMPP account for tenant {args.tenant}; the secret is shown once, store it now:")
+                                     window=args.window, rate=args.rate, label=args.label,
+                                     secret_length=args.secret_length)
+    print(f"CMPP/SMPP account for tenant {args.tenant}; the secret is shown once, store it now:")
     print(f"Source_Addr: {account.sp_id}\nSecret:      {secret}")
-    print("the cmpp role accepts it within 10 seconds")
+    print("(SMPP: system_id = Source_Addr, password = Secret)")
+    print("the cmpp and smpp roles accept it within 10 seconds")
     return 0
 
 

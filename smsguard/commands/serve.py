@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     roles = parse_roles(args.roles or settings.roles, where="--roles" if args.roles else "SMSGUARD_ROLES",
-                        cmpp=settings.cmpp_listen is not None)
+                        cmpp=settings.cmpp_listen is not None, smpp=settings.smpp_listen is not None)
     channels = _check_channels(settings) if "gateway" in roles else ()
     settings = dataclasses.replace(
         settings,
@@ -230,7 +230,15 @@ def _start_roles(runtime, roles, channels):
     """Start the release / gateway / relay / webhooks roles in this process (None when only the api runs here)."""
     import socket
 
-    from smsguard._roles import Supervisor, cmpp_role, gateway_role, relay_role, release_role, webhooks_role
+    from smsguard._roles import (
+        Supervisor,
+        cmpp_role,
+        gateway_role,
+        relay_role,
+        release_role,
+        smpp_role,
+        webhooks_role,
+    )
 
     background = [r for r in roles if r != "api"]
     if not background:
@@ -256,6 +264,8 @@ def _start_roles(runtime, roles, channels):
                                            allow_private=settings.webhook_allow_private)
     if "cmpp" in background:
         bodies["cmpp"] = cmpp_role(runtime.batch_context(actor="system:cmpp"), settings.cmpp_listen)
+    if "smpp" in background:
+        bodies["smpp"] = smpp_role(runtime.batch_context(actor="system:smpp"), settings.smpp_listen)
 
     def fatal(_: str) -> None:  # uvicorn (or _run_without_api) shuts down on SIGTERM; serve then exits 2
         os.kill(os.getpid(), signal.SIGTERM)

@@ -208,7 +208,7 @@ def test_a_role_that_keeps_failing_stops_the_process_with_an_error(tmp_path: Pat
     ("args", "extra_env", "line"),
     [
         (["--roles", "api,sender"], {}, "smsguard: --roles: unknown role 'sender'; roles are api, release, gateway, "
-                                        "relay, webhooks, cmpp (or all) [serve.role]"),
+                                        "relay, webhooks, cmpp, smpp (or all) [serve.role]"),
         ([], {"SMSGUARD_CHANNELS": "{dir}/channels.yaml"},
          "smsguard: channels.yaml: $.channels[0].password_env: environment variable NOPE is not set "
          "[channels.secret]"),
@@ -233,3 +233,7 @@ def test_the_cmpp_role_is_in_all_only_when_a_listen_address_is_configured() -> N
     assert parse_roles("cmpp,relay", cmpp=True) == ("relay", "cmpp")
     with pytest.raises(RoleError, match="SMSGUARD_CMPP_LISTEN"):
         parse_roles("api,cmpp")
+    assert "smpp" not in parse_roles("all", cmpp=True)
+    assert parse_roles("all", cmpp=True, smpp=True)[-2:] == ("cmpp", "smpp")
+    with pytest.raises(RoleError, match="SMSGUARD_SMPP_LISTEN"):
+        parse_roles("smpp", cmpp=True)

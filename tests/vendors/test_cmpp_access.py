@@ -78,8 +78,9 @@ def account(backend, live: Live) -> Account:
     from smsguard.vendors import create_account
 
     tenant = create_tenant(backend.db, f"cmpp-{uuid.uuid4().hex[:10]}", rate_limit=1_000_000)
-    acct, secret = create_account(backend.db, Runtime(backend.settings()).vault, tenant.name,
-                                  sp_id=uuid.uuid4().hex[:6], label="test")
+    acct, secret = create_account(
+        backend.db, Runtime(backend.settings()).vault, tenant.name, sp_id=uuid.uuid4().hex[:6], label="test"
+    )
     import time
 
     time.sleep(10.5)  # the role reloads its accounts every 10 s
@@ -123,12 +124,12 @@ def read_report(client: Cmppy) -> tuple[int, str, str]:
         msg_id = struct.unpack("!Q", body[:8])[0]
         # Msg_Id 8, Dest_Id 21, Service_Id 10, TP_pid/TP_udhi/Msg_Fmt 3, Src_terminal_Id 32 + type 1
         registered, length = body[75], body[76]
-        content = body[77:77 + length]
+        content = body[77 : 77 + length]
         resp = struct.pack("!QL", msg_id, 0)  # DELIVER_RESP (3.0: Result is 4 octets)
         client._write(struct.pack("!LLL", 12 + len(resp), 0x80000005, seq) + resp)
         if registered == 1:
             (reported,) = struct.unpack("!Q", content[:8])
-            return reported, content[8:15].decode(), content[15 + 20:15 + 20 + 32].rstrip(b"\0").decode()
+            return reported, content[8:15].decode(), content[15 + 20 : 15 + 20 + 32].rstrip(b"\0").decode()
 
 
 def test_bind_with_the_wrong_secret_is_refused(live: Live, account: Account) -> None:
@@ -142,10 +143,13 @@ def test_clean_message_is_accepted_then_reported_delivered(backend, live: Live, 
     msg_id, result = submit(client, account.sp_id, "13800138001", f"【{SIGN}】您的快递已到，请及时取件。")
     assert result == 0 and msg_id
     with backend.db.connect() as conn:
-        [(batch_id, seq)] = conn.execute(text("SELECT batch_id, seq FROM cmpp_messages WHERE msg_id = :m"),
-                                         {"m": str(msg_id)}).all()
-        [(payload,)] = conn.execute(text("SELECT payload FROM audit_events WHERE event_type = 'cmpp.submit' "
-                                         "AND tenant_id = :t"), {"t": account.tenant_id}).all()
+        [(batch_id, seq)] = conn.execute(
+            text("SELECT batch_id, seq FROM cmpp_messages WHERE msg_id = :m"), {"m": str(msg_id)}
+        ).all()
+        [(payload,)] = conn.execute(
+            text("SELECT payload FROM audit_events WHERE event_type = 'cmpp.submit' AND tenant_id = :t"),
+            {"t": account.tenant_id},
+        ).all()
     assert seq == 1 and json.loads(payload)["batch_id"] == batch_id
     reported, stat, phone = read_report(client)  # after release, loopback delivery and the relay
     assert (reported, stat, phone) == (msg_id, "DELIVRD", "13800138001")
@@ -160,8 +164,9 @@ def test_blocked_content_is_result_20_and_an_opted_out_number_21(backend, live: 
     assert client is not None
     assert submit(client, account.sp_id, "13800138002", f"【{SIGN}】澳门赌场开业，线上博彩")[1] == 20
     ctx = Runtime(backend.settings()).batch_context()
-    batches.opt_out(ctx, phone=batches.parse_phone("13800138003"), tenant_id=account.tenant_id, source="test",
-                    actor="test")
+    batches.opt_out(
+        ctx, phone=batches.parse_phone("13800138003"), tenant_id=account.tenant_id, source="test", actor="test"
+    )
     assert submit(client, account.sp_id, "13800138003", f"【{SIGN}】您的快递已到，请及时取件。")[1] == 21
     client._terminate()
 
@@ -175,8 +180,9 @@ def test_key_cmpp_create_list_revoke_from_the_command_line(backend, migrated_db)
     sp_id = uuid.uuid4().hex[:6]
 
     def cli(*args: str) -> str:
-        out = subprocess.run([*SMSGUARD, "key", "cmpp", *args], env=backend.env(), capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(
+            [*SMSGUARD, "key", "cmpp", *args], env=backend.env(), capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 
@@ -184,3 +190,74 @@ def test_key_cmpp_create_list_revoke_from_the_command_line(backend, migrated_db)
     assert f"{sp_id}\tconnections=2\twindow=16\trate=50/s\tlive" in cli("list", "--tenant", tenant.name)
     cli("revoke", sp_id)
     assert "revoked" in cli("list", "--tenant", tenant.name)
+
+
+def read_mo(client: Cmppy) -> tuple[str, str]:
+    """The next DELIVER that is an MO (Registered_Delivery 0, CMPP 3.0): (Src_terminal_Id, text)."""
+    while True:
+        pdu = _read(client)
+        command, seq = struct.unpack("!LL", pdu[4:8] + pdu[8:12])
+        if command != 0x00000005:
+            continue
+        body = pdu[12:]
+        msg_id = struct.unpack("!Q", body[:8])[0]
+        client._write(struct.pack("!LLL", 24, 0x80000005, seq) + struct.pack("!QL", msg_id, 0))
+        fmt, src, registered, length = body[41], body[42:74], body[75], body[76]
+        if registered == 0:
+            content = body[77 : 77 + length]
+            return src.rstrip(b"\0").decode(), content.decode("utf-16-be" if fmt == 8 else "latin-1")
+
+
+def test_a_handsets_reply_comes_back_over_the_bind(backend, live: Live, account: Account) -> None:
+    from smsguard import batches
+    from smsguard.runtime import Runtime
+
+    client = bind(live, account.sp_id, account.secret)
+    assert client is not None
+    ctx = Runtime(backend.settings()).batch_context()
+    batches.handle_mo(
+        ctx,
+        phone_raw="13800138011",
+        text="收到，谢谢",
+        tenant_id=account.tenant_id,
+        signature=SIGN,
+        gateway="test",
+        actor="test",
+    )
+    assert read_mo(client) == ("13800138011", "收到，谢谢")
+    client._terminate()
+
+
+def test_each_part_of_a_long_message_gets_its_status_report(live: Live, account: Account) -> None:
+    """Our own CMPP 3.0 client here (cmppy cannot send a UDH): it splits the text into UDH parts, and collects the
+    status reports, one per part's Msg_Id."""
+    import asyncio
+
+    from smsguard.sending import CmppGateway, OutboundMessage, Receipt
+
+    class Events:
+        def __init__(self) -> None:
+            self.receipts: list[Receipt] = []
+
+        async def on_receipt(self, receipt: Receipt) -> None:
+            self.receipts.append(receipt)
+
+        async def on_inbound(self, message: object) -> None:
+            pass
+
+    async def go() -> tuple[tuple[str, ...], list[Receipt]]:
+        events = Events()
+        gw = CmppGateway("customer", "127.0.0.1", live.cmpp_port, account.sp_id, account.secret, active_test_interval=0)
+        await gw.start(events)  # type: ignore[arg-type]
+        long_text = f"【{SIGN}】" + "双十一大促全场五折起，详情请见会员中心。" * 8
+        sent = await gw.submit(OutboundMessage("long-1", "13800138012", long_text))
+        for _ in range(1800):  # a hang detector: release, loopback delivery and the relay come first
+            if len(events.receipts) >= len(sent.gateway_ids):
+                break
+            await asyncio.sleep(0.05)
+        await gw.close()
+        return sent.gateway_ids, events.receipts
+
+    ids, receipts = asyncio.run(go())
+    assert len(ids) >= 3 and sorted(r.gateway_id for r in receipts) == sorted(ids)
+    assert {r.status for r in receipts} == {"delivered"}
