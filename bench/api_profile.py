@@ -29,7 +29,7 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
     ("engine: lexicon, rules, verdict", re.compile(r"\(engine/|smsguard/engine/")),
     ("audit row + SQL group commit (writer thread)", re.compile(r"audit/_writer|audit/_chain|storage/_repo")),
     ("SQL (other)", re.compile(r"sqlalchemy|sqlite3|psycopg")),
-    ("rate limit + verdict cache (Redis client)", re.compile(r"redis/|Service\._admit|_send_sets|_cache_later")),
+    ("rate limit + verdict cache (Redis client)", re.compile(r"redis/|RateLimiter\.admit|_send_sets|_cache_later")),
     ("content hash", re.compile(r"content_hash")),
     ("key check", re.compile(r"authenticate|require_key")),
     ("metrics", re.compile(r"api/_metrics|prometheus_client")),
