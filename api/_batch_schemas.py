@@ -190,8 +190,9 @@ class BatchOut(_Out):
     name: str
     state: Annotated[
         str,
-        msgspec.Meta(description="draft | screening | review | approved | scheduled | releasing | sending | done "
-                     "| cancelled"),
+        msgspec.Meta(
+            description="draft | screening | review | approved | scheduled | releasing | sending | done | cancelled"
+        ),
     ]
     kind: str
     signature: str
