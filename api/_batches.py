@@ -20,8 +20,7 @@ import dataclasses
 import hashlib
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 import msgspec
@@ -36,83 +35,39 @@ from litestar.response import Stream
 from smsguard import batches
 from smsguard.core import ForbiddenError, SmsguardError
 
+from ._batch_schemas import (
+    MAX_ID,
+    BatchIn,
+    BatchOut,
+    BudgetIn,
+    BudgetOut,
+    ComplaintIn,
+    ComplaintOut,
+    ContactListOut,
+    InboundIn,
+    InboundOut,
+    OptedIn,
+    OptedOut,
+    OptoutIn,
+    OptoutStatus,
+    RecipientPage,
+    SubmitIn,
+    TemplateIn,
+    TemplateOut,
+    TemplateVersionIn,
+    TemplateVersionOut,
+)
 from ._idempotency import Idempotency, IdempotencyKey
 from ._schemas import ErrorBody
 from ._service import Service
 
-Kind = Literal["verification", "notification", "marketing"]
-MAX_ID = 2**31 - 1  # ids are SQL INTEGER: larger path values are a 400, not a driver overflow
 Id = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+T = TypeVar("T")
 
 
-class TemplateIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str
-    kind: Kind
-    signature: str
-    body: str
-    samples: dict[str, str] = {}
-
-
-class TemplateVersionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    body: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-    # filing.check_name's rule said in the schema: blanks and 【】 around 2-20 Chinese characters, letters or
-    # digits; empty keeps the template's signature
-    signature: Annotated[str, msgspec.Meta(
-        max_length=32, pattern="^(\\s*[【】]*[\u4e00-\u9fffA-Za-z0-9]{2,20}[【】]*\\s*)?$",
-        description="2-20 Chinese characters, letters or digits (【】 around them are dropped); empty or "
-        "left out: the template's")] | None = None
-
-
-BodyId = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
-Short = Annotated[str, msgspec.Meta(max_length=100)]
-Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]  # a client's message id: repeats are ignored
-
-
-class BatchIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str = ""
-    template_id: BodyId | None = None
-    list_id: BodyId | None = None
-    content: str | None = None
-    numbers: list[str] | None = None
-    kind: Kind | None = None
-    signature: str | None = None
-    schedule_at: datetime | None = None
-    draft: bool = False
-
-
-class SubmitIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    numbers: list[str] | None = None
-
-
-class InboundIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    phone: str
-    text: str
-    to: str = ""
-    signature: Short | None = None
-    gateway: Annotated[str, msgspec.Meta(max_length=64)] = "api"  # the column's size: (gateway, id) is unique
-    id: Ref | None = None
-
-
-class OptoutIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    phone: str
-    signature: Annotated[str, msgspec.Meta(max_length=32)] = ""
-
-
-class ComplaintIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    phone: str
-    signature: Annotated[str, msgspec.Meta(max_length=32)] = ""
-    text: str = ""
-    source: Annotated[str, msgspec.Meta(max_length=16)] = "api"
-    id: Ref | None = None
-
-
-MAX_BUDGET = 1e12
-"""The largest budget: it is stored in millionths (SQL BIGINT, at most ~9.2e18), so 9.3e12 would overflow."""
-Budget = Annotated[float, msgspec.Meta(ge=0, le=MAX_BUDGET, description="In the policy's currency, 0 to 1e12")]
-
-
-class BudgetIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    limit: Budget | None
+def _as(kind: type[T], answer: Any) -> T:
+    """A ``batches`` function's dict as the route's typed answer (a field that drifted fails here, in the tests)."""
+    return msgspec.convert(answer, kind)
 
 
 CSV_MEDIA_TYPES = frozenset({"text/csv", "text/plain", "application/octet-stream", ""})
@@ -201,34 +156,35 @@ class BatchApi:
 
         @post("/v1/templates", status_code=201, summary="Create a template (screened now)",
               responses=errors(400, 401, 503), **common)
-        async def create_template(request: Request, data: JSONBody[TemplateIn]) -> dict[str, Any]:
-            return await api.call(batches.create_template, tid(request), name=data.name, kind=data.kind,
-                                  signature=data.signature, body=data.body, samples=data.samples,
-                                  actor=actor(request))
+        async def create_template(request: Request, data: JSONBody[TemplateIn]) -> TemplateOut:
+            return _as(TemplateOut, await api.call(batches.create_template, tid(request), name=data.name,
+                                                   kind=data.kind, signature=data.signature, body=data.body,
+                                                   samples=data.samples, actor=actor(request)))
 
         @get("/v1/templates/{template_id:int}", summary="A template and its screening status",
              responses=errors(400, 401, 404), **common)
-        async def get_template(request: Request, template_id: Id) -> dict[str, Any]:
-            return await api.call(batches.get_template, tid(request), template_id)
+        async def get_template(request: Request, template_id: Id) -> TemplateOut:
+            return _as(TemplateOut, await api.call(batches.get_template, tid(request), template_id))
 
         @get("/v1/templates/{template_id:int}/versions", summary="A template's versions, newest first",
              responses=errors(400, 401, 404), **common)
-        async def template_versions(request: Request, template_id: Id) -> list[dict[str, Any]]:
-            return await api.call(batches.template_history, tid(request), template_id)
+        async def template_versions(request: Request, template_id: Id) -> list[TemplateVersionOut]:
+            return _as(list[TemplateVersionOut], await api.call(batches.template_history, tid(request), template_id))
 
         @post("/v1/templates/{template_id:int}/versions", status_code=201,
               summary="Edit a template, or resubmit it after a rejection: a new version waiting for review",
               responses=errors(400, 401, 404, 409), **common)
         async def new_template_version(request: Request, template_id: Id,
-                                       data: JSONBody[TemplateVersionIn]) -> dict[str, Any]:
-            return await api.call(batches.propose_version, tid(request), template_id, body=data.body,
-                                  signature=data.signature, actor=actor(request))
+                                       data: JSONBody[TemplateVersionIn]) -> TemplateVersionOut:
+            return _as(TemplateVersionOut, await api.call(batches.propose_version, tid(request), template_id,
+                                                          body=data.body, signature=data.signature,
+                                                          actor=actor(request)))
 
         @post("/v1/contact-lists", status_code=201, summary="Import a CSV contact list (UTF-8 or GBK)",
               request_max_body_size=256 * 1024 * 1024, responses=errors(400, 401, 409, 413, 503),
               operation_class=CsvUploadOperation, **common)
         async def import_list(request: Request, name: FromQuery[str] = "contacts",
-                              idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
+                              idempotency_key: IdempotencyKey = None) -> Response[ContactListOut]:
             media_type = request.content_type[0]
             digest = hashlib.sha256(f"name={name}\n".encode())
             if media_type == "multipart/form-data":
@@ -238,9 +194,9 @@ class BatchApi:
                         digest.update(chunk)
                     await upload.seek(0)
 
-                    async def from_upload() -> dict[str, Any]:
-                        return await api.call(batches.import_contacts, tid(request), name, upload.file,
-                                              actor=actor(request))
+                    async def from_upload() -> ContactListOut:
+                        return _as(ContactListOut, await api.call(batches.import_contacts, tid(request), name,
+                                                                  upload.file, actor=actor(request)))
 
                     return await api.idempotency.run(request, idempotency_key, from_upload, body=digest.digest())
                 finally:
@@ -255,8 +211,9 @@ class BatchApi:
                     digest.update(part)
                 spool.seek(0)
 
-                async def from_body() -> dict[str, Any]:
-                    return await api.call(batches.import_contacts, tid(request), name, spool, actor=actor(request))
+                async def from_body() -> ContactListOut:
+                    return _as(ContactListOut, await api.call(batches.import_contacts, tid(request), name, spool,
+                                                              actor=actor(request)))
 
                 return await api.idempotency.run(request, idempotency_key, from_body, body=digest.digest())
             finally:
@@ -264,8 +221,8 @@ class BatchApi:
 
         @get("/v1/contact-lists/{list_id:int}", summary="A contact list: counts and the first rejected lines",
              responses=errors(400, 401, 404), **common)
-        async def get_list(request: Request, list_id: Id) -> dict[str, Any]:
-            return await api.call(batches.get_list, tid(request), list_id)
+        async def get_list(request: Request, list_id: Id) -> ContactListOut:
+            return _as(ContactListOut, await api.call(batches.get_list, tid(request), list_id))
 
         @get("/v1/contact-lists/{list_id:int}/rejects.csv", summary="Every rejected line (invalid, duplicate)",
              media_type="text/csv", responses=errors(400, 401, 404), **common)
@@ -276,48 +233,48 @@ class BatchApi:
         @post("/v1/batches", status_code=201, summary="Create (and unless draft, submit) a batch",
               responses=errors(400, 401, 402, 403, 404, 409, 503), **common)
         async def create_batch(request: Request, data: JSONBody[BatchIn],
-                               idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
-            async def work(bind: Any) -> dict[str, Any]:
-                return await api.call(batches.create_batch, tid(request), name=data.name,
+                               idempotency_key: IdempotencyKey = None) -> Response[BatchOut]:
+            async def work(bind: Any) -> BatchOut:
+                return _as(BatchOut, await api.call(batches.create_batch, tid(request), name=data.name,
                                       template_id=data.template_id, list_id=data.list_id, content=data.content,
                                       numbers=data.numbers, kind=data.kind, signature=data.signature,
                                       schedule_at=data.schedule_at, draft=data.draft, actor=actor(request),
-                                      on_created=lambda conn, b: bind(conn, f"batch:{b['id']}"))
+                                      on_created=lambda conn, b: bind(conn, f"batch:{b['id']}")))
 
-            async def resume(resource: str) -> dict[str, Any]:  # "batch:<id>", made by a request that crashed
+            async def resume(resource: str) -> BatchOut:  # "batch:<id>", made by a request that crashed
                 batch_id = int(resource.split(":")[1])
                 batch = await api.call(batches.get_batch, tid(request), batch_id)
                 if not data.draft and batch["state"] in ("draft", "screening"):  # the crash came before its submit
-                    return await api.call(batches.submit_batch, tid(request), batch_id, numbers=data.numbers,
-                                          actor=actor(request))
-                return batch
+                    batch = await api.call(batches.submit_batch, tid(request), batch_id, numbers=data.numbers,
+                                           actor=actor(request))
+                return _as(BatchOut, batch)
 
             return await api.idempotency.run(request, idempotency_key, work, resume=resume)
 
         @get("/v1/batches/{batch_id:int}", summary="A batch: state, counts per recipient status, cost estimate",
              responses=errors(400, 401, 404), **common)
-        async def get_batch(request: Request, batch_id: Id) -> dict[str, Any]:
-            return await api.call(batches.get_batch, tid(request), batch_id)
+        async def get_batch(request: Request, batch_id: Id) -> BatchOut:
+            return _as(BatchOut, await api.call(batches.get_batch, tid(request), batch_id))
 
         @post("/v1/batches/{batch_id:int}/submit", status_code=200, summary="Submit a draft batch",
               responses=errors(400, 401, 402, 404, 409), **common)
-        async def submit(request: Request, batch_id: Id, data: JSONBody[SubmitIn]) -> dict[str, Any]:
-            return await api.call(batches.submit_batch, tid(request), batch_id, numbers=data.numbers,
-                                  actor=actor(request))
+        async def submit(request: Request, batch_id: Id, data: JSONBody[SubmitIn]) -> BatchOut:
+            return _as(BatchOut, await api.call(batches.submit_batch, tid(request), batch_id, numbers=data.numbers,
+                                                actor=actor(request)))
 
         @post("/v1/batches/{batch_id:int}/cancel", status_code=200, summary="Cancel a batch before hand-over",
               responses=errors(400, 401, 404, 409), **common)
-        async def cancel(request: Request, batch_id: Id) -> dict[str, Any]:
-            return await api.call(batches.cancel_batch, tid(request), batch_id, actor=actor(request))
+        async def cancel(request: Request, batch_id: Id) -> BatchOut:
+            return _as(BatchOut, await api.call(batches.cancel_batch, tid(request), batch_id, actor=actor(request)))
 
         @get("/v1/batches/{batch_id:int}/recipients", summary="Recipients (masked), by seq, optionally by status",
              responses=errors(400, 401, 404), **common)
         async def recipients(request: Request, batch_id: Id, status: FromQuery[str | None] = None,
                              after: Annotated[int, QueryParameter(ge=0, le=MAX_ID)] = 0,
-                             limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> dict[str, Any]:
+                             limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100) -> RecipientPage:
             rows = await api.call(batches.list_recipients, tid(request), batch_id, status=status, after=after,
                                   limit=limit)
-            return {"recipients": rows, "next_after": rows[-1]["seq"] if rows else None}
+            return _as(RecipientPage, {"recipients": rows, "next_after": rows[-1]["seq"] if rows else None})
 
         @get("/v1/batches/{batch_id:int}/report.csv", summary="Per-recipient report (masked numbers), CSV",
              media_type="text/csv", responses=errors(400, 401, 404), **common)
@@ -327,57 +284,57 @@ class BatchApi:
 
         @post("/v1/inbound", status_code=200, summary="An MO reply: opt-out / opt-in / complaint keywords",
               responses=errors(400, 401, 503), **common)
-        async def inbound(request: Request, data: JSONBody[InboundIn]) -> dict[str, Any]:
+        async def inbound(request: Request, data: JSONBody[InboundIn]) -> InboundOut:
             _phone(data.phone)  # a bad number is named as the client sent it ($.phone), before anything runs
-            return await api.call(batches.handle_mo, phone_raw=data.phone, text=data.text, tenant_id=tid(request),
-                                  signature=data.signature, to=data.to, gateway=data.gateway, ref=data.id,
-                                  actor=actor(request))
+            return _as(InboundOut, await api.call(batches.handle_mo, phone_raw=data.phone, text=data.text,
+                                                  tenant_id=tid(request), signature=data.signature, to=data.to,
+                                                  gateway=data.gateway, ref=data.id, actor=actor(request)))
 
         @post("/v1/optouts", status_code=200, summary="Opt a number out (tenant-wide, or of one signature)",
               responses=errors(400, 401, 503), **common)
-        async def optout(request: Request, data: JSONBody[OptoutIn]) -> dict[str, Any]:
+        async def optout(request: Request, data: JSONBody[OptoutIn]) -> OptedOut:
             phone = batches.parse_phone(data.phone, where="$.phone")
             await api.call(batches.opt_out, phone=phone, tenant_id=tid(request), signature=data.signature,
                            actor=actor(request))
-            return {"phone": phone.masked, "opted_out": True}
+            return OptedOut(phone=phone.masked, opted_out=True)
 
         @post("/v1/optouts/remove", status_code=200, summary="Opt a number back in",
               responses=errors(400, 401, 503), **common)
-        async def optin(request: Request, data: JSONBody[OptoutIn]) -> dict[str, Any]:
+        async def optin(request: Request, data: JSONBody[OptoutIn]) -> OptedIn:
             phone = batches.parse_phone(data.phone, where="$.phone")
             lifted = await api.call(batches.opt_in, phone=phone, tenant_id=tid(request), signature=data.signature,
                                     actor=actor(request))
-            return {"phone": phone.masked, "lifted": lifted}
+            return OptedIn(phone=phone.masked, lifted=lifted)
 
         @post("/v1/optouts/status", status_code=200, summary="Is a number opted out (global, tenant, signature)?",
               responses=errors(400, 401), **common)
-        async def optout_status(request: Request, data: JSONBody[OptoutIn]) -> dict[str, Any]:
+        async def optout_status(request: Request, data: JSONBody[OptoutIn]) -> OptoutStatus:
             phone = batches.parse_phone(data.phone, where="$.phone")
             out = await api.call(batches.optout_status, phone=phone, tenant_id=tid(request), signature=data.signature)
-            return {"phone": phone.masked, **out}
+            return _as(OptoutStatus, {"phone": phone.masked, **out})
 
         @post("/v1/complaints", status_code=201, summary="Record a complaint (opts the number out tenant-wide)",
               responses=errors(400, 401, 503), **common)
-        async def complaint(request: Request, data: JSONBody[ComplaintIn]) -> dict[str, Any]:
+        async def complaint(request: Request, data: JSONBody[ComplaintIn]) -> ComplaintOut:
             phone = batches.parse_phone(data.phone, where="$.phone")
-            return await api.call(batches.record_complaint, phone=phone, tenant_id=tid(request),
-                                  signature=data.signature, text=data.text, source=data.source, ref=data.id,
-                                  actor=actor(request))
+            return _as(ComplaintOut, await api.call(batches.record_complaint, phone=phone, tenant_id=tid(request),
+                                                    signature=data.signature, text=data.text, source=data.source,
+                                                    ref=data.id, actor=actor(request)))
 
         @get("/v1/budget", summary="The tenant's budget: limit, spent (reserved at release), remaining",
              responses=errors(400, 401), **common)
-        async def budget(request: Request) -> dict[str, Any]:
-            return await api.call(batches.get_budget, tid(request))
+        async def budget(request: Request) -> BudgetOut:
+            return _as(BudgetOut, await api.call(batches.get_budget, tid(request)))
 
         @put("/v1/budget", summary="Set the tenant's budget (admin key; null removes it)",
              responses=errors(400, 401, 403), **common)
-        async def set_budget(request: Request, data: JSONBody[BudgetIn]) -> dict[str, Any]:
+        async def set_budget(request: Request, data: JSONBody[BudgetIn]) -> BudgetOut:
             if not request.state.key.admin:
                 raise ForbiddenError("setting a budget needs an admin key", where="header Authorization",
                                      code="auth.forbidden")
             if data.limit is not None and data.limit < 0:
                 raise SmsguardError("limit must not be negative", where="$.limit", code="budget.limit")
-            return await api.call(batches.set_budget, tid(request), data.limit, actor=actor(request))
+            return _as(BudgetOut, await api.call(batches.set_budget, tid(request), data.limit, actor=actor(request)))
 
         return [create_template, get_template, template_versions, new_template_version,
                 import_list, get_list, list_rejects, create_batch, get_batch, submit,

@@ -20,7 +20,8 @@ from litestar.params import JSONBody, QueryParameter
 from smsguard import batches, billing
 from smsguard.core import ForbiddenError, InputError
 
-from ._batches import MAX_ID, errors
+from ._batch_schemas import MAX_ID
+from ._batches import errors
 
 _DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d([.,]\d+)?)?([Zz]|[+-]\d\d(:?\d\d)?)?$")
 """The RFC 3339 date-time the document says (``format: date-time``); the offset is checked apart (a 400 saying so)."""

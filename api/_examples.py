@@ -80,7 +80,8 @@ _LIST = {
 _BATCH = {
     "id": 1, "name": "autumn", "state": "draft", "kind": "notification", "signature": "示例商城", "sender": "0001",
     "template_id": 1, "list_id": 1, "schedule_at": None, "resume_at": None, "total": 2, "reason": None,
-    "estimate": "0.1000", "currency": "CNY", "counts": {"pending": 2}, "waiting_for": None, "contents": [],
+    "estimate": "0.1000", "currency": "CNY", "counts": {"pending": 2}, "waiting_for": None, "hold": None,
+    "cancellable": True, "review": [], "contents": [],
     "created_at": "2026-12-03T10:42:12.825267+00:00", "released_at": None, "done_at": None,
 }
 _EVENT = {
@@ -250,11 +251,13 @@ EXAMPLES: dict[tuple[str, str], Examples] = {
         request=_json({"numbers": ["13812345678", "13912345678"]}),
         response=_json(_BATCH | {"state": "approved"})),
     ("POST", "/v1/batches/{batch_id}/cancel"): Examples(
-        "Cancelled", response=_json(_BATCH | {"state": "cancelled", "reason": "cancelled by the customer"})),
+        "Cancelled", response=_json(_BATCH | {"state": "cancelled", "reason": "cancelled by the customer",
+                                          "cancellable": False})),
     ("GET", "/v1/batches/{batch_id}/recipients"): Examples(
         "The first page of recipients",
         response=_json({"recipients": [{"seq": 1, "phone": "138****5678", "carrier": "mobile", "status": "pending",
-                                        "detail": None}], "next_after": 1})),
+                                        "detail": None, "submitted_at": None, "final_at": None, "gateway": None,
+                                        "carrier_code": None}], "next_after": 1})),
     ("GET", "/v1/batches/{batch_id}/report.csv"): Examples(
         "One row per recipient", response={_TEXT_CSV: (
             "seq,phone,carrier,status,detail,submitted_at,final_at,gateway,carrier_code\r\n"
@@ -417,9 +420,21 @@ def add_examples(app: Litestar) -> None:
                 _put(response.content or {}, examples.response, examples.summary, f"{method} {path} response")
 
 
+@dataclass
+class _Example(Example):
+    """An ``Example`` whose value is published as given: litestar's ``to_schema`` drops every None inside it, so a
+    required field whose example is null would seem missing from the example."""
+
+    def to_schema(self) -> dict[str, Any]:
+        out = super().to_schema()
+        if self.value is not None:
+            out["value"] = self.value
+        return out
+
+
 def _put(content: dict[str, OpenAPIMediaType], values: dict[str, Any], summary: str, where: str) -> None:
     for media_type, value in values.items():
         targets = list(content.values()) if media_type == "*" else [content[media_type]]  # KeyError: see above
         assert targets, where
         for media in targets:
-            media.examples = {"example": Example(summary=summary, value=value)}
+            media.examples = {"example": _Example(summary=summary, value=value)}

@@ -21,7 +21,8 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from smsguard import batches, messages
 from smsguard.core import ForbiddenError
 
-from ._batches import MAX_ID, BatchApi, BodyId, Kind
+from ._batch_schemas import MAX_ID, BodyId, Kind
+from ._batches import BatchApi
 from ._idempotency import Idempotency, IdempotencyKey
 from ._pumping import PumpingApi
 from ._schemas import ErrorBody

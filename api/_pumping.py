@@ -133,6 +133,13 @@ class PumpingApi:
         async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
             return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
+        async def add_rule(request: Request, data: RuleIn, add: Any) -> dict[str, Any]:
+            """``add`` (the guard's allow or block) for the body's subject, as the admin key's actor."""
+            own_tenant(request, data.scope, data.value, "$.value")
+            rule = await run(_named(add), data.scope, data.value, actor=actor(request), note=data.note,
+                             seconds=data.seconds)
+            return rule.to_dict()
+
         @get("/v1/admin/pumping/rules", summary="Anti-pumping allow-list entries and blocks in force (admin key)",
              responses=errors(400, 401, 403, 503), **common)
         async def rules(request: Request,
@@ -145,18 +152,12 @@ class PumpingApi:
         @post("/v1/admin/pumping/allow", status_code=201, summary="Allow-list a number, prefix, tenant or IP",
               responses=errors(400, 401, 403, 404, 503), **common)
         async def allow(request: Request, data: JSONBody[RuleIn]) -> dict[str, Any]:
-            own_tenant(request, data.scope, data.value, "$.value")
-            rule = await run(_named(api._guard().allow), data.scope, data.value, actor=actor(request), note=data.note,
-                             seconds=data.seconds)
-            return rule.to_dict()
+            return await add_rule(request, data, api._guard().allow)
 
         @post("/v1/admin/pumping/block", status_code=201, summary="Block a number, prefix, tenant or IP (429)",
               responses=errors(400, 401, 403, 404, 503), **common)
         async def block(request: Request, data: JSONBody[RuleIn]) -> dict[str, Any]:
-            own_tenant(request, data.scope, data.value, "$.value")
-            rule = await run(_named(api._guard().block), data.scope, data.value, actor=actor(request), note=data.note,
-                             seconds=data.seconds)
-            return rule.to_dict()
+            return await add_rule(request, data, api._guard().block)
 
         @post("/v1/admin/pumping/lift", status_code=200, summary="Lift the blocks on a subject, or one rule by id",
               responses=errors(400, 401, 403, 404, 503), **common)

@@ -18,7 +18,8 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from smsguard import webhooks
 
-from ._batches import MAX_ID, Id, errors
+from ._batch_schemas import MAX_ID
+from ._batches import Id, errors
 from ._service import Service
 
 # What webhooks.check_url and check_event_types take, said in the schema (an http(s) URL with a host and no

@@ -24,20 +24,16 @@ def _after_decisions(conn: Connection, batch: Any, actor: str) -> None:
     ).scalar_one()
     if pending:
         return
-    sendable = conn.execute(
-        select(func.coalesce(func.sum(batch_contents.c.recipients), 0)).where(
+    sendable, estimate = conn.execute(
+        select(
+            func.coalesce(func.sum(batch_contents.c.recipients), 0),
+            func.coalesce(func.sum(batch_contents.c.cost_micros), 0),
+        ).where(
             batch_contents.c.batch_id == batch.id,
             batch_contents.c.decision != "block",
             batch_contents.c.review.in_(SENDABLE_REVIEW),
         )
-    ).scalar_one()
-    estimate = conn.execute(
-        select(func.coalesce(func.sum(batch_contents.c.cost_micros), 0)).where(
-            batch_contents.c.batch_id == batch.id,
-            batch_contents.c.decision != "block",
-            batch_contents.c.review.in_(SENDABLE_REVIEW),
-        )
-    ).scalar_one()
+    ).one()
     if not sendable:
         # the reviewer's own words reach the customer, not only "nothing to send"
         rejected = [

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _serve import clean_env, serve, tenant_key
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent
 
@@ -29,7 +31,7 @@ PARTS: list[tuple[str, re.Pattern[str]]] = [
     ("engine: lexicon, rules, verdict", re.compile(r"\(engine/|smsguard/engine/")),
     ("audit row + SQL group commit (writer thread)", re.compile(r"audit/_writer|audit/_chain|storage/_repo")),
     ("SQL (other)", re.compile(r"sqlalchemy|sqlite3|psycopg")),
-    ("rate limit + verdict cache (Redis client)", re.compile(r"redis/|Service\._admit|_send_sets|_cache_later")),
+    ("rate limit + verdict cache (Redis client)", re.compile(r"redis/|RateLimiter\.admit|_send_sets|_cache_later")),
     ("content hash", re.compile(r"content_hash")),
     ("key check", re.compile(r"authenticate|require_key")),
     ("metrics", re.compile(r"api/_metrics|prometheus_client")),
@@ -66,18 +68,11 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8197)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
-        env["SMSGUARD_DATA_DIR"] = tmp
-        out = subprocess.run([VENV / "smsguard", "tenant", "create", "bench", "--rate-limit", "100000000"], env=env,
-                             capture_output=True, text=True, check=True).stdout
-        env["KEY"] = re.search(r"sg_[A-Za-z0-9_-]{43}", out).group(0)  # type: ignore[union-attr]
+        env = clean_env(tmp)
+        env["KEY"] = tenant_key(env)
         env["RUN"] = str(os.getpid())
-        server = subprocess.Popen([VENV / "smsguard", "serve", "--port", str(args.port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            url = f"http://127.0.0.1:{args.port}/v1/screen"
-            while subprocess.run(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{args.port}/readyz"]).returncode:
-                time.sleep(0.05)
+        with serve(env, args.port) as (base, server):
+            url = f"{base}/v1/screen"
             wrk = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{args.seconds + 6}s", "-s",
                                     str(ROOT / "bench" / f"api_{args.script}.lua"), url], env=env,
                                    stdout=subprocess.PIPE, text=True)
@@ -87,9 +82,6 @@ def main() -> int:
                             "-f", "raw", "--threads", "--nonblocking", "-o", str(raw)], check=True, capture_output=True)
             wrk_out = wrk.communicate()[0]
             rows = summarize(raw)
-        finally:
-            server.terminate()
-            server.wait()
     rps = re.search(r"Requests/sec:\s+(\S+)", wrk_out)
     print(f"# Where a {args.script} POST /v1/screen request's time goes (py-spy, {args.seconds} s at 200 Hz, "
           f"wrk -c16: {rps.group(1) if rps else '?'} req/s; load {os.getloadavg()[0]:.1f})\n")

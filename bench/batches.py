@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,116 +72,84 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the schema and Redis keys")
     args = ap.parse_args()
 
-    import psycopg
-    import redis
+    from _scratch import scratch_runtime
 
+    with scratch_runtime(args.backend, "sgbench", pg=args.pg, redis_url=args.redis, keep=args.keep) as scratch:
+        return _run(args, scratch)
+
+
+def _run(args: argparse.Namespace, scratch: Any) -> int:
     from smsguard import batches
-    from smsguard.core import load_settings
-    from smsguard.engine import Engine, default_config
     from smsguard.storage import create_tenant
 
-    tmp = Path(tempfile.mkdtemp(prefix="sgbench"))
-    tag = uuid.uuid4().hex[:8]
-    env: dict[str, str] = {"SMSGUARD_DATA_DIR": str(tmp), "SMSGUARD_REDIS_NAMESPACE": f"sgbench:{tag}"}
-    schema = f"sgbench_{tag}"
-    if args.backend == "postgresql":
-        with psycopg.connect(args.pg, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        env["DATABASE_URL"] = f"{args.pg}?options=-csearch_path%3D{schema}"
-        env["REDIS_URL"] = args.redis
-    from smsguard.core import generate_secrets
-    from smsguard.runtime import Runtime
-
-    if args.backend == "postgresql":  # a deployment: its secrets are configured, never generated per host
-        generate_secrets(tmp / "secrets")
-        env["SMSGUARD_SECRETS_DIR"] = str(tmp / "secrets")
-    settings = load_settings(env)
+    tmp, tag, ctx = scratch.tmp, scratch.tag, scratch.runtime.batch_context()
     csv_path = tmp / "contacts.csv"
     write_csv(csv_path, args.n, args.names)
-    engine = Engine(default_config())
-    location = Runtime(settings, screening=engine).open()
-    ctx = location.batch_context()
     results: dict[str, object] = {"n": args.n, "backend": args.backend, "distinct_contents": args.names,
                                   "baseline_rss_mb": round(rss_peak_mb())}  # interpreter + engine + drivers
     print("baseline", results["baseline_rss_mb"], "MB", flush=True)
-    try:
-        tenant = create_tenant(ctx.db, f"bench-{tag}").id
-        tpl = batches.create_template(
-            ctx,
-            tenant,
-            name="bench",
-            kind="notification",
-            signature="示例商城",
-            body="尊敬的${name}，您的订单已发货，请留意查收。",
-        )
-        assert tpl["status"] == "approved", tpl
+    tenant = create_tenant(ctx.db, f"bench-{tag}").id
+    tpl = batches.create_template(
+        ctx,
+        tenant,
+        name="bench",
+        kind="notification",
+        signature="示例商城",
+        body="尊敬的${name}，您的订单已发货，请留意查收。",
+    )
+    assert tpl["status"] == "approved", tpl
 
-        reset_peak()
-        t0 = time.perf_counter()
-        with open(csv_path, "rb") as f:
-            lst = batches.import_contacts(ctx, tenant, "bench", f, max_errors_shown=0)
-        t_import = time.perf_counter() - t0
-        results["import"] = {
-            "seconds": round(t_import, 2),
-            "rows_per_s": round(args.n / t_import),
-            "peak_rss_mb": round(rss_peak_mb()),
-            "valid": lst["valid"],
-        }
-        print("import", results["import"], flush=True)
+    reset_peak()
+    t0 = time.perf_counter()
+    with open(csv_path, "rb") as f:
+        lst = batches.import_contacts(ctx, tenant, "bench", f, max_errors_shown=0)
+    t_import = time.perf_counter() - t0
+    results["import"] = {
+        "seconds": round(t_import, 2),
+        "rows_per_s": round(args.n / t_import),
+        "peak_rss_mb": round(rss_peak_mb()),
+        "valid": lst["valid"],
+    }
+    print("import", results["import"], flush=True)
 
-        reset_peak()
-        t0 = time.perf_counter()
-        b = batches.create_batch(ctx, tenant, template_id=tpl["id"], list_id=lst["id"])
-        t_submit = time.perf_counter() - t0
-        assert b["state"] == "scheduled", b["state"]
-        results["submit"] = {
-            "seconds": round(t_submit, 2),
-            "rows_per_s": round(args.n / t_submit),
-            "peak_rss_mb": round(rss_peak_mb()),
-            "contents": len(b["contents"]),
-        }
-        print("submit", results["submit"], flush=True)
+    reset_peak()
+    t0 = time.perf_counter()
+    b = batches.create_batch(ctx, tenant, template_id=tpl["id"], list_id=lst["id"])
+    t_submit = time.perf_counter() - t0
+    assert b["state"] == "scheduled", b["state"]
+    results["submit"] = {
+        "seconds": round(t_submit, 2),
+        "rows_per_s": round(args.n / t_submit),
+        "peak_rss_mb": round(rss_peak_mb()),
+        "contents": len(b["contents"]),
+    }
+    print("submit", results["submit"], flush=True)
 
-        reset_peak()
-        t0 = time.perf_counter()
-        worker = batches.ReleaseWorker(ctx, chunk=args.chunk, poll=0.01)
-        worker.run(until_idle=True)
-        t_release = time.perf_counter() - t0
-        results["release"] = {
-            "seconds": round(t_release, 2),
-            "rows_per_s": round(args.n / t_release),
-            "peak_rss_mb": round(rss_peak_mb()),
-            **worker.stats,
-        }
-        print("release", results["release"], flush=True)
+    reset_peak()
+    t0 = time.perf_counter()
+    worker = batches.ReleaseWorker(ctx, chunk=args.chunk, poll=0.01)
+    worker.run(until_idle=True)
+    t_release = time.perf_counter() - t0
+    results["release"] = {
+        "seconds": round(t_release, 2),
+        "rows_per_s": round(args.n / t_release),
+        "peak_rss_mb": round(rss_peak_mb()),
+        **worker.stats,
+    }
+    print("release", results["release"], flush=True)
 
-        final = batches.get_batch(ctx, tenant, b["id"])
-        outbox = ctx.redis.xlen(f"{ctx.send_namespace}:outbox")
-        assert final["state"] == "sending" and final["counts"] == {"submitted": args.n}, final["counts"]
-        assert outbox == args.n, outbox
-        total = t_submit + t_release
-        results["submit_to_handed"] = {
-            "seconds": round(total, 2),
-            "rows_per_s": round(args.n / total),
-            "outbox_entries": outbox,
-        }
-        print("submit->handed", results["submit_to_handed"], flush=True)
-        print(json.dumps(results))
-    finally:
-        if not args.keep:
-            r = redis.Redis.from_url(location.redis_url)
-            keys = list(r.scan_iter(match=f"sgbench:{tag}:*", count=10_000))
-            for i in range(0, len(keys), 1000):
-                r.delete(*keys[i : i + 1000])
-            if args.backend == "postgresql":
-                ctx.db.dispose()
-                with psycopg.connect(args.pg, autocommit=True) as conn:
-                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        location.close()
-        ctx.db.dispose()
-        for p in tmp.glob("*"):
-            if p.is_file():
-                os.unlink(p)
+    final = batches.get_batch(ctx, tenant, b["id"])
+    outbox = ctx.redis.xlen(f"{ctx.send_namespace}:outbox")
+    assert final["state"] == "sending" and final["counts"] == {"submitted": args.n}, final["counts"]
+    assert outbox == args.n, outbox
+    total = t_submit + t_release
+    results["submit_to_handed"] = {
+        "seconds": round(total, 2),
+        "rows_per_s": round(args.n / total),
+        "outbox_entries": outbox,
+    }
+    print("submit->handed", results["submit_to_handed"], flush=True)
+    print(json.dumps(results))
     return 0
 
 

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,85 +44,60 @@ def main() -> int:
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = ap.parse_args()
 
-    import psycopg
-    import redis
+    from _scratch import scratch_runtime
 
+    with scratch_runtime(args.backend, "sgbill", pg=args.pg, redis_url=args.redis) as scratch:
+        return _run(args, scratch)
+
+
+def _run(args: argparse.Namespace, scratch: Any) -> int:
     from smsguard import audit, batches, billing
-    from smsguard.core import generate_secrets, load_settings
-    from smsguard.engine import Engine, default_config
-    from smsguard.runtime import Runtime
     from smsguard.storage import create_tenant
 
-    tmp = Path(tempfile.mkdtemp(prefix="sgbill"))
-    tag = uuid.uuid4().hex[:8]
-    env: dict[str, str] = {"SMSGUARD_DATA_DIR": str(tmp), "SMSGUARD_REDIS_NAMESPACE": f"sgbill:{tag}"}
-    schema = f"sgbill_{tag}"
-    if args.backend == "postgresql":
-        with psycopg.connect(args.pg, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        env["DATABASE_URL"] = f"{args.pg}?options=-csearch_path%3D{schema}"
-        env["REDIS_URL"] = args.redis
-        generate_secrets(tmp / "secrets")
-        env["SMSGUARD_SECRETS_DIR"] = str(tmp / "secrets")
-    location = Runtime(load_settings(env), screening=Engine(default_config())).open()
-    ctx = location.batch_context()
+    tag, ctx = scratch.tag, scratch.runtime.batch_context()
     out: dict[str, object] = {"backend": args.backend, "n": args.n, "chunk": args.chunk}
-    try:
-        plain = create_tenant(ctx.db, f"plain-{tag}").id
-        paid = create_tenant(ctx.db, f"paid-{tag}").id
-        billing.top_up(ctx.db, paid, billing.to_micros("1000000"), actor="bench")
-        rounds = []
-        for r in range(args.rounds):
-            row = {}
-            for j, (name, tenant) in enumerate((("plain", plain), ("prepaid", paid))):
-                prefix = MOBILE[(2 * r + j) % len(MOBILE)]  # numbers not sent to before: no cap holds any back
-                numbers = [f"{prefix}{i:08d}" for i in range(args.n)]
-                t0 = time.perf_counter()
-                b = batches.create_batch(ctx, tenant, content=TEXT, numbers=numbers)
-                t1 = time.perf_counter()
-                batches.ReleaseWorker(ctx, chunk=args.chunk, poll=0.01).run(until_idle=True)
-                t2 = time.perf_counter()
-                assert batches.get_batch(ctx, tenant, b["id"])["counts"] == {"submitted": args.n}
-                row[name] = {"submit_per_s": round(args.n / (t1 - t0)), "release_per_s": round(args.n / (t2 - t1))}
-            row["submit_ratio"] = round(row["prepaid"]["submit_per_s"] / row["plain"]["submit_per_s"], 3)
-            row["release_ratio"] = round(row["prepaid"]["release_per_s"] / row["plain"]["release_per_s"], 3)
-            rounds.append(row)
-            print(json.dumps(row), flush=True)
-        out["rounds"] = rounds
-        out["submit_ratio_median"] = statistics.median(r["submit_ratio"] for r in rounds)
-        out["release_ratio_median"] = statistics.median(r["release_ratio"] for r in rounds)
-        verified = billing.verify(ctx.db, paid)
-        assert verified["ok"] and verified["held"] == "0.0000", verified
-        out["prepaid_charged"] = verified["charged"]
+    plain = create_tenant(ctx.db, f"plain-{tag}").id
+    paid = create_tenant(ctx.db, f"paid-{tag}").id
+    billing.top_up(ctx.db, paid, billing.to_micros("1000000"), actor="bench")
+    rounds = []
+    for r in range(args.rounds):
+        row = {}
+        for j, (name, tenant) in enumerate((("plain", plain), ("prepaid", paid))):
+            prefix = MOBILE[(2 * r + j) % len(MOBILE)]  # numbers not sent to before: no cap holds any back
+            numbers = [f"{prefix}{i:08d}" for i in range(args.n)]
+            t0 = time.perf_counter()
+            b = batches.create_batch(ctx, tenant, content=TEXT, numbers=numbers)
+            t1 = time.perf_counter()
+            batches.ReleaseWorker(ctx, chunk=args.chunk, poll=0.01).run(until_idle=True)
+            t2 = time.perf_counter()
+            assert batches.get_batch(ctx, tenant, b["id"])["counts"] == {"submitted": args.n}
+            row[name] = {"submit_per_s": round(args.n / (t1 - t0)), "release_per_s": round(args.n / (t2 - t1))}
+        row["submit_ratio"] = round(row["prepaid"]["submit_per_s"] / row["plain"]["submit_per_s"], 3)
+        row["release_ratio"] = round(row["prepaid"]["release_per_s"] / row["plain"]["release_per_s"], 3)
+        rounds.append(row)
+        print(json.dumps(row), flush=True)
+    out["rounds"] = rounds
+    out["submit_ratio_median"] = statistics.median(r["submit_ratio"] for r in rounds)
+    out["release_ratio_median"] = statistics.median(r["release_ratio"] for r in rounds)
+    verified = billing.verify(ctx.db, paid)
+    assert verified["ok"] and verified["held"] == "0.0000", verified
+    out["prepaid_charged"] = verified["charged"]
 
-        # holds, one transaction each, against one audited write per transaction
-        t0 = time.perf_counter()
-        for i in range(args.holds):
-            with ctx.db.begin() as conn:
-                audit.append(conn, event_type="bench.noop", actor="bench", tenant_id=paid, subject=f"bench:{i}",
-                             payload={"i": i})
-        base = args.holds / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for i in range(args.holds):
-            with ctx.db.begin() as conn:
-                billing.hold(conn, paid, f"bench:{tag}:{i}", 1000, prices={"mobile": 1000}, actor="bench")
-        held = args.holds / (time.perf_counter() - t0)
-        out["holds"] = {"audited_write_per_s": round(base), "hold_per_s": round(held), "ratio": round(held / base, 3)}
-        assert billing.verify(ctx.db, paid)["ok"]
-        print(json.dumps(out, indent=2))
-    finally:
-        r = redis.Redis.from_url(location.redis_url)
-        keys = list(r.scan_iter(match=f"sgbill:{tag}:*", count=10_000))
-        for i in range(0, len(keys), 1000):
-            r.delete(*keys[i : i + 1000])
-        ctx.db.dispose()
-        location.close()
-        if args.backend == "postgresql":
-            with psycopg.connect(args.pg, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        for p in tmp.rglob("*"):
-            if p.is_file():
-                os.unlink(p)
+    # holds, one transaction each, against one audited write per transaction
+    t0 = time.perf_counter()
+    for i in range(args.holds):
+        with ctx.db.begin() as conn:
+            audit.append(conn, event_type="bench.noop", actor="bench", tenant_id=paid, subject=f"bench:{i}",
+                         payload={"i": i})
+    base = args.holds / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in range(args.holds):
+        with ctx.db.begin() as conn:
+            billing.hold(conn, paid, f"bench:{tag}:{i}", 1000, prices={"mobile": 1000}, actor="bench")
+    held = args.holds / (time.perf_counter() - t0)
+    out["holds"] = {"audited_write_per_s": round(base), "hold_per_s": round(held), "ratio": round(held / base, 3)}
+    assert billing.verify(ctx.db, paid)["ok"]
+    print(json.dumps(out, indent=2))
     return 0
 
 

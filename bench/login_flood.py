@@ -19,13 +19,10 @@ Prints per phase the screening req/s and p99, the log-in answers by status, and 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,9 +30,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from _serve import clean_env, serve, tenant_key
 
-ROOT = Path(__file__).resolve().parent.parent
-SMSGUARD = [sys.executable, "-m", "smsguard"]
 TOKEN = re.compile(r'name="_csrf_token" value="([^"]+)"')
 TEXTS = ["【示例商城】您的订单{n}已发货，请注意查收。", "【示例银行】您的验证码是{n}，5分钟内有效。",
          "【示例商城】双11大促，全场5折！回T退订 {n}", "澳门百家乐{n}，加V：abc_123"]
@@ -121,52 +117,34 @@ def main() -> int:
     args = ap.parse_args()
 
     data = tempfile.mkdtemp(prefix="login-flood-")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(SMSGUARD_DATA_DIR=data, SMSGUARD_PORT=str(args.port))
-    made = subprocess.run([*SMSGUARD, "tenant", "create", "bench", "--rate-limit", "100000000"], env=env,
-                          capture_output=True, text=True, check=True, cwd=ROOT)
-    key = re.search(r"sg_[A-Za-z0-9_-]{43}", made.stdout)[0]  # type: ignore[index]
-    log = open(Path(data) / "serve.log", "w")  # noqa: SIM115 - closed at the end
-    server = subprocess.Popen([*SMSGUARD, "serve", "--port", str(args.port)], env=env, stdout=log, stderr=log,
-                              cwd=ROOT)
-    base = f"http://127.0.0.1:{args.port}"
+    env = clean_env(data)
+    key = tenant_key(env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"server did not start; see {log.name}")
-            time.sleep(0.1)
-        screen_load(base, key, 3, args.screeners)  # warm-up: the first requests fill the process's caches
-        print(f"/v1/screen with {args.screeners} clients, {args.seconds:g} s phases; flood = {args.loops} anonymous "
-              f"log-in loops × {args.rate:g}/s on /console and /review")
-        for kind in ("one-address", "many-addresses"):
-            quiet, flooded, answers = [], [], Counter()
-            for _ in range(args.rounds):
-                quiet.append(screen_load(base, key, args.seconds, args.screeners))
-                with Flood(base, args.loops, args.rate, many_addresses=kind == "many-addresses") as flood:
-                    time.sleep(1.0)  # let the flood reach its steady state (the throttle's first answers)
-                    flooded.append(screen_load(base, key, args.seconds, args.screeners))
-                answers.update(flood.answers)
-            q = statistics.mean(r for r, _ in quiet)
-            f = statistics.mean(r for r, _ in flooded)
-            qp = statistics.mean(p for _, p in quiet)
-            fp = statistics.mean(p for _, p in flooded)
-            print(f"{kind:>15}: without flood {q:6.1f} req/s (p99 {qp:5.0f} ms) | during flood {f:6.1f} req/s "
-                  f"(p99 {fp:5.0f} ms) | ratio {f / q:5.1%} | log-in answers {dict(sorted(answers.items()))}")
-        return 0
+        with serve(env, args.port, log=Path(data) / "serve.log") as (base, _):
+            return _measure(args, base, key)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _measure(args: argparse.Namespace, base: str, key: str) -> int:
+    screen_load(base, key, 3, args.screeners)  # warm-up: the first requests fill the process's caches
+    print(f"/v1/screen with {args.screeners} clients, {args.seconds:g} s phases; flood = {args.loops} anonymous "
+          f"log-in loops × {args.rate:g}/s on /console and /review")
+    for kind in ("one-address", "many-addresses"):
+        quiet, flooded, answers = [], [], Counter()
+        for _ in range(args.rounds):
+            quiet.append(screen_load(base, key, args.seconds, args.screeners))
+            with Flood(base, args.loops, args.rate, many_addresses=kind == "many-addresses") as flood:
+                time.sleep(1.0)  # let the flood reach its steady state (the throttle's first answers)
+                flooded.append(screen_load(base, key, args.seconds, args.screeners))
+            answers.update(flood.answers)
+        q = statistics.mean(r for r, _ in quiet)
+        f = statistics.mean(r for r, _ in flooded)
+        qp = statistics.mean(p for _, p in quiet)
+        fp = statistics.mean(p for _, p in flooded)
+        print(f"{kind:>15}: without flood {q:6.1f} req/s (p99 {qp:5.0f} ms) | during flood {f:6.1f} req/s "
+              f"(p99 {fp:5.0f} ms) | ratio {f / q:5.1%} | log-in answers {dict(sorted(answers.items()))}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
+from _serve import clean_env, serve, tenant_key
 
-VENV = Path(sys.executable).parent
 UNIT = "【示例商城】尊敬的会员您好，您的订单已发货，单号SF1234567，请注意查收。退订回T "
 
 
@@ -47,47 +43,30 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8195)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
-        env["SMSGUARD_DATA_DIR"] = tmp
-        out = subprocess.run([VENV / "smsguard", "tenant", "create", "bench", "--rate-limit", "100000000"], env=env,
-                             capture_output=True, text=True, check=True).stdout
-        key = re.search(r"sg_[A-Za-z0-9_-]{43}", out).group(0)  # type: ignore[union-attr]
-        server = subprocess.Popen([VENV / "smsguard", "serve", "--port", str(args.port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{args.port}"
-        try:
-            with httpx.Client(base_url=base, timeout=60) as client:
-                while True:
-                    try:
-                        if client.get("/readyz").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    time.sleep(0.05)
-                idle = probe(client, args.seconds)
-                stop = threading.Event()
-                screened: list[float] = []
+        env = clean_env(tmp)
+        key = tenant_key(env)
+        with serve(env, args.port) as (base, _), httpx.Client(base_url=base, timeout=60) as client:
+            idle = probe(client, args.seconds)
+            stop = threading.Event()
+            screened: list[float] = []
 
-                def screen_big() -> None:
-                    n = 0
-                    with httpx.Client(base_url=base, timeout=120) as c:
-                        while not stop.is_set():
-                            n += 1  # a distinct text each time: never a cache hit
-                            text = f"{n}" + UNIT * (1_900_000 // len(UNIT.encode()))
-                            t = time.perf_counter()
-                            c.post("/v1/screen", json={"text": text},
-                                   headers={"Authorization": f"Bearer {key}"}).raise_for_status()
-                            screened.append(time.perf_counter() - t)
+            def screen_big() -> None:
+                n = 0
+                with httpx.Client(base_url=base, timeout=120) as c:
+                    while not stop.is_set():
+                        n += 1  # a distinct text each time: never a cache hit
+                        text = f"{n}" + UNIT * (1_900_000 // len(UNIT.encode()))
+                        t = time.perf_counter()
+                        c.post("/v1/screen", json={"text": text},
+                               headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+                        screened.append(time.perf_counter() - t)
 
-                worker = threading.Thread(target=screen_big)
-                worker.start()
-                time.sleep(0.5)
-                busy = probe(client, args.seconds)
-                stop.set()
-                worker.join()
-        finally:
-            server.terminate()
-            server.wait()
+            worker = threading.Thread(target=screen_big)
+            worker.start()
+            time.sleep(0.5)
+            busy = probe(client, args.seconds)
+            stop.set()
+            worker.join()
     print(f"# /healthz latency (the loop's lag), load average {os.getloadavg()[0]:.1f}\n")
     print(f"- idle (baseline, same run): {summary(idle)}")
     print(f"- while 1.9 MB texts are screened back to back ({len(screened)} screened, "

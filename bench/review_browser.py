@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,8 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import msgspec
+from _serve import free_port, serve
 from playwright.sync_api import sync_playwright
 from sqlalchemy import create_engine, text
 
@@ -32,10 +31,6 @@ PASSWORD = "correct horse battery"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fill(database_url: str, queued: int) -> None:
@@ -79,22 +74,8 @@ def run(backend: str, queued: int, actions: int) -> dict[str, float]:
         url = f"sqlite:///{data / 'smsguard.db'}"
     fill(url, queued)
     port = free_port()
-    log = (data / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "smsguard", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"serve did not become ready; see {data / 'serve.log'}")
-            time.sleep(0.1)
-        with sync_playwright() as p:
+        with serve(env, port, log=data / "serve.log", timeout=120) as (base, _), sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(f"{base}/review/login")
@@ -128,8 +109,6 @@ def run(backend: str, queued: int, actions: int) -> dict[str, float]:
                 (approves if i % 2 == 0 else rejects).append(time.perf_counter() - t0)
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
         if scratch:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE "{scratch}" WITH (FORCE)'))

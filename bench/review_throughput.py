@@ -14,9 +14,7 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,16 +22,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+from _serve import clean_env, free_port, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PASSWORD = "correct horse battery"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def p95(values: list[float]) -> float:
@@ -53,8 +48,7 @@ def main() -> None:
     from smsguard.storage import create_tenant
 
     tmp = Path(tempfile.mkdtemp(prefix="sgreview"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
-    env["SMSGUARD_DATA_DIR"] = str(tmp / "var")
+    env = clean_env(tmp / "var")
     runtime = Runtime(Settings(data_dir=tmp / "var")).open()
     tenant = create_tenant(runtime.db, "bench-review")
     create_user(runtime.db, "alice", PASSWORD, "reviewer")
@@ -67,21 +61,8 @@ def main() -> None:
                           text=f"【测试银行】贷款{i}号，额度{i % 50}万，回T退订", verdict=verdict, priority=i % 3)
     runtime.close()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "smsguard", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("serve not ready after 60 s")
-            time.sleep(0.05)
-        with httpx.Client(base_url=url, follow_redirects=False, timeout=10) as c:
+        with serve(env, port) as (url, _), httpx.Client(base_url=url, follow_redirects=False, timeout=10) as c:
             token = re.search(r'name="_csrf_token" value="([^"]+)"', c.get("/review/login").text)[1]
             c.post("/review/login", data={"username": "alice", "password": PASSWORD, "_csrf_token": token})
             q = f"tenant={tenant.name}"
@@ -105,8 +86,6 @@ def main() -> None:
                 decide_ms.append((time.perf_counter() - start) * 1000)
                 location = r.headers["location"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
         shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(health_ms)
     for name, ms in (("approve + claim next", decide_ms), ("item page", page_ms), ("GET /healthz (baseline)",

@@ -18,20 +18,15 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
+from _serve import clean_env, cli, serve, tenant_key
 
-VENV = Path(sys.executable).parent
 SIGN = "示例商城"
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([VENV / "smsguard", *args], env=env, check=True, capture_output=True, text=True).stdout
 
 
 def main() -> int:
@@ -50,23 +45,12 @@ def main() -> int:
 
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
-        env["SMSGUARD_DATA_DIR"] = tmp
-        key = re.search(r"sg_\S+", cli(env, "tenant", "create", "bench"))[0]
+        env = clean_env(tmp)
+        key = tenant_key(env, rate_limit=None)
         tencent_out = cli(env, "key", "vendor", "create", "--tenant", "bench", "--vendor", "tencent")
         aliyun_out = cli(env, "key", "vendor", "create", "--tenant", "bench", "--vendor", "aliyun")
         field = {m[1]: m[2] for m in re.finditer(r"^(\w+):\s+(\S+)$", tencent_out + aliyun_out, re.M)}
-        proc = subprocess.Popen([VENV / "smsguard", "serve", "--port", str(args.port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{args.port}"
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+        with serve(env, args.port) as (base, _):
             auth = {"Authorization": f"Bearer {key}"}
             template = httpx.post(f"{base}/v1/templates", headers=auth, timeout=60, json={
                 "name": "b", "kind": "notification", "signature": SIGN, "body": "您的订单已发货，请注意查收。"}).json()
@@ -109,9 +93,6 @@ def main() -> int:
                         start = time.perf_counter()
                         fn()
                         times[name].append(time.perf_counter() - start)
-        finally:
-            proc.terminate()
-            proc.wait()
     a = statistics.median(times["(a) POST /v1/batches (API key)"])
     print("| path | vs (a) | median per send (ms) | sends |\n| --- | ---: | ---: | ---: |")
     for name, t in times.items():

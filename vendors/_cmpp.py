@@ -34,6 +34,7 @@ from smsguard.core import NotFoundError, SmsguardError
 from smsguard.phones import PhoneVault
 from smsguard.sending import CmppAccount, CustomerSubmit
 
+from ._revoke import revoke
 from ._tables import access_mo, cmpp_accounts, cmpp_messages, inbound_messages, recipients, tenants
 
 log = logging.getLogger("smsguard.vendors.cmpp")
@@ -153,24 +154,8 @@ def list_accounts(db: Engine, tenant: str) -> list[CmppListing]:
 
 
 def revoke_account(db: Engine, sp_id: str, *, actor: str = "cli") -> int:
-    with db.begin() as conn:
-        row: Any = conn.execute(
-            select(cmpp_accounts.c.id, cmpp_accounts.c.tenant_id).where(
-                cmpp_accounts.c.sp_id == sp_id, cmpp_accounts.c.revoked_at.is_(None)
-            )
-        ).one_or_none()
-        if row is None:
-            return 0
-        conn.execute(update(cmpp_accounts).where(cmpp_accounts.c.id == row.id).values(revoked_at=datetime.now(UTC)))
-        audit.append(
-            conn,
-            event_type="cmpp.account_revoked",
-            actor=actor,
-            tenant_id=row.tenant_id,
-            subject=f"cmpp_account:{row.id}",
-            payload={"sp_id": sp_id},
-        )
-    return 1
+    return revoke(db, cmpp_accounts, cmpp_accounts.c.sp_id, sp_id, event_type="cmpp.account_revoked",
+                  subject="cmpp_account", actor=actor)
 
 
 class BatchSubmitHandler:

@@ -14,15 +14,15 @@ import logging
 import secrets
 import string
 from datetime import UTC, datetime
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
 
 from smsguard import audit
 from smsguard.core import NotFoundError, SmsguardError
 from smsguard.phones import PhoneVault
 
+from ._revoke import revoke
 from ._tables import VENDORS, credentials, tenants
 
 _ALNUM = string.ascii_letters + string.digits
@@ -117,14 +117,5 @@ def list_credentials(db: Engine, tenant: str) -> list[CredentialListing]:
 
 
 def revoke_credential(db: Engine, access_id: str, *, actor: str = "cli") -> int:
-    with db.begin() as conn:
-        row: Any = conn.execute(
-            select(credentials.c.id, credentials.c.tenant_id)
-            .where(credentials.c.access_id == access_id, credentials.c.revoked_at.is_(None))
-        ).one_or_none()
-        if row is None:
-            return 0
-        conn.execute(update(credentials).where(credentials.c.id == row.id).values(revoked_at=datetime.now(UTC)))
-        audit.append(conn, event_type="vendor.credential_revoked", actor=actor, tenant_id=row.tenant_id,
-                     subject=f"vendor_credential:{row.id}", payload={"access_id": access_id})
-    return 1
+    return revoke(db, credentials, credentials.c.access_id, access_id, event_type="vendor.credential_revoked",
+                  subject="vendor_credential", actor=actor)

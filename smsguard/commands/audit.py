@@ -18,6 +18,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from ._times import aware_time
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="verify, checkpoint, export, trail and archive the audit log")
@@ -74,14 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _when(value: str) -> datetime:
-    from smsguard.core import SmsguardError
-
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise SmsguardError(f"not an id or ISO 8601 date/time: {value!r}", where="--from/--to",
-                            code="audit.args") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    return aware_time(value, expected="an id or ISO 8601 date/time", where="--from/--to", code="audit.args")
 
 
 def _actor() -> str:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from smsguard.engine import RULE_CODES, InputError, default_config, load_policy
 
+from ._times import aware_time
+
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([dhm])$")
 
 
@@ -57,12 +59,8 @@ def since_of(value: str | None, now: datetime | None = None) -> datetime | None:
     if m:
         unit = {"d": "days", "h": "hours", "m": "minutes"}[m[2]]
         return now - timedelta(**{unit: float(m[1])})
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"not an age (7d, 12h, 30m) or ISO 8601 date/time: {value!r}", where="--since",
-                         code="policy.diff_since") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return aware_time(value, expected="an age (7d, 12h, 30m) or ISO 8601 date/time", where="--since",
+                      code="policy.diff_since")
 
 
 def run_diff(args: argparse.Namespace) -> int:

@@ -263,7 +263,7 @@ def test_spliced_answer_is_byte_for_byte_the_encoded_screen_verdict(api_engine) 
     import msgspec
 
     from smsguard.api._schemas import ScreenVerdict
-    from smsguard.api._service import _Cached
+    from smsguard.api._verdict_cache import Cached as _Cached
     from smsguard.engine import Message
 
     for engine in (api_engine,):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import redis
-import yaml
 
 from smsguard.engine import PROJECT_ROOT, Engine, EngineConfig
 
@@ -25,10 +24,8 @@ NIGHT_SHANGHAI = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)  # 22:00 in Asia/Shan
 
 
 def write_policy(root: Path) -> Path:
-    policy = yaml.safe_load((PROJECT_ROOT / "policy.yaml").read_text("utf-8"))
-    target = root / "policy.yaml"
-    target.write_text(yaml.safe_dump(policy, allow_unicode=True), "utf-8")
-    return target
+    """A copy of the repository's policy.yaml (tests that edit theirs edit the copy)."""
+    return Path(shutil.copyfile(PROJECT_ROOT / "policy.yaml", root / "policy.yaml"))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -24,11 +23,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from sending_peers import journal as peer_journal
 from sending_peers.processes import PEERS_PATH, ROOT, cmpp_peer, free_port
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from smsguard import batches
 from smsguard.batches import Context, opt_out, parse_phone, vault_for
+from smsguard.batches._reading import status_counts
 from smsguard.batches._tables import recipients
 from smsguard.engine import PROJECT_ROOT
 
@@ -121,27 +122,12 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 def _accepted(journal: Path) -> collections.Counter[str]:
     """Messages the peer accepted, per destination (the last 11 digits)."""
-    counts: collections.Counter[str] = collections.Counter()
-    if journal.exists():
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("event") == "accepted":
-                counts[rec["dest"][-11:]] += 1
-    return counts
+    return peer_journal.accepted(journal, lambda rec: rec["dest"][-11:])
 
 
 def _counts(ctx: Context, batch_id: int) -> dict[str, int]:
     with ctx.db.connect() as conn:
-        return dict(
-            conn.execute(
-                select(recipients.c.status, func.count())
-                .where(recipients.c.batch_id == batch_id)
-                .group_by(recipients.c.status)
-            ).all()
-        )
+        return status_counts(conn, batch_id)
 
 
 def _receipt_lost(ctx: Context, batch_id: int, known: Known) -> list[int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from sending_helpers import run
+from sending_peers import journal as peer_journal
 from sending_peers.processes import PEERS_PATH, ROOT, Peer, cmpp_peer, smpp_peer
 
 from smsguard.sending import MessageStore, OutboundMessage
@@ -31,16 +31,7 @@ RATE = 800  # per second: slow enough to kill mid-stream, fast enough to keep th
 
 
 def _accepted(journal: Path) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    if journal.exists():
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("event") == "accepted":
-                counts[rec["text"]] += 1
-    return counts
+    return peer_journal.accepted(journal, lambda rec: rec["text"])
 
 
 def _start_worker(redis_url: str, ns: str, kind: str, port: int) -> subprocess.Popen[str]:

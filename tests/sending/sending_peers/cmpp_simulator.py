@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sending_peers import journal
 from sending_peers.script import Script, long_mo_parts
 from smsguard.sending import _cmpp_protocol as p
 from smsguard.sending._corked import CorkedWriter
@@ -98,15 +99,7 @@ class CmppSimulator:
     # -- durability -----------------------------------------------------------------------------------
 
     def _load(self, path: Path) -> None:
-        if not path.exists():
-            return
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill: the SP got no response for it either
+        for rec in journal.records(path):
             if rec["event"] == "accepted" and rec.get("report"):
                 self.pending.setdefault(rec["account"], {})[rec["msg_id"]] = rec["report"]
             elif rec["event"] == "reported":
