@@ -185,6 +185,8 @@ class BatchApi:
               operation_class=CsvUploadOperation, **common)
         async def import_list(request: Request, name: FromQuery[str] = "contacts",
                               idempotency_key: IdempotencyKey = None) -> Response[ContactListOut]:
+            if "\x00" in name:  # PostgreSQL text cannot hold NUL: a 400, never a 500
+                raise SmsguardError("must not contain NUL (U+0000)", where="query name", code="input.nul")
             media_type = request.content_type[0]
             digest = hashlib.sha256(f"name={name}\n".encode())
             if media_type == "multipart/form-data":
