@@ -25,6 +25,7 @@ from ._budget import get_budget, set_budget
 from ._common import BatchError, BudgetExceeded, Context
 from ._contacts import delete_list, get_list, import_contacts, rejects_csv
 from ._decisions import on_content_decision
+from ._list_tools import export_contacts, merge_lists, preview_contacts
 from ._optouts import classify, handle_mo, opt_in, opt_out, rebuild_sets, record_complaint
 from ._optouts import status as optout_status
 from ._reading import get_batch, list_recipients, report_csv
@@ -85,6 +86,7 @@ __all__ = [
     "decide_version",
     "delete_list",
     "drop_handed_secrets",
+    "export_contacts",
     "failure_codes",
     "get_batch",
     "get_budget",
@@ -95,6 +97,7 @@ __all__ = [
     "in_quiet_hours",
     "list_recipients",
     "mask",
+    "merge_lists",
     "message_id",
     "message_view",
     "on_content_decision",
@@ -107,6 +110,7 @@ __all__ = [
     "parse_phone",
     "pending_versions",
     "policy_prices",
+    "preview_contacts",
     "propose_version",
     "rebuild_sets",
     "reconcile_billing",
