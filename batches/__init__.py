@@ -25,7 +25,7 @@ from ._budget import get_budget, set_budget
 from ._common import BatchError, BudgetExceeded, Context
 from ._contacts import delete_list, get_list, import_contacts, rejects_csv
 from ._decisions import on_content_decision
-from ._list_tools import export_contacts, merge_lists, preview_contacts
+from ._list_tools import MAX_MERGE, export_contacts, merge_lists, preview_contacts
 from ._optouts import classify, handle_mo, opt_in, opt_out, rebuild_sets, record_complaint
 from ._optouts import status as optout_status
 from ._reading import get_batch, list_recipients, report_csv
@@ -64,6 +64,7 @@ def register_review_handlers() -> None:
 register_review_handlers()
 
 __all__ = [
+    "MAX_MERGE",
     "MESSAGE_STATES",
     "RECORD_STATES",
     "BatchError",

@@ -269,7 +269,43 @@ class ConsoleUI:
             lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=500, full=True)
             opted = next((r["opted_out"] for r in await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
                           if r["id"] == list_id), 0)
-            return ui.render(request, "list.html", lst=lst, opted_out=opted)
+            ready = lst["status"] == "ready"
+            preview = await ui.call(batches.preview_contacts, u.tenant_id, list_id) if ready else None
+            return ui.render(request, "list.html", lst=lst, opted_out=opted, preview=preview)
+
+        @get("/lists/{list_id:int}/export.csv", include_in_schema=False)
+        async def list_export(request: Request, list_id: FromPath[int]) -> Response:
+            """The whole list as CSV: numbers in full for the tenant's customers (their own upload), masked for a
+            viewer (who only reads, as on every page); formula cells neutralized; an audit event."""
+            u = await need(request)
+            if isinstance(u, Response):
+                return u
+            rows = await ui.call(batches.export_contacts, u.tenant_id, list_id, full=u.can_write, actor=actor(u),
+                                 via="console")
+            return ui.csv_rows(rows, f"list-{list_id}.csv")
+
+        @post("/lists/merge", include_in_schema=False)
+        async def list_merge(request: Request) -> Response:
+            """Two or more lists into a new one (``batches.merge_lists``: one contact per number)."""
+            u = await need(request, write=True)
+            if isinstance(u, Response):
+                return u
+            form = await request.form()
+            raw = [str(v) for v in form.getall("list_ids")] if "list_ids" in form else []
+            name = str(form.get("name") or "").strip()
+            try:
+                ids = [int(v) for v in raw if v.isdigit() and len(v) < 12]
+                result = await ui.call(batches.merge_lists, u.tenant_id, ids, name or "merged", actor=actor(u))
+            except SmsguardError as e:
+                if http_status(e) >= 500:
+                    raise
+                rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
+                return ui.render(request, "lists.html", status=http_status(e), rows=rows, error=None,
+                                 merge_error=e.message, merge_name=name, merge_ids=raw)
+            request.session["flash"] = (f"merged {len(result['sources'])} lists: {result['valid']} contacts, "
+                                        f"{result['duplicates']} duplicates dropped, "
+                                        f"{result['opted_out']} opted out (kept, skipped at release)")
+            return Redirect(f"/console/lists/{result['id']}", status_code=303)
 
         @get("/lists/{list_id:int}/rejects.csv", include_in_schema=False)
         async def list_rejects(request: Request, list_id: FromPath[int]) -> Response:
@@ -501,7 +537,8 @@ class ConsoleUI:
             path="/console",
             route_handlers=[*ui.auth.route_handlers(), home, templates_page, create_template, template_page,
                             template_version,
-                            template_preview, lists_page, upload_list, list_page, list_rejects, list_delete,
+                            template_preview, lists_page, upload_list, list_merge, list_page, list_rejects, list_export,
+                            list_delete,
                             compose_page, estimate, save_draft, discard_draft, compose, batches_page, batch_page,
                             batch_progress, batch_events, batch_report,
                             batch_cancel, optouts_page, *signature_handlers(ui, need, actor),
@@ -514,10 +551,10 @@ class ConsoleUI:
         )
 
     def csv(self, fn: Callable[..., Iterator[str]], tenant_id: int, ref: int, filename: str) -> Stream:
-        ctx = self.ctx
+        return self.csv_rows(fn(self.ctx, tenant_id, ref), filename)
 
+    def csv_rows(self, it: Iterator[str], filename: str) -> Stream:
         async def chunks() -> AsyncIterator[bytes]:
-            it = fn(ctx, tenant_id, ref)
             yield "\ufeff".encode()  # a BOM: Excel on a Chinese Windows then opens the UTF-8 file correctly
             while True:
                 part = await anyio.to_thread.run_sync(next, it, None)

@@ -91,7 +91,7 @@ PINNED: dict[str, list[str]] = {
         "statement", "to_micros", "top_up", "verify",
     ],
     "smsguard.batches": [
-        "BatchError", "BudgetExceeded", "Context", "InvalidPhone", "MESSAGE_STATES", "Phone", "PhoneVault",
+        "BatchError", "BudgetExceeded", "Context", "InvalidPhone", "MAX_MERGE", "MESSAGE_STATES", "Phone", "PhoneVault",
         "RECORD_STATES", "ReleaseWorker",
         "RotationReport", "SqlEventSink", "Template", "apply_inbound", "apply_report", "cancel_batch",
         "classify", "create_batch", "create_template", "daily_states", "decide_version", "delete_list",
