@@ -294,7 +294,8 @@ class ConsoleUI:
             raw = [str(v) for v in form.getall("list_ids")] if "list_ids" in form else []
             name = str(form.get("name") or "").strip()
             try:
-                ids = [int(v) for v in raw if v.isdigit() and len(v) < 12]
+                # oldest first: the form lists newest first, and "the first list wins" must not depend on that
+                ids = sorted(int(v) for v in raw if v.isdigit() and len(v) < 12)
                 result = await ui.call(batches.merge_lists, u.tenant_id, ids, name or "merged", actor=actor(u))
             except SmsguardError as e:
                 if http_status(e) >= 500:
