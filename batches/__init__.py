@@ -32,6 +32,7 @@ from ._reading import get_batch, list_recipients, report_csv
 from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
 from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, apply_inbound, apply_report
+from ._stats import daily_states, failure_codes
 from ._submit import submit_batch
 from ._template_versions import (
     decide_version,
@@ -44,9 +45,7 @@ from ._templates import Template, create_template, get_template, on_template_dec
 from ._view import (
     MESSAGE_STATES,
     RECORD_STATES,
-    daily_states,
     drop_handed_secrets,
-    failure_codes,
     message_view,
     redact_text,
     seal_secret,
