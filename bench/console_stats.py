@@ -143,6 +143,32 @@ def _median_ms(fn, repeat: int) -> tuple[float, float, object]:
     return statistics.median(times), min(times), out
 
 
+def _server_ms(db, fn, repeat: int) -> float:
+    """PostgreSQL only: the server's own execution time (EXPLAIN ANALYZE) of the statements ``fn`` runs, summed,
+    best of ``repeat``: what the query costs the database, apart from the client and a busy machine's scheduling."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(db, "before_cursor_execute", grab)
+    try:
+        fn()
+    finally:
+        event.remove(db, "before_cursor_execute", grab)
+    best = float("inf")
+    with db.connect() as conn:
+        for _ in range(repeat):
+            total = 0.0
+            for statement, parameters in seen:
+                plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar_one()
+                total += plan[0]["Execution Time"]
+            best = min(best, total)
+    return best
+
+
 def _handover(db, tenant_id: int, rnd: random.Random, n: int) -> tuple[float, float]:
     """Seconds to insert ``n`` queued recipients (one batch), and to hand them over in chunks of 5,000."""
     at = datetime.now(UTC)
@@ -229,6 +255,21 @@ def main() -> int:
             f"scan/rollup = {scan_ms / roll_ms:.1f}x (best {scan_best / roll_best:.1f}x); equal results, "
             f"{total:,} recipients counted"
         )
+        if schema:
+            roll_srv = _server_ms(
+                db,
+                lambda: (daily_states(ctx, tenant, since=since), failure_codes(ctx, tenant, since=since)),
+                args.repeat,
+            )
+            scan_srv = _server_ms(
+                db,
+                lambda: (daily_states_scan(ctx, tenant, since=since), failure_codes_scan(ctx, tenant, since=since)),
+                args.repeat,
+            )
+            print(
+                f"server execution time (EXPLAIN ANALYZE, best of {args.repeat}): rollup {roll_srv:.1f} ms, scan "
+                f"{scan_srv:.1f} ms: scan/rollup = {scan_srv / roll_srv:.0f}x"
+            )
         with_ins, with_upd = _handover(db, tenant, rnd, args.sample)
         with db.begin() as conn:
             for t in ("ins", "upd", "del"):
