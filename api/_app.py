@@ -101,6 +101,7 @@ _NON_JSON_200: dict[str, tuple[tuple[str, ...], str, bool]] = {
     "/v1/audit/events": ((JSONL_MEDIA_TYPE, CSV_MEDIA_TYPE), "JSON Lines (`format=jsonl`, the default) or CSV", True),
     "/v1/audit/trail": ((JSONL_MEDIA_TYPE, CSV_MEDIA_TYPE), "JSON Lines (`format=jsonl`, the default) or CSV", True),
     "/v1/contact-lists/{list_id}/rejects.csv": ((CSV_MEDIA_TYPE,), "CSV, a header line first", True),
+    "/v1/contact-lists/{list_id}/export.csv": ((CSV_MEDIA_TYPE,), "CSV, a header line first", True),
     "/v1/batches/{batch_id}/report.csv": ((CSV_MEDIA_TYPE,), "CSV, a header line first", True),
     "/metrics": ((METRICS_MEDIA_TYPE,), "Prometheus text exposition format", False),
     "/v1/signatures/{signature_id}/documents/{document_id}": (

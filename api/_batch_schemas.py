@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from smsguard.batches import MAX_MERGE
 from smsguard.engine import Verdict
 
 Kind = Literal["verification", "notification", "marketing"]
@@ -40,6 +41,12 @@ class TemplateIn(_In):
     signature: str
     body: str
     samples: dict[str, str] = {}
+
+
+class MergeIn(_In):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern="\\S")]
+    # the first list named wins a number that is in several (its variable values are kept)
+    list_ids: Annotated[list[BodyId], msgspec.Meta(min_length=2, max_length=MAX_MERGE)]
 
 
 class TemplateVersionIn(_In):

@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 import msgspec
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
@@ -46,6 +46,7 @@ from ._batch_schemas import (
     ContactListOut,
     InboundIn,
     InboundOut,
+    MergeIn,
     OptedIn,
     OptedOut,
     OptoutIn,
@@ -232,6 +233,35 @@ class BatchApi:
             await api.call(batches.get_list, tid(request), list_id, errors=0)
             return _csv_stream(api, batches.rejects_csv, tid(request), list_id, f"list-{list_id}-rejects.csv")
 
+        @get("/v1/contact-lists/{list_id:int}/contacts", summary="The list's first contacts, numbers masked",
+             responses=errors(400, 401, 404), **common)
+        async def list_preview(request: Request, list_id: Id,
+                               limit: Annotated[int, QueryParameter(ge=1, le=200)] = 20) -> dict[str, Any]:
+            return await api.call(batches.preview_contacts, tid(request), list_id, limit=limit)
+
+        @get("/v1/contact-lists/{list_id:int}/export.csv",
+             summary="The whole list as CSV (phone, then its variable columns); numbers masked for auditor keys",
+             media_type="text/csv", responses=errors(400, 401, 404, 409), **common)
+        async def list_export(request: Request, list_id: Id) -> Stream:
+            # the owner's writing keys see the numbers they uploaded; an auditor key reads them masked, as it
+            # reads the audit log (auditor_full: as stored)
+            full = request.state.key.role != "auditor"
+            rows = await api.call(batches.export_contacts, tid(request), list_id, full=full, actor=actor(request))
+            return _csv_rows(rows, f"list-{list_id}.csv")
+
+        @post("/v1/contact-lists/merge", status_code=201,
+              summary="Merge lists into a new one, one contact per number (opted-out numbers stay: skipped at release)",
+              responses=errors(400, 401, 404, 409, 503), **common)
+        async def merge_lists(request: Request, data: JSONBody[MergeIn]) -> dict[str, Any]:
+            return await api.call(batches.merge_lists, tid(request), data.list_ids, data.name, actor=actor(request))
+
+        @delete("/v1/contact-lists/{list_id:int}", status_code=200,
+                summary="Delete a list with its contacts and error report (not one a batch was sent to)",
+                responses=errors(400, 401, 404, 409), **common)
+        async def delete_list(request: Request, list_id: Id) -> dict[str, Any]:
+            await api.call(batches.delete_list, tid(request), list_id, actor=actor(request))
+            return {"id": list_id, "deleted": True}
+
         @post("/v1/batches", status_code=201, summary="Create (and unless draft, submit) a batch",
               responses=errors(400, 401, 402, 403, 404, 409, 503), **common)
         async def create_batch(request: Request, data: JSONBody[BatchIn],
@@ -339,7 +369,8 @@ class BatchApi:
             return _as(BudgetOut, await api.call(batches.set_budget, tid(request), data.limit, actor=actor(request)))
 
         return [create_template, get_template, template_versions, new_template_version,
-                import_list, get_list, list_rejects, create_batch, get_batch, submit,
+                import_list, get_list, list_rejects, list_preview, list_export, merge_lists, delete_list,
+                create_batch, get_batch, submit,
                 cancel, recipients, report, inbound, optout, optin, optout_status, complaint, budget, set_budget]
 
 
@@ -381,8 +412,11 @@ def _phone(raw: str) -> batches.Phone:
 
 
 def _csv_stream(api: BatchApi, fn: Callable[..., Iterator[str]], tenant_id: int, ref: int, filename: str) -> Stream:
+    return _csv_rows(fn(api.ctx, tenant_id, ref), filename)
+
+
+def _csv_rows(it: Iterator[str], filename: str) -> Stream:
     async def chunks() -> AsyncIterator[bytes]:
-        it = fn(api.ctx, tenant_id, ref)
         while True:
             part = await anyio.to_thread.run_sync(next, it, None)
             if part is None:

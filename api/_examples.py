@@ -239,6 +239,20 @@ EXAMPLES: dict[tuple[str, str], Examples] = {
     ("GET", "/v1/contact-lists/{list_id}/rejects.csv"): Examples(
         "Every rejected line", response={_TEXT_CSV: "line,kind,code,reason,value\r\n"
                                                     "4,invalid,phone.invalid,not a valid phone number,*******\r\n"}),
+    ("GET", "/v1/contact-lists/{list_id}/contacts"): Examples(
+        "The first contacts, masked", response=_json({"list_id": 1, "columns": ["order"], "valid": 2, "contacts": [
+            {"seq": 1, "line": 2, "phone": "138****5678", "carrier": "mobile", "values": ["SF1234567"]},
+            {"seq": 2, "line": 3, "phone": "139****5678", "carrier": "mobile", "values": ["SF7654321"]}]})),
+    ("GET", "/v1/contact-lists/{list_id}/export.csv"): Examples(
+        "The list as it reads back in", response={_TEXT_CSV: "phone,order\r\n13812345678,SF1234567\r\n"
+                                                            "13912345678,SF7654321\r\n"}),
+    ("POST", "/v1/contact-lists/merge"): Examples(
+        "Two lists into one; a number in both is kept once",
+        request=_json({"name": "autumn all", "list_ids": [1, 2]}),
+        response=_json(_LIST | {"id": 3, "name": "autumn all", "encoding": "merged", "total": 4, "valid": 3,
+                                "invalid": 0, "duplicates": 1, "rejected": [], "sources": [1, 2], "opted_out": 0})),
+    ("DELETE", "/v1/contact-lists/{list_id}"): Examples(
+        "Deleted", response=_json({"id": 1, "deleted": True})),
     ("POST", "/v1/batches"): Examples(
         "A draft batch of fixed content to two numbers (leave out draft to submit it at once)",
         request=_json({"name": "autumn", "content": "【示例商城】您的快递已到，请凭取件码领取。",

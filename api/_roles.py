@@ -37,6 +37,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/contact-lists"): WRITE,
     ("GET", "/v1/contact-lists/{list_id}"): READ,
     ("GET", "/v1/contact-lists/{list_id}/rejects.csv"): READ,
+    ("GET", "/v1/contact-lists/{list_id}/contacts"): READ,
+    ("GET", "/v1/contact-lists/{list_id}/export.csv"): READ,  # numbers masked for auditor keys
+    ("POST", "/v1/contact-lists/merge"): WRITE,
+    ("DELETE", "/v1/contact-lists/{list_id}"): WRITE,
     ("POST", "/v1/batches"): WRITE,
     ("GET", "/v1/batches/{batch_id}"): READ,
     ("POST", "/v1/batches/{batch_id}/submit"): WRITE,

@@ -25,12 +25,14 @@ from ._budget import get_budget, set_budget
 from ._common import BatchError, BudgetExceeded, Context
 from ._contacts import delete_list, get_list, import_contacts, rejects_csv
 from ._decisions import on_content_decision
+from ._list_tools import MAX_MERGE, export_contacts, merge_lists, preview_contacts
 from ._optouts import classify, handle_mo, opt_in, opt_out, opted_out_among, rebuild_sets, record_complaint
 from ._optouts import status as optout_status
 from ._reading import get_batch, list_recipients, report_csv
 from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
 from ._rotation import RotationReport, rotate_phone_keys
 from ._sink import SqlEventSink, SqlSentJournal, apply_inbound, apply_report
+from ._stats import daily_states, failure_codes
 from ._submit import submit_batch
 from ._template_versions import (
     decide_version,
@@ -43,9 +45,7 @@ from ._templates import Template, create_template, get_template, on_template_dec
 from ._view import (
     MESSAGE_STATES,
     RECORD_STATES,
-    daily_states,
     drop_handed_secrets,
-    failure_codes,
     message_view,
     redact_text,
     seal_secret,
@@ -63,6 +63,7 @@ def register_review_handlers() -> None:
 register_review_handlers()
 
 __all__ = [
+    "MAX_MERGE",
     "MESSAGE_STATES",
     "RECORD_STATES",
     "BatchError",
@@ -86,6 +87,7 @@ __all__ = [
     "decide_version",
     "delete_list",
     "drop_handed_secrets",
+    "export_contacts",
     "failure_codes",
     "get_batch",
     "get_budget",
@@ -96,6 +98,7 @@ __all__ = [
     "in_quiet_hours",
     "list_recipients",
     "mask",
+    "merge_lists",
     "message_id",
     "message_view",
     "on_content_decision",
@@ -109,6 +112,7 @@ __all__ = [
     "parse_phone",
     "pending_versions",
     "policy_prices",
+    "preview_contacts",
     "propose_version",
     "rebuild_sets",
     "reconcile_billing",

@@ -291,3 +291,16 @@ template_versions = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("template_id", "version", name="uq_sms_template_versions"),
 )
+
+# Recipients counted per batch × status × carrier × failure code, with the cost of those handed to a carrier: kept
+# by triggers on recipients in the transaction of every change (consolestats_0001), read by the console's charts.
+recipient_rollup = Table(
+    "recipient_rollup",
+    metadata,
+    Column("batch_id", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(10), primary_key=True),
+    Column("carrier", String(10), primary_key=True),
+    Column("code", String(64), primary_key=True),  # failed states: carrier code, else detail, else status; '' else
+    Column("n", BigInteger, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, case, or_, select, update
 
 from smsguard.core import InputError
 
@@ -107,11 +107,13 @@ def redact_text(ctx: Context, batch_id: int, secret: str, replacement: str) -> i
 RECORD_PAGE_MAX = 200
 
 
-def _recipient_state() -> Any:
-    """A recipient's state as ``message_view`` gives it, for every recipient of a batch (not only the first)."""
-    r, b = recipients.c, batches.c
+def _recipient_state(status: Any = None) -> Any:
+    """A recipient's state as ``message_view`` gives it, for every recipient of a batch (not only the first);
+    ``status`` is the recipients' status column, or another table's copy of it (``recipient_rollup``)."""
+    b = batches.c
+    status = recipients.c.status if status is None else status
     return case(
-        (r.status != "queued", r.status),
+        (status != "queued", status),
         (b.state == "draft", "draft"),
         (b.state == "screening", "screening"),
         (b.state == "review", "review"),
@@ -170,47 +172,6 @@ def search_recipients(
     } for x in rows[:limit]]
     nxt = (page[-1]["batch_id"], page[-1]["seq"]) if len(rows) > limit else None
     return {"records": page, "next_before": nxt}
-
-
-HANDED_OVER = ("submitted", "delivered", "failed", "expired", "unknown")
-"""Recipients that reached a carrier: what a send costs (the others are refunded or never held)."""
-FAILED = ("failed", "expired", "unknown", "rejected", "refused")
-
-
-def daily_states(ctx: Context, tenant_id: int, *, since: datetime) -> list[tuple[datetime, str, int, int]]:
-    """Recipients per batch creation time and state since ``since`` (UTC times; the caller buckets them by day
-    or hour in the tenant's zone): ``[(created_at, state, count, cost_micros), …]``, one row per batch and state;
-    the cost is that of the recipients handed to a carrier."""
-    r, b, c = recipients.c, batches.c, batch_contents.c
-    st = _recipient_state()
-    cost = func.sum(case((r.status.in_(HANDED_OVER), c.cost_micros), else_=0))
-    q = (
-        select(b.id, b.created_at, st.label("state"), func.count().label("n"), cost.label("cost"))
-        .select_from(recipients.join(batches, b.id == r.batch_id).outerjoin(
-            batch_contents, and_(c.batch_id == r.batch_id, c.content_id == r.content_id)))
-        .where(b.tenant_id == tenant_id, b.created_at >= since.astimezone(UTC))
-        .group_by(b.id, b.created_at, st)
-    )
-    with ctx.db.connect() as conn:
-        return [(_aware(x.created_at), x.state, int(x.n), int(x.cost or 0)) for x in conn.execute(q)]
-
-
-def failure_codes(ctx: Context, tenant_id: int, *, since: datetime, limit: int = 20) -> list[dict[str, Any]]:
-    """The tenant's failed recipients since ``since`` by carrier and failure code (the carrier's code, else
-    our detail), most frequent first."""
-    r, b = recipients.c, batches.c
-    code = func.coalesce(r.carrier_code, r.detail, r.status)
-    q = (
-        select(r.carrier, r.status, code.label("code"), func.count().label("n"))
-        .select_from(recipients.join(batches, b.id == r.batch_id))
-        .where(b.tenant_id == tenant_id, b.created_at >= since.astimezone(UTC), r.status.in_(FAILED))
-        .group_by(r.carrier, r.status, code)
-        .order_by(func.count().desc(), code)
-        .limit(limit)
-    )
-    with ctx.db.connect() as conn:
-        return [{"carrier": x.carrier, "state": x.status, "code": (x.code or "")[:80], "n": int(x.n)}
-                for x in conn.execute(q)]
 
 
 def _aware(dt: datetime | None) -> datetime | None:

@@ -36,6 +36,8 @@ LABEL_MAX = 100
 CHART_DAYS = 14
 CONSOLE_KEY_ROLES = ("client",)
 """What a console user may create and revoke; other roles are the operator's (``smsguard key create --role``)."""
+ROTATE_GRACES = (0, 3600, 86400, 604800)
+"""How long a rotated-out secret keeps signing (``webhooks.rotate_secret``' grace): the receiver's deploy window."""
 
 STATE_LABELS = {
     "draft": "草稿", "screening": "审核中", "review": "人工审核", "scheduled": "定时", "queued": "排队",
@@ -233,12 +235,9 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
                                        error=(f"{where}: " if where else "") + e.message)
         return await webhooks_view(request, u, status=201, created=ep)
 
-    @get("/webhooks/{webhook_id:int}", include_in_schema=False)
-    async def webhook_page(request: Request, webhook_id: FromPath[int], status: FromQuery[str] = "",
-                           after: FromQuery[int] = 0) -> Response:
-        u = await need(request)
-        if isinstance(u, Response):
-            return u
+    async def webhook_view(request: Request, u: Any, webhook_id: int, *, status: str = "", after: int = 0,
+                           code: int = 200, new_secret: str | None = None, error: str | None = None,
+                           form: dict[str, Any] | None = None) -> Response:
         ep = await ui.run(webhooks.get_endpoint, db(), u.tenant_id, webhook_id)  # 404 for another tenant's
         status = status if status in webhooks.DELIVERY_STATUSES else ""
         log = await ui.run(webhooks.list_deliveries, db(), u.tenant_id, webhook_id, status=status or None,
@@ -247,8 +246,69 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         if log["next_after"]:
             next_url = f"/console/webhooks/{webhook_id}?" + urlencode(
                 {**({"status": status} if status else {}), "after": log["next_after"]})
-        return ui.render(request, "webhook.html", nav="webhooks", ep=ep, deliveries=log["deliveries"],
-                         wanted=status, next_url=next_url, statuses=webhooks.DELIVERY_STATUSES)
+        return ui.render(request, "webhook.html", status=code, nav="webhooks", ep=ep, deliveries=log["deliveries"],
+                         wanted=status, next_url=next_url, statuses=webhooks.DELIVERY_STATUSES,
+                         new_secret=new_secret, error=error, form=form or ep, event_types=webhooks.EVENT_TYPES,
+                         graces=ROTATE_GRACES)
+
+    @get("/webhooks/{webhook_id:int}", include_in_schema=False)
+    async def webhook_page(request: Request, webhook_id: FromPath[int], status: FromQuery[str] = "",
+                           after: FromQuery[int] = 0) -> Response:
+        u = await need(request)
+        if isinstance(u, Response):
+            return u
+        return await webhook_view(request, u, webhook_id, status=status, after=after)
+
+    @post("/webhooks/{webhook_id:int}/edit", include_in_schema=False)
+    async def edit_webhook(request: Request, webhook_id: FromPath[int]) -> Response:
+        """Change the URL, events, description or pause it (``webhooks.update_endpoint``, as ``PATCH``)."""
+        u = await need(request, write=True)
+        if isinstance(u, Response):
+            return u
+        data = await request.form()
+        form = {"url": str(data.get("url") or "").strip()[:2000],
+                "description": str(data.get("description") or "").strip()[:200],
+                "events": [str(e) for e in data.getall("events")] if "events" in data else [],
+                "enabled": data.get("enabled") == "on"}
+        try:
+            await ui.run(webhooks.update_endpoint, db(), u.tenant_id, webhook_id, actor=actor(u), **form)
+        except SmsguardError as e:
+            if http_status(e) >= 500 or http_status(e) == 404:
+                raise
+            where = {"$.url": "URL", "$.events": "Events"}.get((e.where or "").split("[")[0], "")
+            return await webhook_view(request, u, webhook_id, code=400, form=form,
+                                      error=(f"{where}: " if where else "") + e.message)
+        request.session["flash"] = f"webhook #{webhook_id} saved"
+        return Redirect(f"/console/webhooks/{webhook_id}", status_code=303)
+
+    @post("/webhooks/{webhook_id:int}/rotate", include_in_schema=False)
+    async def rotate_webhook(request: Request, webhook_id: FromPath[int],
+                             data: URLEncodedBody[dict[str, str]]) -> Response:
+        """A new signing secret, shown on the answer page once; the old one keeps signing for the grace chosen."""
+        u = await need(request, write=True)
+        if isinstance(u, Response):
+            return u
+        raw = (data.get("grace") or "").strip()
+        if raw not in {str(g) for g in ROTATE_GRACES}:
+            raise InputError("choose how long the old secret stays valid", where="form grace", code="webhooks.grace")
+        ep = await ui.run(webhooks.rotate_secret, db(), u.tenant_id, webhook_id, grace=float(raw), actor=actor(u))
+        return await webhook_view(request, u, webhook_id, new_secret=ep["secret"])
+
+    @post("/webhooks/{webhook_id:int}/delete", include_in_schema=False)
+    async def delete_webhook(request: Request, webhook_id: FromPath[int],
+                             data: URLEncodedBody[dict[str, str]]) -> Response:
+        u = await need(request, write=True)
+        if isinstance(u, Response):
+            return u
+        ep = await ui.run(webhooks.get_endpoint, db(), u.tenant_id, webhook_id)  # 404 for another tenant's
+        if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
+            return ui.render(request, "confirm.html", nav="webhooks", action=f"/console/webhooks/{webhook_id}/delete",
+                             title=f"Delete webhook #{webhook_id}?", message=delete_webhook_message(ep),
+                             confirm="Delete the webhook", back=f"/console/webhooks/{webhook_id}")
+        out = await ui.run(webhooks.delete_endpoint, db(), u.tenant_id, webhook_id, actor=actor(u))
+        request.session["flash"] = (f"webhook #{webhook_id} deleted; {out['cancelled_deliveries']} pending "
+                                    "deliveries cancelled")
+        return Redirect("/console/webhooks", status_code=303)
 
     @post("/webhooks/events/{event_id:str}/resend", include_in_schema=False)
     async def resend(request: Request, event_id: FromPath[str], data: URLEncodedBody[dict[str, str]]) -> Response:
@@ -319,8 +379,13 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         request.session["flash"] = f"密钥 {k['prefix']}… 已吊销 (key revoked)"
         return Redirect("/console/keys", status_code=303)
 
-    return [records_page, stats_page, webhooks_page, create_webhook, webhook_page, resend, keys_page, create_key,
-            revoke_key]
+    return [records_page, stats_page, webhooks_page, create_webhook, webhook_page, edit_webhook, rotate_webhook,
+            delete_webhook, resend, keys_page, create_key, revoke_key]
+
+
+def delete_webhook_message(ep: dict[str, Any]) -> str:
+    return (f"Nothing more is sent to {ep['url']}; deliveries still waiting for a retry are cancelled. "
+            "Its delivery log stays readable. This cannot be undone.")
 
 
 def revoke_message(k: dict[str, Any]) -> str:

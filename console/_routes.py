@@ -9,6 +9,10 @@ Security is ``webauth``'s, shared with the reviewer UI: litestar server-side ses
 ``_csrf_token``, fetches send ``X-CSRFToken``), argon2id accounts. Accounts are bound to one tenant and every
 read and write below takes the tenant from the session, never from the request; another tenant's id answers
 404 as if it did not exist. Role ``viewer`` reads; only ``customer`` writes (403 otherwise).
+
+The pages of this module are litestar controllers, one per area (templates, lists, compose, batches, opt-outs);
+their handlers get the process's ``ConsoleUI`` injected as ``ui`` (a router dependency) and sign in through
+``need``. ``_signatures`` and ``_pages`` hold the other areas' handlers.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import anyio.to_thread
-from litestar import Request, Response, Router, get, post
+from litestar import Controller, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -124,388 +129,14 @@ class ConsoleUI:
     # -- routes ----------------------------------------------------------------------------------
     def _build_router(self) -> Router:
         ui = self
-
-        def login_redirect(request: Request) -> Response:
-            if request.url.path.startswith("/console/api/") or request.headers.get("accept") == "text/event-stream":
-                return Response({"code": "login", "message": "log in again", "where": None}, status_code=401)
-            nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return Redirect(f"/console/login?{urlencode({'next': nxt})}")
-
-        async def need(request: Request, *, write: bool = False) -> ConsoleUser | Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
-            if write and not user.can_write:
-                raise ForbiddenError(f"role {user.role} may only read; ask for a customer account", where=None,
-                                     code="console.forbidden")
-            return user
-
-        def actor(user: ConsoleUser) -> str:
-            return f"console:{user.username}"
-
-        @get("/", include_in_schema=False)
-        async def home(request: Request) -> Response:
-            u = await need(request)
-            return u if isinstance(u, Response) else Redirect("/console/batches")
-
-        # ---- templates ------------------------------------------------------------------------
-        @get("/templates", include_in_schema=False)
-        async def templates_page(request: Request) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
-            return ui.render(request, "templates.html", rows=rows, form={}, preview=None, errors={})
-
-        @post("/templates", include_in_schema=False)
-        async def create_template(
-            request: Request, data: URLEncodedBody[dict[str, str]]
-        ) -> Response:
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            form = {k: (data.get(k) or "").strip() for k in ("name", "kind", "signature", "body")}
-            try:
-                t = await ui.call(batches.create_template, u.tenant_id, name=form["name"] or "template",
-                                  kind=form["kind"], signature=form["signature"], body=form["body"], actor=actor(u))
-            except SmsguardError as e:
-                if http_status(e) >= 500:
-                    raise
-                rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
-                return ui.render(request, "templates.html", status=400, rows=rows, form=form, preview=None,
-                                 errors={(e.where or "$").removeprefix("$."): e.message})
-            request.session["flash"] = f"template {t['name']!r} saved: {t['status']}"
-            return Redirect(f"/console/templates/{t['id']}")
-
-        @get("/templates/{template_id:int}", include_in_schema=False)
-        async def template_page(request: Request, template_id: FromPath[int]) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            t = await ui.call(batches.get_template, u.tenant_id, template_id)
-            text = model.template_text(t["signature"], t["body"], t["kind"])
-            verdict = t.get("verdict") or {}
-            versions = await ui.call(batches.template_history, u.tenant_id, template_id)
-            return ui.render(request, "template.html", t=t, text=text, verdict=verdict, versions=versions,
-                             version_error=request.session.pop("version_error", None))
-
-        @post("/templates/{template_id:int}/versions", include_in_schema=False)
-        async def template_version(request: Request, template_id: FromPath[int]) -> Response:
-            """Edit, or resubmit after a rejection: a new version for a platform reviewer (issue 19)."""
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            form = await request.form()
-            try:
-                await ui.call(batches.propose_version, u.tenant_id, template_id, body=str(form.get("body") or ""),
-                              actor=actor(u))
-                request.session["flash"] = "new version submitted for review"
-            except SmsguardError as e:
-                if http_status(e) >= 500 or http_status(e) == 404:
-                    raise
-                request.session["version_error"] = e.message
-            return Redirect(f"/console/templates/{template_id}", status_code=303)
-
-        @post("/api/template-preview", include_in_schema=False, status_code=200)
-        async def template_preview(request: Request) -> Response:
-            """The screening verdict a template would get, before it is saved (same text, same engine)."""
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            body = await _json(request)
-            kind = str(body.get("kind") or "notification")
-            sig = str(body.get("signature") or "").strip().strip("【】")
-            text = model.template_text(sig, str(body.get("body") or ""), kind) if body.get("body") else ""
-            if not text.strip():
-                return Response({"decision": None, "html": "", "reasons": []})
-            v = await ui.run(model.screen, ui.ctx, u.tenant, text, kind, sig)
-            return Response({"decision": v["decision"], "text": text, "length": v["length"],
-                             "segments": v["segments"], "reasons": v["reasons"],
-                             "html": str(highlight(text, v["reasons"]))})
-
-        # ---- contact lists --------------------------------------------------------------------
-        @get("/lists", include_in_schema=False)
-        async def lists_page(request: Request) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
-            return ui.render(request, "lists.html", rows=rows, error=None)
-
-        @post("/lists", include_in_schema=False, request_max_body_size=256 * 1024 * 1024)
-        async def upload_list(
-            request: Request,
-            data: MultipartBody[dict[str, Any]],
-        ) -> Response:
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            upload = data.get("file")
-            name = str(data.get("name") or "").strip()
-            if not isinstance(upload, UploadFile) or not upload.filename:
-                rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
-                return ui.render(request, "lists.html", status=400, rows=rows, error="choose a CSV file")
-            try:
-                result = await ui.call(batches.import_contacts, u.tenant_id, name or upload.filename, upload.file,
-                                       actor=actor(u))
-            except SmsguardError as e:
-                if http_status(e) >= 500:
-                    raise
-                rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
-                return ui.render(request, "lists.html", status=400, rows=rows,
-                                 error=f"{upload.filename}: {e.message}" + (f" ({e.where})" if e.where else ""))
-            finally:
-                await upload.close()
-            request.session["flash"] = (f"imported {result['valid']} of {result['total']} lines; "
-                                        f"{result['invalid']} invalid, {result['duplicates']} duplicates")
-            return Redirect(f"/console/lists/{result['id']}")
-
-        @get("/lists/{list_id:int}", include_in_schema=False)
-        async def list_page(request: Request, list_id: FromPath[int]) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            # the tenant's own report: the lines as it uploaded them (masked only in logs and the audit trail)
-            lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=500, full=True)
-            opted = next((r["opted_out"] for r in await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
-                          if r["id"] == list_id), 0)
-            return ui.render(request, "list.html", lst=lst, opted_out=opted)
-
-        @get("/lists/{list_id:int}/rejects.csv", include_in_schema=False)
-        async def list_rejects(request: Request, list_id: FromPath[int]) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
-            return ui.csv(lambda ctx, t, ref: batches.rejects_csv(ctx, t, ref, full=True), u.tenant_id, list_id,
-                          f"list-{list_id}-rejects.csv")
-
-        @post("/lists/{list_id:int}/delete", include_in_schema=False)
-        async def list_delete(
-            request: Request, list_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
-        ) -> Response:
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
-            if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
-                return ui.render(request, "confirm.html", nav="lists", action=f"/console/lists/{list_id}/delete",
-                                 title=f"Delete contact list #{list_id} · {lst['name']}?",
-                                 message=f"Its {lst['valid']} contact(s) and its error report are deleted. "
-                                 "This cannot be undone.", confirm="Delete the list", back=f"/console/lists/{list_id}")
-            await ui.call(batches.delete_list, u.tenant_id, list_id, actor=actor(u))
-            request.session["flash"] = f"contact list #{list_id} {lst['name']!r} deleted"
-            return Redirect("/console/lists")
-
-        # ---- compose --------------------------------------------------------------------------
-        @get("/compose", include_in_schema=False)
-        async def compose_page(request: Request, template_id: FromQuery[int | None] = None,
-                               list_id: FromQuery[int | None] = None) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            form: dict[str, Any] = {"mode": "template" if template_id or list_id else "adhoc",
-                                    "template_id": template_id or "", "list_id": list_id or "", "kind": "marketing"}
-            draft = None
-            if template_id is None and list_id is None:  # a fresh compose picks up where the user left off
-                draft = await ui.run(drafts.load, ui.runtime.db, ui.ctx.vault, u.id, u.tenant_id)
-                if draft is not None:
-                    form = {**form, **draft["form"]}
-            return await render_compose(request, u, form, preview=None, errors={}, draft=draft)
-
-        async def render_compose(request: Request, u: ConsoleUser, form: dict[str, Any], *, preview: Any,
-                                 errors: dict[str, str], status: int = 200, draft: Any = None) -> Response:
-            tpls = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id, approved_only=True)
-            lists = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
-            lists = [r for r in lists if r["status"] == "ready"]
-            policy = ui.ctx.policy
-            fields, other = split_errors(errors)
-            return ui.render(request, "compose.html", status=status, form=form, preview=preview, errors=fields,
-                             other_errors=other, tpls=tpls, lists=lists, limits=policy.length, prices=policy.prices,
-                             quiet=policy.quiet_hours, draft=draft,
-                             default_name=model.default_batch_name(u.time_zone))
-
-        def compose_args(form: dict[str, Any], u: ConsoleUser) -> dict[str, Any]:
-            adhoc = form.get("mode") != "template"
-            return {
-                "kind": form.get("kind") or "notification",
-                "signature": form.get("signature") or "",
-                "content": form.get("content") if adhoc else None,
-                "numbers": form.get("numbers") if adhoc else None,
-                "template_id": None if adhoc else _int(form.get("template_id")),
-                "list_id": None if adhoc else _int(form.get("list_id")),
-                "schedule_at": form.get("schedule_at") or None,
-                "tz": u.time_zone,
-            }
-
-        @post("/api/estimate", include_in_schema=False, status_code=200)
-        async def estimate(request: Request) -> Response:
-            """The compose form's live preview (JSON): verdict with highlighted reasons, length, segments,
-            recipients, cost and quiet hours, computed by the engine and the policy, as submit will."""
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            form = await _json(request)
-            args = compose_args({k: str(v) if v is not None else "" for k, v in form.items()}, u)
-            if args["template_id"] is None and form.get("mode") == "template":
-                return Response({"errors": {"template_id": "choose a template"}, "decision": None})
-            result = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
-            result["html"] = str(highlight(result["text"], (result["verdict"] or {}).get("reasons", [])))
-            return Response(result)
-
-        @post("/api/draft", include_in_schema=False, status_code=200)
-        async def save_draft(request: Request) -> Response:
-            """The compose form as it is being edited, kept for this user (restored after a re-login)."""
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            form = await _json(request)
-            at = await ui.run(drafts.save, ui.runtime.db, ui.ctx.vault, u.id, u.tenant_id, form)
-            return Response({"saved_at": at.isoformat(), "saved_local": model.local(at, u.time_zone, "%H:%M:%S")})
-
-        @post("/compose/discard", include_in_schema=False)
-        async def discard_draft(request: Request) -> Response:
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            await ui.run(drafts.discard, ui.runtime.db, u.id)
-            request.session["flash"] = "draft discarded"
-            return Redirect("/console/compose")
-
-        @post("/compose", include_in_schema=False)
-        async def compose(
-            request: Request, data: URLEncodedBody[dict[str, str]]
-        ) -> Response:
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            form = {k: v for k, v in data.items() if k != "_csrf_token"}
-            args = compose_args(form, u)
-            preview = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
-            errors = dict(preview["errors"])
-            # Screened here, before anything is created: a blocked message comes back to the form with its
-            # reasons drawn on the text, instead of becoming a batch that is cancelled at once.
-            if preview["decision"] == "block":
-                errors["content"] = "blocked by screening: fix the highlighted reasons"
-            if errors or form.get("action") == "check":
-                return await render_compose(request, u, form, preview=preview, errors=errors,
-                                            status=400 if errors else 200)
-            at = model.parse_local(args["schedule_at"], u.time_zone)
-            try:
-                b = await ui.call(
-                    batches.create_batch, u.tenant_id,
-                    name=(form.get("name") or "").strip() or model.default_batch_name(u.time_zone),
-                    template_id=args["template_id"], list_id=args["list_id"],
-                    content=args["content"].strip() if args["content"] else None,
-                    numbers=model.adhoc_numbers(args["numbers"]) if args["numbers"] is not None else None,
-                    kind=None if args["template_id"] else args["kind"],
-                    signature=None if args["template_id"] else preview["signature"],
-                    schedule_at=at, actor=actor(u),
-                )
-            except SmsguardError as e:
-                if http_status(e) >= 500:
-                    raise
-                errors[(e.where or "$").removeprefix("$.")] = e.message
-                return await render_compose(request, u, form, preview=preview, errors=errors, status=http_status(e))
-            await ui.run(drafts.discard, ui.runtime.db, u.id)  # sent: the draft has done its job
-            request.session["flash"] = f"batch #{b['id']} created: {model.state_label(b, u.time_zone)}"
-            return Redirect(f"/console/batches/{b['id']}")
-
-        # ---- batches --------------------------------------------------------------------------
-        @get("/batches", include_in_schema=False)
-        async def batches_page(request: Request) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            rows = await ui.run(model.list_batches, ui.runtime.db, u.tenant_id, policy=ui.ctx.policy, tz=u.time_zone)
-            chart = await ui.run(daily_chart, ui.ctx, u.tenant_id, u.time_zone)  # the landing page's dashboard
-            return ui.render(request, "batches.html", rows=rows, chart=chart)
-
-        @get("/batches/{batch_id:int}", include_in_schema=False)
-        async def batch_page(request: Request, batch_id: FromPath[int]) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
-            content = await ui.run(_batch_content, ui.ctx, batch_id)
-            return ui.render(request, "batch.html", b=p, content=content, progress_json=json.dumps(p, default=str),
-                             cancel_message=cancel_message(p))
-
-        @get("/batches/{batch_id:int}/progress", include_in_schema=False)
-        async def batch_progress(request: Request, batch_id: FromPath[int]) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
-            return Response(p, headers={"Cache-Control": "no-store"})
-
-        @get("/batches/{batch_id:int}/events", include_in_schema=False)
-        async def batch_events(request: Request, batch_id: FromPath[int]) -> Response:
-            """Server-sent events: the batch's progress whenever it changed (checked every second) until it is
-            final; the stream ends after ``SSE_MAX_SECONDS`` and the browser reconnects."""
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            first = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404 before the stream opens
-
-            async def stream() -> AsyncIterator[ServerSentEventMessage]:
-                p, last, deadline = first, "", time.monotonic() + SSE_MAX_SECONDS
-                while True:
-                    body = json.dumps(p, default=str, separators=(",", ":"))
-                    if body != last:
-                        last = body
-                        yield ServerSentEventMessage(data=body, event="progress")
-                    if p["final"] or time.monotonic() > deadline:
-                        yield ServerSentEventMessage(data="{}", event="end" if p["final"] else "again")
-                        return
-                    await asyncio.sleep(SSE_INTERVAL)
-                    p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
-
-            return ServerSentEvent(stream(), retry_duration=2000, headers={"Cache-Control": "no-store"})
-
-        @get("/batches/{batch_id:int}/report.csv", include_in_schema=False)
-        async def batch_report(request: Request, batch_id: FromPath[int]) -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            await ui.call(batches.get_batch, u.tenant_id, batch_id)  # 404 for another tenant's batch
-            return ui.csv(batches.report_csv, u.tenant_id, batch_id, f"batch-{batch_id}.csv")
-
-        @post("/batches/{batch_id:int}/cancel", include_in_schema=False)
-        async def batch_cancel(
-            request: Request, batch_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
-        ) -> Response:
-            u = await need(request, write=True)
-            if isinstance(u, Response):
-                return u
-            if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
-                p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404: another tenant's
-                return ui.render(request, "confirm.html", nav="batches", action=f"/console/batches/{batch_id}/cancel",
-                                 title=f"Cancel batch #{batch_id} · {p['name']}?", message=cancel_message(p),
-                                 confirm="Cancel the batch", back=f"/console/batches/{batch_id}")
-            b = await ui.call(batches.cancel_batch, u.tenant_id, batch_id, actor=actor(u))
-            request.session["flash"] = f"batch #{batch_id} {b['state']}"
-            return Redirect(f"/console/batches/{batch_id}")
-
-        # ---- opt-outs -------------------------------------------------------------------------
-        @get("/optouts", include_in_schema=False)
-        async def optouts_page(request: Request, q: FromQuery[str] = "") -> Response:
-            u = await need(request)
-            if isinstance(u, Response):
-                return u
-            result = await ui.call(model.search_optouts, u.tenant_id, q[:40])
-            return ui.render(request, "optouts.html", r=result)
-
         static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
         return Router(
             path="/console",
-            route_handlers=[*ui.auth.route_handlers(), home, templates_page, create_template, template_page,
-                            template_version,
-                            template_preview, lists_page, upload_list, list_page, list_rejects, list_delete,
-                            compose_page, estimate, save_draft, discard_draft, compose, batches_page, batch_page,
-                            batch_progress, batch_events, batch_report,
-                            batch_cancel, optouts_page, *signature_handlers(ui, need, actor),
-                            *page_handlers(ui, need, actor), static],
+            route_handlers=[*ui.auth.route_handlers(), HomeController, TemplatesController, ListsController,
+                            ComposeController, BatchesController, OptoutsController,
+                            *signature_handlers(ui, ui.need, actor), *page_handlers(ui, ui.need, actor), static],
+            # every handler of the controllers takes this process's ConsoleUI as ``ui``
+            dependencies={"ui": Provide(lambda: ui, use_cache=True, sync_to_thread=False)},
             middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
             exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),
@@ -513,11 +144,15 @@ class ConsoleUI:
             include_in_schema=False,
         )
 
-    def csv(self, fn: Callable[..., Iterator[str]], tenant_id: int, ref: int, filename: str) -> Stream:
-        ctx = self.ctx
+    async def need(self, request: Request, *, write: bool = False) -> ConsoleUser | Response:
+        """``need`` with this UI, for the handler modules that take it as a function (signatures, pages)."""
+        return await need(self, request, write=write)
 
+    def csv(self, fn: Callable[..., Iterator[str]], tenant_id: int, ref: int, filename: str) -> Stream:
+        return self.csv_rows(fn(self.ctx, tenant_id, ref), filename)
+
+    def csv_rows(self, it: Iterator[str], filename: str) -> Stream:
         async def chunks() -> AsyncIterator[bytes]:
-            it = fn(ctx, tenant_id, ref)
             yield "\ufeff".encode()  # a BOM: Excel on a Chinese Windows then opens the UTF-8 file correctly
             while True:
                 part = await anyio.to_thread.run_sync(next, it, None)
@@ -546,6 +181,455 @@ class ConsoleUI:
             return self.render(request, "error.html", status=exc.status_code, message=exc.detail, code="http.error")
         except Exception:  # no session/CSRF state yet (the middleware itself refused): plain text
             return Response(exc.detail, status_code=exc.status_code, media_type="text/plain; charset=utf-8")
+
+
+def login_redirect(request: Request) -> Response:
+    if request.url.path.startswith("/console/api/") or request.headers.get("accept") == "text/event-stream":
+        return Response({"code": "login", "message": "log in again", "where": None}, status_code=401)
+    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Redirect(f"/console/login?{urlencode({'next': nxt})}")
+
+
+async def need(ui: ConsoleUI, request: Request, *, write: bool = False) -> ConsoleUser | Response:
+    user = await ui.auth.current_user(request)
+    if user is None:
+        return login_redirect(request)
+    if write and not user.can_write:
+        raise ForbiddenError(f"role {user.role} may only read; ask for a customer account", where=None,
+                             code="console.forbidden")
+    return user
+
+
+def actor(user: ConsoleUser) -> str:
+    return f"console:{user.username}"
+
+
+async def render_compose(ui: ConsoleUI, request: Request, u: ConsoleUser, form: dict[str, Any], *, preview: Any,
+                         errors: dict[str, str], status: int = 200, draft: Any = None) -> Response:
+    tpls = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id, approved_only=True)
+    lists = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
+    lists = [r for r in lists if r["status"] == "ready"]
+    policy = ui.ctx.policy
+    fields, other = split_errors(errors)
+    return ui.render(request, "compose.html", status=status, form=form, preview=preview, errors=fields,
+                     other_errors=other, tpls=tpls, lists=lists, limits=policy.length, prices=policy.prices,
+                     quiet=policy.quiet_hours, draft=draft,
+                     default_name=model.default_batch_name(u.time_zone))
+
+
+def compose_args(form: dict[str, Any], u: ConsoleUser) -> dict[str, Any]:
+    adhoc = form.get("mode") != "template"
+    return {
+        "kind": form.get("kind") or "notification",
+        "signature": form.get("signature") or "",
+        "content": form.get("content") if adhoc else None,
+        "numbers": form.get("numbers") if adhoc else None,
+        "template_id": None if adhoc else _int(form.get("template_id")),
+        "list_id": None if adhoc else _int(form.get("list_id")),
+        "schedule_at": form.get("schedule_at") or None,
+        "tz": u.time_zone,
+    }
+
+
+class HomeController(Controller):
+    """The landing page: the batches list for a signed-in user, the log-in page otherwise."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/", include_in_schema=False)
+    async def home(self, request: Request, ui: ConsoleUI) -> Response:
+        u = await need(ui, request)
+        return u if isinstance(u, Response) else Redirect("/console/batches")
+
+
+class TemplatesController(Controller):
+    """Templates: list, create (screened now), a template with its versions, a new version, the live preview."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/templates", include_in_schema=False)
+    async def templates_page(self, request: Request, ui: ConsoleUI) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
+        return ui.render(request, "templates.html", rows=rows, form={}, preview=None, errors={})
+
+    @post("/templates", include_in_schema=False)
+    async def create_template(
+        self, request: Request, ui: ConsoleUI, data: URLEncodedBody[dict[str, str]]
+    ) -> Response:
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        form = {k: (data.get(k) or "").strip() for k in ("name", "kind", "signature", "body")}
+        try:
+            t = await ui.call(batches.create_template, u.tenant_id, name=form["name"] or "template",
+                              kind=form["kind"], signature=form["signature"], body=form["body"], actor=actor(u))
+        except SmsguardError as e:
+            if http_status(e) >= 500:
+                raise
+            rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
+            return ui.render(request, "templates.html", status=400, rows=rows, form=form, preview=None,
+                             errors={(e.where or "$").removeprefix("$."): e.message})
+        request.session["flash"] = f"template {t['name']!r} saved: {t['status']}"
+        return Redirect(f"/console/templates/{t['id']}")
+
+    @get("/templates/{template_id:int}", include_in_schema=False)
+    async def template_page(self, request: Request, ui: ConsoleUI, template_id: FromPath[int]) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        t = await ui.call(batches.get_template, u.tenant_id, template_id)
+        text = model.template_text(t["signature"], t["body"], t["kind"])
+        verdict = t.get("verdict") or {}
+        versions = await ui.call(batches.template_history, u.tenant_id, template_id)
+        return ui.render(request, "template.html", t=t, text=text, verdict=verdict, versions=versions,
+                         version_error=request.session.pop("version_error", None))
+
+    @post("/templates/{template_id:int}/versions", include_in_schema=False)
+    async def template_version(self, request: Request, ui: ConsoleUI, template_id: FromPath[int]) -> Response:
+        """Edit, or resubmit after a rejection: a new version for a platform reviewer (issue 19)."""
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        form = await request.form()
+        try:
+            await ui.call(batches.propose_version, u.tenant_id, template_id, body=str(form.get("body") or ""),
+                          actor=actor(u))
+            request.session["flash"] = "new version submitted for review"
+        except SmsguardError as e:
+            if http_status(e) >= 500 or http_status(e) == 404:
+                raise
+            request.session["version_error"] = e.message
+        return Redirect(f"/console/templates/{template_id}", status_code=303)
+
+    @post("/api/template-preview", include_in_schema=False, status_code=200)
+    async def template_preview(self, request: Request, ui: ConsoleUI) -> Response:
+        """The screening verdict a template would get, before it is saved (same text, same engine)."""
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        body = await _json(request)
+        kind = str(body.get("kind") or "notification")
+        sig = str(body.get("signature") or "").strip().strip("【】")
+        text = model.template_text(sig, str(body.get("body") or ""), kind) if body.get("body") else ""
+        if not text.strip():
+            return Response({"decision": None, "html": "", "reasons": []})
+        v = await ui.run(model.screen, ui.ctx, u.tenant, text, kind, sig)
+        return Response({"decision": v["decision"], "text": text, "length": v["length"],
+                         "segments": v["segments"], "reasons": v["reasons"],
+                         "html": str(highlight(text, v["reasons"]))})
+
+
+class ListsController(Controller):
+    """Contact lists: upload, preview, export, merge, the error report, delete."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/lists", include_in_schema=False)
+    async def lists_page(self, request: Request, ui: ConsoleUI) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
+        return ui.render(request, "lists.html", rows=rows, error=None)
+
+    @post("/lists", include_in_schema=False, request_max_body_size=256 * 1024 * 1024)
+    async def upload_list(
+        self, request: Request, ui: ConsoleUI, data: MultipartBody[dict[str, Any]],
+    ) -> Response:
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        upload = data.get("file")
+        name = str(data.get("name") or "").strip()
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
+            return ui.render(request, "lists.html", status=400, rows=rows, error="choose a CSV file")
+        try:
+            result = await ui.call(batches.import_contacts, u.tenant_id, name or upload.filename, upload.file,
+                                   actor=actor(u))
+        except SmsguardError as e:
+            if http_status(e) >= 500:
+                raise
+            rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
+            return ui.render(request, "lists.html", status=400, rows=rows,
+                             error=f"{upload.filename}: {e.message}" + (f" ({e.where})" if e.where else ""))
+        finally:
+            await upload.close()
+        request.session["flash"] = (f"imported {result['valid']} of {result['total']} lines; "
+                                    f"{result['invalid']} invalid, {result['duplicates']} duplicates")
+        return Redirect(f"/console/lists/{result['id']}")
+
+    @get("/lists/{list_id:int}", include_in_schema=False)
+    async def list_page(self, request: Request, ui: ConsoleUI, list_id: FromPath[int]) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        # the tenant's own report: the lines as it uploaded them (masked only in logs and the audit trail)
+        lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=500, full=True)
+        opted = next((r["opted_out"] for r in await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
+                      if r["id"] == list_id), 0)
+        ready = lst["status"] == "ready"
+        preview = await ui.call(batches.preview_contacts, u.tenant_id, list_id) if ready else None
+        return ui.render(request, "list.html", lst=lst, opted_out=opted, preview=preview)
+
+    @get("/lists/{list_id:int}/export.csv", include_in_schema=False)
+    async def list_export(self, request: Request, ui: ConsoleUI, list_id: FromPath[int]) -> Response:
+        """The whole list as CSV: numbers in full for the tenant's customers (their own upload), masked for a
+        viewer (who only reads, as on every page); formula cells neutralized; an audit event."""
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        rows = await ui.call(batches.export_contacts, u.tenant_id, list_id, full=u.can_write, actor=actor(u),
+                             via="console")
+        return ui.csv_rows(rows, f"list-{list_id}.csv")
+
+    @post("/lists/merge", include_in_schema=False)
+    async def list_merge(self, request: Request, ui: ConsoleUI) -> Response:
+        """Two or more lists into a new one (``batches.merge_lists``: one contact per number)."""
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        form = await request.form()
+        raw = [str(v) for v in form.getall("list_ids")] if "list_ids" in form else []
+        name = str(form.get("name") or "").strip()
+        try:
+            # oldest first: the form lists newest first, and "the first list wins" must not depend on that
+            ids = sorted(int(v) for v in raw if v.isdigit() and len(v) < 12)
+            result = await ui.call(batches.merge_lists, u.tenant_id, ids, name or "merged", actor=actor(u))
+        except SmsguardError as e:
+            if http_status(e) >= 500:
+                raise
+            rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
+            return ui.render(request, "lists.html", status=http_status(e), rows=rows, error=None,
+                             merge_error=e.message, merge_name=name, merge_ids=raw)
+        request.session["flash"] = (f"merged {len(result['sources'])} lists: {result['valid']} contacts, "
+                                    f"{result['duplicates']} duplicates dropped, "
+                                    f"{result['opted_out']} opted out (kept, skipped at release)")
+        return Redirect(f"/console/lists/{result['id']}", status_code=303)
+
+    @get("/lists/{list_id:int}/rejects.csv", include_in_schema=False)
+    async def list_rejects(self, request: Request, ui: ConsoleUI, list_id: FromPath[int]) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
+        return ui.csv(lambda ctx, t, ref: batches.rejects_csv(ctx, t, ref, full=True), u.tenant_id, list_id,
+                      f"list-{list_id}-rejects.csv")
+
+    @post("/lists/{list_id:int}/delete", include_in_schema=False)
+    async def list_delete(
+        self, request: Request, ui: ConsoleUI, list_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
+    ) -> Response:
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
+        if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
+            return ui.render(request, "confirm.html", nav="lists", action=f"/console/lists/{list_id}/delete",
+                             title=f"Delete contact list #{list_id} · {lst['name']}?",
+                             message=f"Its {lst['valid']} contact(s) and its error report are deleted. "
+                             "This cannot be undone.", confirm="Delete the list", back=f"/console/lists/{list_id}")
+        await ui.call(batches.delete_list, u.tenant_id, list_id, actor=actor(u))
+        request.session["flash"] = f"contact list #{list_id} {lst['name']!r} deleted"
+        return Redirect("/console/lists")
+
+
+class ComposeController(Controller):
+    """Compose: the form, the live estimate, drafts kept across a re-login, the submit."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/compose", include_in_schema=False)
+    async def compose_page(self, request: Request, ui: ConsoleUI, template_id: FromQuery[int | None] = None,
+                           list_id: FromQuery[int | None] = None) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        form: dict[str, Any] = {"mode": "template" if template_id or list_id else "adhoc",
+                                "template_id": template_id or "", "list_id": list_id or "", "kind": "marketing"}
+        draft = None
+        if template_id is None and list_id is None:  # a fresh compose picks up where the user left off
+            draft = await ui.run(drafts.load, ui.runtime.db, ui.ctx.vault, u.id, u.tenant_id)
+            if draft is not None:
+                form = {**form, **draft["form"]}
+        return await render_compose(ui, request, u, form, preview=None, errors={}, draft=draft)
+
+    @post("/api/estimate", include_in_schema=False, status_code=200)
+    async def estimate(self, request: Request, ui: ConsoleUI) -> Response:
+        """The compose form's live preview (JSON): verdict with highlighted reasons, length, segments,
+        recipients, cost and quiet hours, computed by the engine and the policy, as submit will."""
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        form = await _json(request)
+        args = compose_args({k: str(v) if v is not None else "" for k, v in form.items()}, u)
+        if args["template_id"] is None and form.get("mode") == "template":
+            return Response({"errors": {"template_id": "choose a template"}, "decision": None})
+        result = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
+        result["html"] = str(highlight(result["text"], (result["verdict"] or {}).get("reasons", [])))
+        return Response(result)
+
+    @post("/api/draft", include_in_schema=False, status_code=200)
+    async def save_draft(self, request: Request, ui: ConsoleUI) -> Response:
+        """The compose form as it is being edited, kept for this user (restored after a re-login)."""
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        form = await _json(request)
+        at = await ui.run(drafts.save, ui.runtime.db, ui.ctx.vault, u.id, u.tenant_id, form)
+        return Response({"saved_at": at.isoformat(), "saved_local": model.local(at, u.time_zone, "%H:%M:%S")})
+
+    @post("/compose/discard", include_in_schema=False)
+    async def discard_draft(self, request: Request, ui: ConsoleUI) -> Response:
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        await ui.run(drafts.discard, ui.runtime.db, u.id)
+        request.session["flash"] = "draft discarded"
+        return Redirect("/console/compose")
+
+    @post("/compose", include_in_schema=False)
+    async def compose(
+        self, request: Request, ui: ConsoleUI, data: URLEncodedBody[dict[str, str]]
+    ) -> Response:
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        form = {k: v for k, v in data.items() if k != "_csrf_token"}
+        args = compose_args(form, u)
+        preview = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
+        errors = dict(preview["errors"])
+        # Screened here, before anything is created: a blocked message comes back to the form with its
+        # reasons drawn on the text, instead of becoming a batch that is cancelled at once.
+        if preview["decision"] == "block":
+            errors["content"] = "blocked by screening: fix the highlighted reasons"
+        if errors or form.get("action") == "check":
+            return await render_compose(ui, request, u, form, preview=preview, errors=errors,
+                                        status=400 if errors else 200)
+        at = model.parse_local(args["schedule_at"], u.time_zone)
+        try:
+            b = await ui.call(
+                batches.create_batch, u.tenant_id,
+                name=(form.get("name") or "").strip() or model.default_batch_name(u.time_zone),
+                template_id=args["template_id"], list_id=args["list_id"],
+                content=args["content"].strip() if args["content"] else None,
+                numbers=model.adhoc_numbers(args["numbers"]) if args["numbers"] is not None else None,
+                kind=None if args["template_id"] else args["kind"],
+                signature=None if args["template_id"] else preview["signature"],
+                schedule_at=at, actor=actor(u),
+            )
+        except SmsguardError as e:
+            if http_status(e) >= 500:
+                raise
+            errors[(e.where or "$").removeprefix("$.")] = e.message
+            return await render_compose(ui, request, u, form, preview=preview, errors=errors, status=http_status(e))
+        await ui.run(drafts.discard, ui.runtime.db, u.id)  # sent: the draft has done its job
+        request.session["flash"] = f"batch #{b['id']} created: {model.state_label(b, u.time_zone)}"
+        return Redirect(f"/console/batches/{b['id']}")
+
+
+class BatchesController(Controller):
+    """Batches: the list with the dashboard chart, a batch's page, progress (JSON, SSE), report, cancel."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/batches", include_in_schema=False)
+    async def batches_page(self, request: Request, ui: ConsoleUI) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        rows = await ui.run(model.list_batches, ui.runtime.db, u.tenant_id, policy=ui.ctx.policy, tz=u.time_zone)
+        chart = await ui.run(daily_chart, ui.ctx, u.tenant_id, u.time_zone)  # the landing page's dashboard
+        return ui.render(request, "batches.html", rows=rows, chart=chart)
+
+    @get("/batches/{batch_id:int}", include_in_schema=False)
+    async def batch_page(self, request: Request, ui: ConsoleUI, batch_id: FromPath[int]) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
+        content = await ui.run(_batch_content, ui.ctx, batch_id)
+        return ui.render(request, "batch.html", b=p, content=content, progress_json=json.dumps(p, default=str),
+                         cancel_message=cancel_message(p))
+
+    @get("/batches/{batch_id:int}/progress", include_in_schema=False)
+    async def batch_progress(self, request: Request, ui: ConsoleUI, batch_id: FromPath[int]) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
+        return Response(p, headers={"Cache-Control": "no-store"})
+
+    @get("/batches/{batch_id:int}/events", include_in_schema=False)
+    async def batch_events(self, request: Request, ui: ConsoleUI, batch_id: FromPath[int]) -> Response:
+        """Server-sent events: the batch's progress whenever it changed (checked every second) until it is
+        final; the stream ends after ``SSE_MAX_SECONDS`` and the browser reconnects."""
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        first = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404 before the stream opens
+
+        async def stream() -> AsyncIterator[ServerSentEventMessage]:
+            p, last, deadline = first, "", time.monotonic() + SSE_MAX_SECONDS
+            while True:
+                body = json.dumps(p, default=str, separators=(",", ":"))
+                if body != last:
+                    last = body
+                    yield ServerSentEventMessage(data=body, event="progress")
+                if p["final"] or time.monotonic() > deadline:
+                    yield ServerSentEventMessage(data="{}", event="end" if p["final"] else "again")
+                    return
+                await asyncio.sleep(SSE_INTERVAL)
+                p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
+
+        return ServerSentEvent(stream(), retry_duration=2000, headers={"Cache-Control": "no-store"})
+
+    @get("/batches/{batch_id:int}/report.csv", include_in_schema=False)
+    async def batch_report(self, request: Request, ui: ConsoleUI, batch_id: FromPath[int]) -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        await ui.call(batches.get_batch, u.tenant_id, batch_id)  # 404 for another tenant's batch
+        return ui.csv(batches.report_csv, u.tenant_id, batch_id, f"batch-{batch_id}.csv")
+
+    @post("/batches/{batch_id:int}/cancel", include_in_schema=False)
+    async def batch_cancel(
+        self, request: Request, ui: ConsoleUI, batch_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
+    ) -> Response:
+        u = await need(ui, request, write=True)
+        if isinstance(u, Response):
+            return u
+        if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
+            p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404: another tenant's
+            return ui.render(request, "confirm.html", nav="batches", action=f"/console/batches/{batch_id}/cancel",
+                             title=f"Cancel batch #{batch_id} · {p['name']}?", message=cancel_message(p),
+                             confirm="Cancel the batch", back=f"/console/batches/{batch_id}")
+        b = await ui.call(batches.cancel_batch, u.tenant_id, batch_id, actor=actor(u))
+        request.session["flash"] = f"batch #{batch_id} {b['state']}"
+        return Redirect(f"/console/batches/{batch_id}")
+
+
+class OptoutsController(Controller):
+    """Opt-outs: the tenant's opted-out numbers, searched."""
+
+    path = "/"
+    include_in_schema = False
+
+    @get("/optouts", include_in_schema=False)
+    async def optouts_page(self, request: Request, ui: ConsoleUI, q: FromQuery[str] = "") -> Response:
+        u = await need(ui, request)
+        if isinstance(u, Response):
+            return u
+        result = await ui.call(model.search_optouts, u.tenant_id, q[:40])
+        return ui.render(request, "optouts.html", r=result)
 
 
 FIELD_LABELS = {"mode": "Mode", "name": "Batch name", "template_id": "Template", "list_id": "Contact list",

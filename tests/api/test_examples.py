@@ -23,6 +23,8 @@ BINARY = {"application/pdf": "%PDF-", "image/png": "\x89PNG\r\n\x1a\n", "image/j
 
 NOT_REPLAYED: dict[tuple[str, str], str] = {
     ("POST", "/v1/signatures"): "its documents are binary files; tests/api/test_signatures.py applies with real PDFs",
+    ("POST", "/v1/contact-lists/merge"): "its list ids are the example tenant's; tests/api/test_list_tools_api.py "
+    "merges real ones",
     ("POST", "/v1/verify/check"): "the code is random per send; tests/messages/test_verify_api.py checks real ones",
 }
 """Request examples that cannot succeed when replayed as they are, and why."""

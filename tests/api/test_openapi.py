@@ -62,6 +62,10 @@ def sent(backend, client: TestClient, unique_name: Callable[[str], str]) -> dict
         "/v1/contact-lists/{list_id}/rejects.csv": {
             _content_type(client, f"/v1/contact-lists/{list_id}/rejects.csv", admin)
         },
+        "/v1/contact-lists/{list_id}/export.csv": {
+            _content_type(client, f"/v1/contact-lists/{list_id}/export.csv", admin),
+            _content_type(client, f"/v1/contact-lists/{list_id}/export.csv", auditor),  # masked: the same type
+        },
         "/v1/batches/{batch_id}/report.csv": {_content_type(client, f"/v1/batches/{batch_id}/report.csv", admin)},
         "/metrics": {_content_type(client, "/metrics", {})},
     }

@@ -144,6 +144,8 @@ KNOWN: dict[tuple[str, str], str] = {
     ("GET /v1/audit/trail", "ST202"): "exactly one of batch / phone: not expressible for query parameters",
     ("POST /v1/batches", "ST202"): "template_id + list_id or content + numbers: the body schema has no oneOf",
     ("POST /v1/contact-lists", "ST202"): "the CSV body (header, rows) is not described in the document",
+    ("POST /v1/contact-lists/merge", "ST202"): "two different lists that exist and are the key's tenant's: ids "
+    "that exist are not expressible in a schema (an ordered list of distinct ids neither)",
     ("POST /v1/signatures", "ST202"): "the multipart form (name, type, use, documents files) is not described",
     ("POST /v1/templates", "ST202"): "signature 2-12 characters after stripping 【】 and blanks: no schema",
     ("POST /v1/messages", "ST202"): "template_id or text, a signature (field or 【】), known variables: no oneOf",

@@ -1,0 +1,79 @@
+"""Webhook settings walked in a real chromium against a real ``smsguard serve`` (both backends): add an endpoint,
+edit its URL and events, rotate its secret (the new one shown once, the grace end shown), then delete it through
+the confirmation dialog (first kept with "Keep it", then deleted). Screenshots go to docs/ with
+SMSGUARD_CONSOLE_SCREENSHOTS=1."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from console_support import PASSWORD, login
+
+from smsguard import storage, webhooks
+
+
+def test_edit_rotate_delete(browser, console_server, tmp_path) -> None:
+    from smsguard.console._users import create_user, set_time_zone
+
+    db = console_server.db
+    tenant = f"whs-{uuid.uuid4().hex[:8]}"
+    storage.create_tenant(db, tenant)
+    set_time_zone(db, tenant, "Asia/Shanghai")
+    tid = storage.get_tenant(db, tenant).id
+    user = f"u{uuid.uuid4().hex[:8]}"
+    create_user(db, user, PASSWORD, tenant=tenant)
+
+    page = login(browser, console_server, user)
+    page.goto(f"{console_server.url}/console/webhooks")
+    page.fill("#w-url", "https://crm.example.com/hooks/sms")
+    page.uncheck("#webhook-form input[value='*']")
+    page.check("#webhook-form input[value='mo.received']")
+    page.click("#w-create")
+    first_secret = page.inner_text("#new-secret").strip()
+    [ep] = webhooks.list_endpoints(db, tid)
+    page.click(f"#endpoints a[href='/console/webhooks/{ep['id']}']")
+    page.wait_for_url(re.compile(rf"/console/webhooks/{ep['id']}$"))
+
+    # edit: the form holds the current settings
+    assert page.input_value("#we-url") == "https://crm.example.com/hooks/sms"
+    assert page.is_checked("#wh-edit input[value='mo.received']")
+    page.fill("#we-url", "https://crm.example.com/hooks/sms-v2")
+    page.check("#wh-edit input[value='optout.added']")
+    page.fill("#we-description", "CRM")
+    page.click("#we-save")
+    page.wait_for_url(re.compile(rf"/console/webhooks/{ep['id']}$"))
+    assert "saved" in page.inner_text("#flash")
+    got = webhooks.get_endpoint(db, tid, ep["id"])
+    assert (got["url"], got["events"], got["description"]) == (
+        "https://crm.example.com/hooks/sms-v2",
+        ["mo.received", "optout.added"],
+        "CRM",
+    )
+    page.fill("#we-url", "not a url")
+    page.evaluate("document.getElementById('we-url').type = 'text'")  # past the browser's own check: the server's
+    page.click("#we-save")
+    assert "URL:" in page.inner_text("#we-error")
+    page.goto(f"{console_server.url}/console/webhooks/{ep['id']}")
+
+    # rotate with the default grace (24 hours): the new secret once, and until when the old one signs
+    assert page.input_value("#wr-grace") == "86400"
+    page.click("#wr-rotate")
+    box = page.inner_text("#new-secret-box")
+    secret = page.inner_text("#new-secret").strip()
+    assert secret.startswith("whsec_") and secret != first_secret and "both the new and the old secret" in box
+    console_server.shot(page, "webhook_settings", tmp_path)
+    page.goto(f"{console_server.url}/console/webhooks/{ep['id']}")
+    assert secret not in page.content() and page.locator("#new-secret").count() == 0
+
+    # delete: the dialog first; "Keep it" keeps it, the red button deletes
+    page.click("#wd-delete")
+    page.locator("dialog[open] #wd-dialog-no").click()
+    assert webhooks.list_endpoints(db, tid)
+    page.click("#wd-delete")
+    page.locator("dialog[open] #wd-dialog-yes").click()
+    page.wait_for_url(re.compile(r"/console/webhooks$"))
+    assert "deleted" in page.inner_text("#flash")
+    assert webhooks.list_endpoints(db, tid) == []
+    assert page.locator(f"#endpoints a[href='/console/webhooks/{ep['id']}']").count() == 0
+    page.context.close()
