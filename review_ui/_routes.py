@@ -24,7 +24,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
 
-from smsguard import webauth
+from smsguard import i18n, webauth
 from smsguard.core import SmsguardError
 from smsguard.review import load_review_config
 from smsguard.review._queue import Queue
@@ -75,8 +75,9 @@ class ReviewUI:
         self.service: ReviewService | None = None
         self._loop: asyncio.Task | None = None
         self._stats: tuple[float, TeamStats] | None = None
-        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES])
+        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES, i18n.TEMPLATES])
         env = self.templates.engine
+        i18n.install(env)
         env.filters["age"] = _age
         env.globals["urlencode"] = urlencode
         self.auth: webauth.WebAuth[User] = webauth.WebAuth(webauth.WebAuthConfig(
@@ -145,6 +146,7 @@ class ReviewUI:
         ctx["flash"] = request.session.pop("flash", None) if session else None
         ctx.setdefault("conflict", request.session.pop("conflict", None) if session else None)
         ctx.setdefault("undo", request.session.pop("undo", None) if session else None)
+        ctx["here"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         html = self.templates.get_template(name).render(**ctx)
         return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
@@ -388,10 +390,11 @@ class ReviewUI:
         static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
         return Router(
             path="/review",
-            route_handlers=[*ui.auth.route_handlers(), queue_page, summary, stats_page, history_page, bulk, claim_next,
+            route_handlers=[*ui.auth.route_handlers(), i18n.language_switch("/review"), queue_page, summary, stats_page,
+                            history_page, bulk, claim_next,
                             item_page, decide, undo, extend, release, force_release, *signature_handlers(ui),
                             *template_handlers(ui), static],
-            middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
+            middleware=[i18n.language_middleware, *ui.auth.middleware(ui.runtime.secrets.session_secret)],
             include_in_schema=False,
         )
 

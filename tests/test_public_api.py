@@ -117,6 +117,11 @@ PINNED: dict[str, list[str]] = {
     "smsguard.console": [
         "ConsoleUI", "ConsoleUser", "ConsoleUserError", "authenticate", "create_user", "set_time_zone",
     ],
+    "smsguard.i18n": [
+        "CATALOGUE", "COOKIE", "Catalogue", "DEFAULT_LANGUAGE", "LANGUAGES", "N_", "TEMPLATES", "_", "current_language",
+        "gettext", "install", "js_messages", "language_middleware", "language_of", "language_switch", "ngettext",
+        "use_language",
+    ],
     "smsguard.vendors": [
         "BatchSubmitHandler", "CmppListing", "Credential", "CredentialListing", "SignatureError", "VENDORS",
         "acs3_signature", "aliyun", "create_account", "create_credential", "find_credential", "list_accounts",
