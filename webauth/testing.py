@@ -36,3 +36,9 @@ def fill_login(page: Any, url: str, username: str, password: str) -> None:
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("#login")
+
+
+def pin_language(context: Any, url: str, language: str) -> None:
+    """Give a Playwright browser context the language cookie the switch (``POST {ui}/language``) sets, for tests that
+    read the pages in one language whatever the browser's Accept-Language says."""
+    context.add_cookies([{"name": "sg_lang", "value": language, "url": url}])
