@@ -84,7 +84,7 @@ def test_compose_errors_once_and_a_passing_score_is_a_note(browser, console_serv
         page.wait_for_selector("#schedule_at-error:not([hidden])")
         assert page.inner_text("#schedule_at-error") == "发送时间: 该时间已过；留空则立即发送"
         main = page.inner_text("main")
-        assert main.count("this time has passed") == 1 and "schedule_at" not in main
+        assert main.count("该时间已过") == 1 and "schedule_at" not in main
         assert page.locator('#preview [data-decision="pass"]').count() == 0  # no PASS while the form is wrong
         assert page.locator("#est-cost").count() == 0 and page.locator("#preview-pending").is_visible()
         # fixed: the error goes, the verdict and the cost come
@@ -112,7 +112,7 @@ def test_a_draft_survives_a_session_that_expires_mid_compose(browser, console_se
     page.fill("#signature", SIG)
     page.fill("#content", "您的订单已发货，")
     page.fill("#numbers", "13812340001")
-    page.wait_for_function("document.getElementById('draft-status').textContent.includes('saved')")
+    page.wait_for_function("document.getElementById('draft-status').textContent.includes('已保存')")
     # the session ends (expired or revoked server-side) while the customer keeps typing
     sid = next(c["value"] for c in page.context.cookies() if c["name"] == "sg_console")
     with server.db.begin() as conn:
@@ -126,7 +126,7 @@ def test_a_draft_survives_a_session_that_expires_mid_compose(browser, console_se
     page.wait_for_url(re.compile(r"/console/compose"))
     assert page.input_value("#content") == "您的订单已发货，预计明天送达。"  # every keystroke kept
     assert page.input_value("#numbers") == "13812340001"
-    page.wait_for_function("document.getElementById('draft-status').textContent.includes('saved')")
+    page.wait_for_function("document.getElementById('draft-status').textContent.includes('已保存')")
     # kept server-side: another browser, logged in as alice, gets the same draft
     other = login(browser, server, "alice")
     other.goto(f"{server.url}/console/compose")
