@@ -77,6 +77,8 @@ def update(path: Path = PO_FILE) -> int:
     template = extract()
     catalog = read(path) if path.exists() else Catalog(locale="zh_CN", project="smsguard")
     before = {m.id for m in catalog if m.id}
+    if path.exists():  # the header's date moves only when the file is new: an update changes only the messages
+        template.creation_date = catalog.creation_date
     catalog.update(template, no_fuzzy_matching=True, update_header_comment=False)
     catalog.obsolete.clear()
     buf = io.BytesIO()
