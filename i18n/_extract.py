@@ -12,14 +12,15 @@ import sys
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po, write_po
 
 from ._catalogue import PO_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("console", "review_ui", "webauth")
-"""The folders of the web UIs (add a new UI's folder here)."""
+SOURCES = ("console", "review_ui", "webauth", "review/_service.py")
+"""The folders of the web UIs (add a new UI's folder here), and the review service whose outcome messages the
+workbench shows."""
 METHODS = [
     ("**/templates/**.html", "jinja2.ext:babel_extract"),
     ("**/static/**.js", "javascript"),
@@ -32,14 +33,18 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 def extract(root: Path = ROOT) -> Catalog:
     """Every message id the UIs use, with where (file) it is used."""
     template = Catalog(locale=None, project="smsguard", fuzzy=False)
-    for folder in SOURCES:
-        for filename, lineno, message, comments, context in extract_from_dir(
-            root / folder,
-            METHODS,
-            options_map=OPTIONS,
-            strip_comment_tags=True,
-        ):
-            template.add(message, None, [(f"{folder}/{filename}", lineno)], auto_comments=comments, context=context)
+    for source in SOURCES:
+        if source.endswith(".py"):  # one module of a package that is not a UI
+            found = ((source, *m) for m in extract_from_file("python", root / source, strip_comment_tags=True))
+        else:
+            found = (
+                (f"{source}/{name}", *rest)
+                for name, *rest in extract_from_dir(
+                    root / source, METHODS, options_map=OPTIONS, strip_comment_tags=True
+                )
+            )
+        for filename, lineno, message, comments, context in found:
+            template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return template
 
 

@@ -20,7 +20,9 @@ LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 COOKIE = "sg_lang"
 COOKIE_MAX_AGE = 365 * 86400
-_current: ContextVar[str] = ContextVar("smsguard_language", default=DEFAULT_LANGUAGE)
+_current: ContextVar[str] = ContextVar("smsguard_language", default="en")
+"""English (the message ids) outside a UI request: the API, the CLI and the workers keep their messages as they
+were; a UI's ``language_middleware`` sets the request's language (zh-CN unless told otherwise)."""
 
 
 def current_language() -> str:

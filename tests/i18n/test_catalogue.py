@@ -47,20 +47,22 @@ def test_the_language_of_a_request(headers: dict[str, str], language: str) -> No
 
 
 def test_gettext_follows_the_request_language() -> None:
-    assert i18n.gettext("Batches") == "批次"  # zh-CN by default
-    with i18n.use_language("en"):
-        assert i18n.gettext("Batches") == "Batches"
-        assert i18n.gettext("batch #%(id)s created: %(state)s", id=7, state="queued") == "batch #7 created: queued"
-        assert i18n.ngettext("%(num)s attempt", "%(num)s attempts", 2) == "2 attempts"
-    assert i18n.gettext("batch #%(id)s created: %(state)s", id=7, state="排队") == "批次 #7 已创建：排队"
-    assert i18n.ngettext("%(num)s attempt", "%(num)s attempts", 2) == "2 次尝试"
+    # outside a UI request (API, CLI, workers): the English ids, as those messages always were
+    assert i18n.gettext("batch #%(id)s created: %(state)s", id=7, state="queued") == "batch #7 created: queued"
+    assert i18n.ngettext("%(num)s attempt", "%(num)s attempts", 2) == "2 attempts"
+    with i18n.use_language("zh-CN"):  # what language_middleware sets for a UI request that chose nothing
+        assert i18n.gettext("Batches") == "批次"
+        assert i18n.gettext("batch #%(id)s created: %(state)s", id=7, state="排队") == "批次 #7 已创建：排队"
+        assert i18n.ngettext("%(num)s attempt", "%(num)s attempts", 2) == "2 次尝试"
+    assert i18n.language_of({}) == i18n.DEFAULT_LANGUAGE == "zh-CN"
 
 
 def test_templates_translate_and_escape() -> None:
     env = Environment(autoescape=True)
     i18n.install(env)
     page = env.from_string('{{ _("Records of the number") }} {{ _("Template %(name)s", name=n) }} {{ language() }}')
-    assert page.render(n="<b>") == "号码记录： 模板 &lt;b&gt; zh-CN"
+    with i18n.use_language("zh-CN"):
+        assert page.render(n="<b>") == "号码记录： 模板 &lt;b&gt; zh-CN"
     with i18n.use_language("en"):
         assert page.render(n="x") == "Records of the number Template x en"
 

@@ -72,7 +72,7 @@ def test_undo_over_http_within_the_window_and_refused_after_it(server) -> None:
     r = c.post("/review/undo", data={"_csrf_token": _csrf(page), "ids": str(item)},
                headers={"accept": "application/json"})
     assert r.status_code == 200, r.text
-    assert r.json()["url"] == f"/review/items/{item}" and "undone" in r.json()["message"]
+    assert r.json()["url"] == f"/review/items/{item}" and "已撤销" in r.json()["message"]  # "item … undone"
     status, release_at, _ = _row(server, item)
     assert (status, release_at) == ("pending", None) and not _labelled(server, item)
     assert "由你领取" in c.get(f"/review/items/{item}").text

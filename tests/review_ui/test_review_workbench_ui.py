@@ -176,7 +176,7 @@ def test_bulk_decisions_history_and_a_seniors_release_through_the_pages(server) 
     r = c.post("/review/bulk?tenant=fastpay", data={"_csrf_token": csrf_of(page), "action": "reject",
                                                     "reason_code": "illegal_loan", "ids": [str(i) for i in items]})
     assert r.status_code == 303
-    assert "3 item(s) rejected" in c.get(r.headers["location"]).text
+    assert "已拒绝 3 条" in c.get(r.headers["location"]).text
     assert [server.status(i) for i in items] == ["rejected"] * 3
     history = c.get("/review/history", params={"mine": "1", "q": "批量审核"}).text
     assert all(f'data-item="{i}"' in history for i in items) and "违规贷款营销" in history
