@@ -93,7 +93,7 @@ def test_logging_out_gives_back_the_items_the_reviewer_held(server) -> None:
     html = alice.get(f"/review/items/{item}").text
     assert "由你领取" in html  # "claimed by you": zh-CN, the default over plain HTTP
     bob, _ = http_login(server, "bob")
-    assert "claimed by alice" in bob.get(f"/review/items/{item}").text
+    assert "已被 alice 领取" in bob.get(f"/review/items/{item}").text
     r = alice.post("/review/logout", data={"_csrf_token": csrf_of(html)})
     assert r.status_code in (301, 302, 303)
     assert "由你领取" in bob.get(f"/review/items/{item}").text  # at once, not after the lease
