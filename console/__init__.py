@@ -6,6 +6,15 @@ mounted there and its ``start`` / ``stop`` run with the app. Accounts: ``console
 """
 
 from ._routes import ConsoleUI
-from ._users import ConsoleUser, ConsoleUserError, authenticate, create_user, set_time_zone
+from ._users import (
+           DEFAULT_TIME_ZONE,
+           ConsoleUser,
+           ConsoleUserError,
+           authenticate,
+           create_user,
+           set_time_zone,
+           tenant_time_zones,
+)
 
-__all__ = ["ConsoleUI", "ConsoleUser", "ConsoleUserError", "authenticate", "create_user", "set_time_zone"]
+__all__ = ["DEFAULT_TIME_ZONE", "ConsoleUI", "ConsoleUser", "ConsoleUserError", "authenticate", "create_user",
+           "set_time_zone", "tenant_time_zones"]

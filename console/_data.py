@@ -30,10 +30,23 @@ from smsguard.batches._tables import batches as batches_t
 from smsguard.batches._tables import contact_lists, contacts, optouts, recipients, templates
 from smsguard.core import NotFoundError, SmsguardError
 from smsguard.engine import Message
+from smsguard.i18n import N_, gettext
+
+from ._labels import batch_state, kind_label, record_state, template_status
 
 CARRIERS = ("mobile", "unicom", "telecom", "broadnet", "virtual", "other")
-CARRIER_LABELS = {"mobile": "移动", "unicom": "联通", "telecom": "电信", "broadnet": "广电", "virtual": "虚拟",
-                  "other": "其他"}
+CARRIER_NAMES = {"mobile": N_("China Mobile"), "unicom": N_("China Unicom"), "telecom": N_("China Telecom"),
+                 "broadnet": N_("China Broadnet"), "virtual": N_("virtual operator"), "other": N_("other")}
+
+
+class _CarrierLabels(dict):
+    """A carrier's name in the request's language (read when a page or its JSON is made)."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return gettext(CARRIER_NAMES[key]) if key in CARRIER_NAMES else default
+
+
+CARRIER_LABELS = _CarrierLabels()
 DELIVERY_FINAL = ("delivered", "failed", "expired", "unknown")
 NOT_SENT = ("opted_out", "invalid", "capped", "refused", "rejected", "cancelled")
 MAX_ADHOC = 10_000
@@ -76,13 +89,13 @@ def state_label(b: Mapping[str, Any], tz: str) -> str:
     if hold and hold.get("reason") == "quiet_hours":
         until = datetime.fromisoformat(hold["until"]).astimezone(ZoneInfo(tz))
         fmt = "%H:%M" if until.date() == datetime.now(ZoneInfo(tz)).date() else "%m-%d %H:%M"
-        return f"deferred until {until.strftime(fmt)} (quiet hours)"
-    return str(b["state"])
+        return gettext("deferred until %(at)s (quiet hours)", at=until.strftime(fmt))
+    return batch_state(b["state"])
 
 
 def default_batch_name(tz: str, at: datetime | None = None) -> str:
     """A new batch's name when none is given: the time in the tenant's zone, as every page shows it."""
-    return f"batch {local(at or datetime.now(UTC), tz)}"
+    return gettext("batch %(at)s", at=local(at or datetime.now(UTC), tz))
 
 
 def list_templates(db: Any, tenant_id: int, *, approved_only: bool = False) -> list[dict[str, Any]]:
@@ -206,6 +219,8 @@ def progress(ctx: batches.Context, tenant_id: int, batch_id: int, *, points: int
         by_carrier=by_carrier,
         final=_final(b, counts),
         label=state_label(b, tz),
+        # the page's script redraws the counts: their states as the page names them (the request's language)
+        state_labels={s: record_state(s) for s in {*counts, *(f["status"] for f in failures)}},
     )
     return b
 
@@ -304,8 +319,8 @@ def search_optouts(ctx: batches.Context, tenant_id: int, query: str, *, limit: i
         "query": q,
         "exact": exact,
         "total": total,
-        "rows": [{"phone": r.phone_masked, "scope": "platform" if r.tenant_id == 0 else
-                  ("signature " + r.signature if r.signature else "all signatures"),
+        "rows": [{"phone": r.phone_masked, "scope": gettext("platform-wide") if r.tenant_id == 0 else
+                  (gettext("signature %(name)s", name=r.signature) if r.signature else gettext("all signatures")),
                   "source": r.source, "updated_at": r.updated_at} for r in rows],
     }
 
@@ -357,7 +372,7 @@ def parse_numbers(raw: str) -> Numbers:
     seen: set[str] = set()
     tokens = [t for t in re.split(r"[\s,;，；]+", raw or "") if t]
     if len(tokens) > MAX_ADHOC:
-        raise ComposeError(f"at most {MAX_ADHOC:,} numbers here; upload a contact list for more",
+        raise ComposeError(gettext("at most %(n)s numbers here; upload a contact list for more", n=f"{MAX_ADHOC:,}"),
                            where="numbers", code="console.too_many_numbers")
     for i, token in enumerate(tokens, start=1):
         try:
@@ -382,7 +397,8 @@ def parse_local(value: str | None, tz: str) -> datetime | None:
     try:
         naive = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ComposeError(f"not a date and time: {value!r}", where="schedule_at", code="console.schedule") from None
+        raise ComposeError(gettext("not a date and time: %(value)s", value=repr(value)), where="schedule_at",
+                           code="console.schedule") from None
     at = naive.replace(tzinfo=ZoneInfo(tz)) if naive.tzinfo is None else naive
     return at.astimezone(UTC)
 
@@ -397,8 +413,9 @@ def quiet_warning(policy: Any, kind: str, at: datetime | None, tz: str) -> dict[
     q = policy.quiet_hours
     return {"start": q.start, "end": q.end, "zone": q.timezone, "resume_at": _iso(resume),
             "resume_local": local(resume, tz), "message":
-            f"{kind} messages are not released between {q.start} and {q.end} ({q.timezone}); this batch would "
-            f"wait until {local(resume, tz)} ({tz})"}
+            gettext("%(kind)s messages are not released between %(start)s and %(end)s (%(zone)s); this batch "
+                    "would wait until %(at)s (%(tz)s)", kind=kind_label(kind), start=q.start, end=q.end,
+                    zone=q.timezone, at=local(resume, tz), tz=tz)}
 
 
 def _money(x: float) -> str:
@@ -440,14 +457,15 @@ def estimate(
         if t is None:
             raise NotFoundError(f"no template {template_id}", where="template_id", code="template.not_found")
         if t.status != "approved":
-            errors["template_id"] = f"template {t.name!r} is {t.status}; only approved templates can be sent"
+            errors["template_id"] = gettext("template %(name)s is %(status)s; only approved templates can be sent",
+                                            name=t.name, status=template_status(t.status))
         kind, signature = t.kind, t.signature
         tpl = batches.Template.compile(t.signature, t.body)
         if list_id:
             lst, sample = _list_sample(ctx, tenant_id, list_id)
             missing = [v for v in tpl.variables if v not in lst["columns"]]
             if missing:
-                errors["list_id"] = f"the list has no column for {', '.join(missing)}"
+                errors["list_id"] = gettext("the list has no column for %(names)s", names=", ".join(missing))
                 texts = [(tpl.render(sample_values(kind, tpl.variables, {})), 1)]
             else:
                 idx = [lst["columns"].index(v) for v in tpl.variables]
@@ -459,7 +477,7 @@ def estimate(
                 approximate = bool(tpl.variables) and lst["valid"] > len(sample)
             carriers = lst["carriers"]
         else:
-            errors["list_id"] = "choose a contact list"
+            errors["list_id"] = gettext("choose a contact list")
             texts = [(tpl.render(sample_values(kind, tpl.variables, {})), 1)]
     else:
         content = (content or "").strip()
@@ -467,11 +485,11 @@ def estimate(
         if not sig and content.startswith("【") and "】" in content:
             sig = content[1:].split("】", 1)[0]
         if not content:
-            errors["content"] = "write the message"
+            errors["content"] = gettext("write the message")
         elif "${" in content:
-            errors["content"] = "ad-hoc messages take no ${variables}; use a template and a contact list"
+            errors["content"] = gettext("ad-hoc messages take no ${variables}; use a template and a contact list")
         if not sig:
-            errors["signature"] = "give a signature, or start the message with 【signature】"
+            errors["signature"] = gettext("give a signature, or start the message with 【signature】")
         signature = sig
         if content and sig:
             texts = [(batches.Template.compile(sig, content).parts[0], 1)]
@@ -480,7 +498,8 @@ def estimate(
         nums = parse_numbers(numbers or "")
         carriers, rejected, duplicates = nums.carriers, nums.rejected, nums.duplicates
         if not nums.valid:
-            errors["numbers"] = "no valid number" + (f" ({len(nums.rejected)} rejected)" if nums.rejected else "")
+            errors["numbers"] = (gettext("no valid number (%(n)s rejected)", n=len(nums.rejected)) if nums.rejected
+                                 else gettext("no valid number"))
     verdicts: list[dict[str, Any]] = []
     if texts:
         engine = ctx.require_engine()
@@ -504,9 +523,9 @@ def estimate(
         errors["schedule_at"] = e.message
         at = None
     if at is not None and at < datetime.now(UTC) - timedelta(minutes=10):
-        errors["schedule_at"] = "this time has passed; leave it empty to send now"
+        errors["schedule_at"] = gettext("this time has passed; leave it empty to send now")
     if verdict is not None and verdict["decision"] == "block" and "content" not in errors:
-        errors["content"] = "blocked by screening: fix the highlighted reasons"
+        errors["content"] = gettext("blocked by screening: fix the highlighted reasons")
     return {
         "kind": kind,
         "signature": signature,
@@ -567,3 +586,4 @@ def _list_sample(ctx: batches.Context, tenant_id: int, list_id: int) -> tuple[di
 
 def adhoc_numbers(raw: str) -> Iterable[str]:
     return parse_numbers(raw).valid
+

@@ -29,6 +29,7 @@ from litestar.response import Redirect
 
 from smsguard import audit, batches, storage, webhooks
 from smsguard.core import InputError, NotFoundError, SmsguardError
+from smsguard.i18n import N_, gettext
 from smsguard.webauth import http_status
 
 PAGE = 50
@@ -39,19 +40,13 @@ CONSOLE_KEY_ROLES = ("client",)
 ROTATE_GRACES = (0, 3600, 86400, 604800)
 """How long a rotated-out secret keeps signing (``webhooks.rotate_secret``' grace): the receiver's deploy window."""
 
-STATE_LABELS = {
-    "draft": "草稿", "screening": "审核中", "review": "人工审核", "scheduled": "定时", "queued": "排队",
-    "deferred": "延后", "submitted": "已提交", "delivered": "已送达", "failed": "失败", "expired": "过期",
-    "unknown": "未知", "rejected": "被拒", "refused": "通道拒绝", "cancelled": "已取消", "opted_out": "已退订",
-    "capped": "超频", "invalid": "无效号码",
-}
-DELIVERY_LABELS = {"pending": "重试中", "delivered": "已送达", "dead": "死信", "cancelled": "已取消"}
 CHART_GROUPS = (
-    ("delivered", "已送达", ("delivered",)),
-    ("failed", "失败", ("failed", "expired", "unknown", "rejected", "refused")),
-    ("pending", "处理中", ("draft", "screening", "review", "scheduled", "queued", "deferred", "submitted")),
-    ("not_sent", "未发送", ("cancelled", "opted_out", "capped", "invalid")),
+    ("delivered", N_("delivered"), ("delivered",)),
+    ("failed", N_("failed"), ("failed", "expired", "unknown", "rejected", "refused")),
+    ("pending", N_("in progress"), ("draft", "screening", "review", "scheduled", "queued", "deferred", "submitted")),
+    ("not_sent", N_("not sent"), ("cancelled", "opted_out", "capped", "invalid")),
 )
+"""The chart's groups of recipient states; their labels are message ids (the templates translate them)."""
 
 
 class RecordsError(InputError):
@@ -65,13 +60,14 @@ def _day(value: str, where: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise RecordsError(f"not a date (YYYY-MM-DD): {value[:20]!r}", where=where, code="records.date") from None
+        raise RecordsError(gettext("not a date (YYYY-MM-DD): %(value)s", value=repr(value[:20])), where=where,
+                           code="records.date") from None
 
 
 def _cursor(value: str) -> tuple[int, int] | None:
     m = re.fullmatch(r"(\d{1,12})-(\d{1,9})", value.strip())
     if value.strip() and m is None:
-        raise RecordsError("not a page cursor", where="query before", code="records.cursor")
+        raise RecordsError(gettext("not a page cursor"), where="query before", code="records.cursor")
     return (int(m[1]), int(m[2])) if m else None
 
 
@@ -84,26 +80,27 @@ def record_query(ctx: batches.Context, tz: str, q: dict[str, str]) -> dict[str, 
         try:
             p = batches.parse_phone(phone)
         except batches.InvalidPhone:
-            raise RecordsError("give a full mobile number, e.g. 13812345678 (a number is found by its keyed hash, "
-                               "so part of one cannot be searched)", where="query phone",
+            raise RecordsError(gettext("give a full mobile number, e.g. 13812345678 (a number is found by its keyed "
+                                       "hash, so part of one cannot be searched)"), where="query phone",
                                code="records.phone") from None
         args["phone_hash"] = ctx.vault.hash(p.e164)
         q["masked"] = p.masked
     since, until = _day(q["since"], "query since"), _day(q["until"], "query until")
     if since and until and until < since:
-        raise RecordsError("the end date is before the start date", where="query until", code="records.range")
+        raise RecordsError(gettext("the end date is before the start date"), where="query until",
+                           code="records.range")
     if since:
         args["since"] = datetime.combine(since, time(), zone)
     if until:
         args["until"] = datetime.combine(until + timedelta(days=1), time(), zone)
     if q["state"]:
         if q["state"] not in batches.RECORD_STATES:
-            raise RecordsError(f"state must be one of {', '.join(batches.RECORD_STATES)}", where="query state",
-                               code="records.state")
+            raise RecordsError(gettext("state must be one of %(states)s", states=", ".join(batches.RECORD_STATES)),
+                               where="query state", code="records.state")
         args["state"] = q["state"]
     if q["batch"].strip():
         if not q["batch"].strip().isdigit() or len(q["batch"].strip()) > 12:
-            raise RecordsError("a batch is given by its number", where="query batch", code="records.batch")
+            raise RecordsError(gettext("a batch is given by its number"), where="query batch", code="records.batch")
         args["batch_id"] = int(q["batch"])
     args["before"] = _cursor(q["before"])
     return args
@@ -230,7 +227,8 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         except SmsguardError as e:
             if http_status(e) >= 500:
                 raise
-            where = {"$.url": "地址 URL", "$.events": "事件 events"}.get((e.where or "").split("[")[0], "")
+            where = {"$.url": gettext("Address (URL)"), "$.events": gettext("Events")}.get(
+                (e.where or "").split("[")[0], "")
             return await webhooks_view(request, u, status=400, form=form,
                                        error=(f"{where}: " if where else "") + e.message)
         return await webhooks_view(request, u, status=201, created=ep)
@@ -317,11 +315,12 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
             return u
         raw = (data.get("webhook_id") or "").strip()
         if raw and not raw.isdigit():
-            raise InputError("webhook_id must be a number", where="form webhook_id", code="webhooks.id")
+            raise InputError(gettext("webhook_id must be a number"), where="form webhook_id", code="webhooks.id")
         endpoint = int(raw) if raw else None
         out = await ui.run(webhooks.resend_event, db(), u.tenant_id, event_id[:40], endpoint_id=endpoint,
                            actor=actor(u))
-        request.session["flash"] = f"事件 {event_id} 已重新投递 (re-sent to {len(out['deliveries'])} webhook(s))"
+        request.session["flash"] = gettext("event %(id)s re-sent to %(n)s webhook(s)", id=event_id,
+                                           n=len(out["deliveries"]))
         back = endpoint or out["deliveries"][0]["webhook_id"]
         return Redirect(f"/console/webhooks/{back}", status_code=303)
 
@@ -345,7 +344,7 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         label = (data.get("label") or "").strip()
         if not label or len(label) > LABEL_MAX or any(ord(ch) < 32 for ch in label):
             return await keys_view(request, u, status=400, label=label[:LABEL_MAX],
-                                   error=f"给密钥起个名字 / give the key a label (1–{LABEL_MAX} characters)")
+                                   error=gettext("give the key a label (1–%(max)s characters)", max=LABEL_MAX))
 
         def record(conn: Any, key_id: int, listing: Any) -> None:
             audit.append(conn, event_type="api_key.created", actor=actor(u), tenant_id=u.tenant_id,
@@ -364,11 +363,11 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         rows = await ui.run(storage.tenant_keys, db(), u.tenant_id)
         k = next((r for r in rows if r["id"] == key_id), None)
         if k is None:
-            raise NotFoundError(f"no key {key_id}", where="path key_id", code="key.not_found")
+            raise NotFoundError(gettext("no key %(id)s", id=key_id), where="path key_id", code="key.not_found")
         if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
             return ui.render(request, "confirm.html", nav="keys", action=f"/console/keys/{key_id}/revoke",
-                             title=f"吊销密钥 {k['prefix']}… · Revoke key {k['label']!r}?",
-                             message=revoke_message(k), confirm="吊销 Revoke", back="/console/keys")
+                             title=gettext("Revoke key %(prefix)s… (%(label)s)?", prefix=k["prefix"], label=k["label"]),
+                             message=revoke_message(k), confirm=gettext("Revoke"), back="/console/keys")
 
         def record(conn: Any, key: dict[str, Any]) -> None:
             audit.append(conn, event_type="api_key.revoked", actor=actor(u), tenant_id=u.tenant_id,
@@ -376,7 +375,7 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
                          payload={"key_id": key_id, "prefix": key["prefix"], "label": key["label"], "via": "console"})
 
         await ui.run(storage.revoke_tenant_key, db(), u.tenant_id, key_id, roles=CONSOLE_KEY_ROLES, within=record)
-        request.session["flash"] = f"密钥 {k['prefix']}… 已吊销 (key revoked)"
+        request.session["flash"] = gettext("key %(prefix)s… revoked", prefix=k["prefix"])
         return Redirect("/console/keys", status_code=303)
 
     return [records_page, stats_page, webhooks_page, create_webhook, webhook_page, edit_webhook, rotate_webhook,
@@ -389,8 +388,9 @@ def delete_webhook_message(ep: dict[str, Any]) -> str:
 
 
 def revoke_message(k: dict[str, Any]) -> str:
-    return (f"使用 {k['prefix']}… 的程序将无法再调用 API (requests with this key are refused once every server's "
-            "key cache has expired, SMSGUARD_KEY_CACHE_TTL, 10 s by default). This cannot be undone.")
+    return gettext("Programs using %(prefix)s… can no longer call the API (requests with this key are refused once "
+                   "every server's key cache has expired, SMSGUARD_KEY_CACHE_TTL, 10 s by default). This cannot be "
+                   "undone.", prefix=k["prefix"])
 
 
 __all__ = ["daily_chart", "page_handlers", "record_query"]

@@ -38,8 +38,9 @@ from litestar.response.sse import ServerSentEventMessage
 from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
 
-from smsguard import batches, webauth
+from smsguard import batches, i18n, webauth
 from smsguard.core import ForbiddenError, SmsguardError
+from smsguard.i18n import _
 from smsguard.review._tables import review_sessions
 from smsguard.runtime import Runtime
 from smsguard.webauth import http_status
@@ -47,7 +48,9 @@ from smsguard.webauth import http_status
 from . import _data as model
 from . import _drafts as drafts
 from ._highlight import highlight
-from ._pages import STATE_LABELS, daily_chart, page_handlers
+from ._labels import FIELDS as FIELD_LABELS
+from ._labels import GLOBALS as LABELS
+from ._pages import daily_chart, page_handlers
 from ._signatures import signature_handlers
 from ._users import ACCOUNTS, ConsoleUser
 
@@ -69,16 +72,17 @@ class ConsoleUI:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._ctx: batches.Context | None = None
-        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES])
+        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES, i18n.TEMPLATES])
         env = self.templates.engine
+        i18n.install(env)
         env.filters["money"] = _money
         env.globals["highlight"] = highlight
         env.globals["urlencode"] = urlencode
         env.globals["local"] = model.local
         env.globals["carrier_label"] = model.CARRIER_LABELS.get
         env.globals["state_label"] = model.state_label
-        env.globals["field_label"] = FIELD_LABELS.get
-        env.globals["record_state"] = lambda s: STATE_LABELS.get(s, s)
+        env.globals.update(LABELS)
+        env.filters.update(LABELS)
         # Sessions share the reviewer UI's table under a "console:" key prefix (a Redis flush must not log
         # customers out either), with a session key of their own: neither UI's session means anything to the other.
         self.auth: webauth.WebAuth[ConsoleUser] = webauth.WebAuth(webauth.WebAuthConfig(
@@ -112,6 +116,7 @@ class ConsoleUI:
         ctx["csrf_token"] = ScopeState.from_scope(request.scope).csrf_token
         ctx["flash"] = request.session.pop("flash", None) if request.scope.get("session") else None
         ctx.setdefault("nav", name.split(".")[0])
+        ctx["here"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         html = self.templates.get_template(name).render(**ctx)
         return Response(html, status_code=status, media_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
@@ -132,12 +137,13 @@ class ConsoleUI:
         static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
         return Router(
             path="/console",
-            route_handlers=[*ui.auth.route_handlers(), HomeController, TemplatesController, ListsController,
-                            ComposeController, BatchesController, OptoutsController,
+            route_handlers=[*ui.auth.route_handlers(), i18n.language_switch("/console"), HomeController,
+                            TemplatesController, ListsController, ComposeController, BatchesController,
+                            OptoutsController,
                             *signature_handlers(ui, ui.need, actor), *page_handlers(ui, ui.need, actor), static],
             # every handler of the controllers takes this process's ConsoleUI as ``ui``
             dependencies={"ui": Provide(lambda: ui, use_cache=True, sync_to_thread=False)},
-            middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
+            middleware=[i18n.language_middleware, *ui.auth.middleware(ui.runtime.secrets.session_secret)],
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
             exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),
                                 HTTPException: lambda r, e: ui._http_error(r, e)},
@@ -174,7 +180,7 @@ class ConsoleUI:
                 and not (isinstance(session, dict) and session.get("cuid"))):
             # the session ended (expired, revoked) and took its CSRF binding with it: say "log in again", so the
             # page keeps what was being typed and comes back to it, instead of a bare 403
-            return Response({"code": "login", "message": "log in again", "where": None}, status_code=401)
+            return Response({"code": "login", "message": _("log in again"), "where": None}, status_code=401)
         if _wants_json(request):
             return Response({"code": "http.error", "message": exc.detail, "where": None}, status_code=exc.status_code)
         try:
@@ -185,7 +191,7 @@ class ConsoleUI:
 
 def login_redirect(request: Request) -> Response:
     if request.url.path.startswith("/console/api/") or request.headers.get("accept") == "text/event-stream":
-        return Response({"code": "login", "message": "log in again", "where": None}, status_code=401)
+        return Response({"code": "login", "message": _("log in again"), "where": None}, status_code=401)
     nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return Redirect(f"/console/login?{urlencode({'next': nxt})}")
 
@@ -195,8 +201,8 @@ async def need(ui: ConsoleUI, request: Request, *, write: bool = False) -> Conso
     if user is None:
         return login_redirect(request)
     if write and not user.can_write:
-        raise ForbiddenError(f"role {user.role} may only read; ask for a customer account", where=None,
-                             code="console.forbidden")
+        raise ForbiddenError(_("role %(role)s may only read; ask for a customer account", role=user.role),
+                             where=None, code="console.forbidden")
     return user
 
 
@@ -274,7 +280,8 @@ class TemplatesController(Controller):
             rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
             return ui.render(request, "templates.html", status=400, rows=rows, form=form, preview=None,
                              errors={(e.where or "$").removeprefix("$."): e.message})
-        request.session["flash"] = f"template {t['name']!r} saved: {t['status']}"
+        request.session["flash"] = _("template %(name)s saved: %(status)s", name=t["name"],
+                                     status=LABELS["template_status"](t["status"]))
         return Redirect(f"/console/templates/{t['id']}")
 
     @get("/templates/{template_id:int}", include_in_schema=False)
@@ -299,7 +306,7 @@ class TemplatesController(Controller):
         try:
             await ui.call(batches.propose_version, u.tenant_id, template_id, body=str(form.get("body") or ""),
                           actor=actor(u))
-            request.session["flash"] = "new version submitted for review"
+            request.session["flash"] = _("new version submitted for review")
         except SmsguardError as e:
             if http_status(e) >= 500 or http_status(e) == 404:
                 raise
@@ -349,7 +356,7 @@ class ListsController(Controller):
         name = str(data.get("name") or "").strip()
         if not isinstance(upload, UploadFile) or not upload.filename:
             rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
-            return ui.render(request, "lists.html", status=400, rows=rows, error="choose a CSV file")
+            return ui.render(request, "lists.html", status=400, rows=rows, error=_("choose a CSV file"))
         try:
             result = await ui.call(batches.import_contacts, u.tenant_id, name or upload.filename, upload.file,
                                    actor=actor(u))
@@ -361,8 +368,9 @@ class ListsController(Controller):
                              error=f"{upload.filename}: {e.message}" + (f" ({e.where})" if e.where else ""))
         finally:
             await upload.close()
-        request.session["flash"] = (f"imported {result['valid']} of {result['total']} lines; "
-                                    f"{result['invalid']} invalid, {result['duplicates']} duplicates")
+        request.session["flash"] = _("imported %(valid)s of %(total)s lines; %(invalid)s invalid, "
+                                     "%(duplicates)s duplicates", valid=result["valid"], total=result["total"],
+                                     invalid=result["invalid"], duplicates=result["duplicates"])
         return Redirect(f"/console/lists/{result['id']}")
 
     @get("/lists/{list_id:int}", include_in_schema=False)
@@ -432,11 +440,12 @@ class ListsController(Controller):
         lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
         if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
             return ui.render(request, "confirm.html", nav="lists", action=f"/console/lists/{list_id}/delete",
-                             title=f"Delete contact list #{list_id} · {lst['name']}?",
-                             message=f"Its {lst['valid']} contact(s) and its error report are deleted. "
-                             "This cannot be undone.", confirm="Delete the list", back=f"/console/lists/{list_id}")
+                             title=_("Delete contact list #%(id)s · %(name)s?", id=list_id, name=lst["name"]),
+                             message=_("Its %(n)s contact(s) and its error report are deleted. This cannot be "
+                                       "undone.", n=lst["valid"]),
+                             confirm=_("Delete the list"), back=f"/console/lists/{list_id}")
         await ui.call(batches.delete_list, u.tenant_id, list_id, actor=actor(u))
-        request.session["flash"] = f"contact list #{list_id} {lst['name']!r} deleted"
+        request.session["flash"] = _("contact list #%(id)s %(name)s deleted", id=list_id, name=lst["name"])
         return Redirect("/console/lists")
 
 
@@ -471,7 +480,7 @@ class ComposeController(Controller):
         form = await _json(request)
         args = compose_args({k: str(v) if v is not None else "" for k, v in form.items()}, u)
         if args["template_id"] is None and form.get("mode") == "template":
-            return Response({"errors": {"template_id": "choose a template"}, "decision": None})
+            return Response({"errors": {"template_id": _("choose a template")}, "decision": None})
         result = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
         result["html"] = str(highlight(result["text"], (result["verdict"] or {}).get("reasons", [])))
         return Response(result)
@@ -492,7 +501,7 @@ class ComposeController(Controller):
         if isinstance(u, Response):
             return u
         await ui.run(drafts.discard, ui.runtime.db, u.id)
-        request.session["flash"] = "draft discarded"
+        request.session["flash"] = _("draft discarded")
         return Redirect("/console/compose")
 
     @post("/compose", include_in_schema=False)
@@ -509,7 +518,7 @@ class ComposeController(Controller):
         # Screened here, before anything is created: a blocked message comes back to the form with its
         # reasons drawn on the text, instead of becoming a batch that is cancelled at once.
         if preview["decision"] == "block":
-            errors["content"] = "blocked by screening: fix the highlighted reasons"
+            errors["content"] = _("blocked by screening: fix the highlighted reasons")
         if errors or form.get("action") == "check":
             return await render_compose(ui, request, u, form, preview=preview, errors=errors,
                                         status=400 if errors else 200)
@@ -531,7 +540,8 @@ class ComposeController(Controller):
             errors[(e.where or "$").removeprefix("$.")] = e.message
             return await render_compose(ui, request, u, form, preview=preview, errors=errors, status=http_status(e))
         await ui.run(drafts.discard, ui.runtime.db, u.id)  # sent: the draft has done its job
-        request.session["flash"] = f"batch #{b['id']} created: {model.state_label(b, u.time_zone)}"
+        request.session["flash"] = _("batch #%(id)s created: %(state)s", id=b["id"],
+                                     state=model.state_label(b, u.time_zone))
         return Redirect(f"/console/batches/{b['id']}")
 
 
@@ -610,10 +620,12 @@ class BatchesController(Controller):
         if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
             p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404: another tenant's
             return ui.render(request, "confirm.html", nav="batches", action=f"/console/batches/{batch_id}/cancel",
-                             title=f"Cancel batch #{batch_id} · {p['name']}?", message=cancel_message(p),
-                             confirm="Cancel the batch", back=f"/console/batches/{batch_id}")
+                             title=_("Cancel batch #%(id)s · %(name)s?", id=batch_id, name=p["name"]),
+                             message=cancel_message(p), confirm=_("Cancel the batch"),
+                             back=f"/console/batches/{batch_id}")
         b = await ui.call(batches.cancel_batch, u.tenant_id, batch_id, actor=actor(u))
-        request.session["flash"] = f"batch #{batch_id} {b['state']}"
+        request.session["flash"] = _("batch #%(id)s %(state)s", id=batch_id,
+                                     state=LABELS["batch_state"](b["state"]))
         return Redirect(f"/console/batches/{batch_id}")
 
 
@@ -632,12 +644,6 @@ class OptoutsController(Controller):
         return ui.render(request, "optouts.html", r=result)
 
 
-FIELD_LABELS = {"mode": "Mode", "name": "Batch name", "template_id": "Template", "list_id": "Contact list",
-                "kind": "Kind", "signature": "Signature", "content": "Message", "numbers": "Numbers",
-                "schedule_at": "Send at"}
-"""The compose form's fields as the customer reads them: an error is shown once, by its field, under this label."""
-
-
 def split_errors(errors: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """Field errors (shown next to their field) and the rest (budget, the batch as a whole), shown above."""
     fields = {k: v for k, v in errors.items() if k in FIELD_LABELS}
@@ -646,8 +652,10 @@ def split_errors(errors: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
 def cancel_message(p: dict[str, Any]) -> str:
     left = sum(p["counts"].get(s, 0) for s in ("queued", "deferred"))
-    what = f"{left} recipient(s) not yet handed over will not be sent" if left else "nothing of it will be sent"
-    return f"{what}; the reserved cost is refunded. This cannot be undone."
+    if left:
+        return _("%(n)s recipient(s) not yet handed over will not be sent; the reserved cost is refunded. This cannot "
+                 "be undone.", n=left)
+    return _("nothing of it will be sent; the reserved cost is refunded. This cannot be undone.")
 
 
 def _wants_json(request: Request) -> bool:
@@ -666,9 +674,9 @@ async def _json(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except Exception:
-        raise SmsguardError("the body is not JSON", where="$", code="input.json") from None
+        raise SmsguardError(_("the body is not JSON"), where="$", code="input.json") from None
     if not isinstance(body, dict):
-        raise SmsguardError("the body must be a JSON object", where="$", code="input.json")
+        raise SmsguardError(_("the body must be a JSON object"), where="$", code="input.json")
     return body
 
 

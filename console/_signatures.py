@@ -12,6 +12,7 @@ from litestar.response import Redirect
 
 from smsguard import filing
 from smsguard.core import SmsguardError
+from smsguard.i18n import gettext
 from smsguard.webauth import http_status
 
 MAX_UPLOAD = filing.MAX_DOCUMENT_BYTES * 5 + 64 * 1024
@@ -55,7 +56,7 @@ def signature_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Call
                 raise
             return await page(request, u, status=400, form=fields,
                               error=e.message + (f" ({e.where})" if e.where else ""))
-        request.session["flash"] = f"signature 【{s['name']}】 submitted for review"
+        request.session["flash"] = gettext("signature 【%(name)s】 submitted for review", name=s["name"])
         return Redirect(f"/console/signatures/{s['id']}", status_code=303)
 
     @get("/signatures/{signature_id:int}", include_in_schema=False)
@@ -80,7 +81,7 @@ def signature_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Call
                 raise
             s = await ui.run(filing.get, ui.runtime.db, u.tenant_id, signature_id)
             return ui.render(request, "signature.html", status=400, s=s, error=e.message)
-        request.session["flash"] = "resubmitted for review"
+        request.session["flash"] = gettext("resubmitted for review")
         return Redirect(f"/console/signatures/{signature_id}", status_code=303)
 
     @get("/signatures/{signature_id:int}/documents/{document_id:int}", include_in_schema=False)

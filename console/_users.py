@@ -96,6 +96,20 @@ def tenant_time_zone(db: Engine, tenant_id: int, default: str = DEFAULT_TIME_ZON
     return tz or default
 
 
+def tenant_time_zones(db: Engine) -> dict[str | int, str]:
+    """Every tenant's zone by tenant name and by id (the default for a tenant that never set one): for pages that
+    show several tenants' times, e.g. the reviewer queue, each in its own tenant's zone."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(tenants.c.id, tenants.c.name, console_tenants.c.time_zone)
+            .outerjoin(console_tenants, console_tenants.c.tenant_id == tenants.c.id)
+        ).all()
+    zones: dict[str | int, str] = {}
+    for r in rows:
+        zones[r.name] = zones[r.id] = r.time_zone or DEFAULT_TIME_ZONE
+    return zones
+
+
 def set_time_zone(db: Engine, tenant: str, time_zone: str) -> None:
     try:
         zoneinfo.ZoneInfo(time_zone)
@@ -112,4 +126,5 @@ def set_time_zone(db: Engine, tenant: str, time_zone: str) -> None:
 
 
 __all__ = ["DEFAULT_TIME_ZONE", "MIN_PASSWORD", "ConsoleUser", "ConsoleUserError", "authenticate", "create_user",
-           "disable_user", "get_user", "list_users", "set_password", "set_time_zone", "tenant_time_zone"]
+           "disable_user", "get_user", "list_users", "set_password", "set_time_zone", "tenant_time_zone",
+           "tenant_time_zones"]

@@ -28,6 +28,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from smsguard import webhooks
 from smsguard.core import ConflictError, ForbiddenError, InputError, NotFoundError, SmsguardError
 from smsguard.engine import normalizer
+from smsguard.i18n import gettext
 from smsguard.storage._models import Tenant
 
 from ._audit import emit
@@ -428,11 +429,14 @@ class ReviewService:
                 done += 1
             except SmsguardError:  # held by others, changed, needs a senior, or a handler refused
                 skipped += 1
+        # in the reviewer's language inside a workbench request, English (the message ids) anywhere else
         verb = {"approve": "approved", "reject": "rejected"}[action]
-        msg = f"{done} item(s) {verb}" + (f", {skipped} skipped (held by others, changed, or need a senior)"
-                                           if skipped else "")
+        msg = (gettext("%(n)s item(s) approved", n=done) if action == "approve"
+               else gettext("%(n)s item(s) rejected", n=done))
+        if skipped:
+            msg += gettext(", %(n)s skipped (held by others, changed, or need a senior)", n=skipped)
         if decided:
-            msg += f" (released in {self.config.queue.undo_seconds:g} s unless you undo)"
+            msg += gettext(" (released in %(s)s s unless you undo)", s=f"{self.config.queue.undo_seconds:g}")
         return Outcome(item_id=ids[0], status=verb, final=True, message=msg, bulk_done=done, bulk_skipped=skipped,
                        release_at=release_at, decided_ids=decided)
 
@@ -498,15 +502,17 @@ class ReviewService:
         approvers = [a["username"] for a in actions if a["action"] == "approve"]
         why = None
         if row.status not in OPEN_STATUSES:
-            why = f"already {row.status}"
+            why = (gettext("already approved") if row.status == "approved" else gettext("already rejected")
+                   if row.status == "rejected" else gettext("already %(status)s", status=row.status))
         elif not user.can_act:
-            why = "your role (auditor) is read-only"
+            why = gettext("your role (auditor) is read-only")
         elif row.status not in eligible_statuses(user):
-            why = "needs a senior reviewer" + (" (second approval)" if row.status == "second" else " (escalated)")
+            why = (gettext("needs a senior reviewer (second approval)") if row.status == "second"
+                   else gettext("needs a senior reviewer (escalated)"))
         elif user.username in approvers:
-            why = "you gave the first approval; a different senior must give the second"
+            why = gettext("you gave the first approval; a different senior must give the second")
         elif lease.owner and lease.owner != user.consumer:
-            why = f"claimed by {self.username(lease.owner)}"
+            why = gettext("claimed by %(user)s", user=self.username(lease.owner))
         return ItemView(
             item=row._asdict(),
             verdict=verdict,
@@ -698,14 +704,18 @@ class ReviewService:
             # the release worker acknowledges it once the release is committed
         except Exception:  # committed already; the reaper trims or frees the entry later
             pass
-        msg = {
-            "approved": f"item {item_id} approved" + (" (second approval)" if row.required_approvals > 1 else ""),
-            "rejected": f"item {item_id} rejected",
-            "escalated": f"item {item_id} escalated to a senior reviewer",
-            "second": f"item {item_id}: first approval recorded; a senior must give the second (four-eyes)",
-        }[status]
+        if status == "approved" and row.required_approvals > 1:
+            msg = gettext("item %(id)s approved (second approval)", id=item_id)
+        else:
+            msg = {
+                "approved": gettext("item %(id)s approved", id=item_id),
+                "rejected": gettext("item %(id)s rejected", id=item_id),
+                "escalated": gettext("item %(id)s escalated to a senior reviewer", id=item_id),
+                "second": gettext("item %(id)s: first approval recorded; a senior must give the second (four-eyes)",
+                                  id=item_id),
+            }[status]
         if pending_release:
-            msg += f" (released in {undo:g} s unless you undo it)"
+            msg += gettext(" (released in %(s)s s unless you undo it)", s=f"{undo:g}")
         return Outcome(item_id=item_id, status=status, final=final, message=msg, release_at=release_at,
                        decided_ids=[item_id] if pending_release else [])
 
@@ -834,10 +844,10 @@ class ReviewService:
                 self.claim(user, item_id)
         with self.db.connect() as conn:
             status = conn.execute(select(c.status).where(c.id == undone[0])).scalar_one()
-        msg = (f"item {undone[0]} undone: back to {status}, claimed by you" if len(undone) == 1
-               else f"{len(undone)} decisions undone")
+        msg = (gettext("item %(id)s undone: back to %(status)s, claimed by you", id=undone[0], status=status)
+               if len(undone) == 1 else gettext("%(n)s decisions undone", n=len(undone)))
         if errors:
-            msg += f"; {len(errors)} could not be: {errors[0].message}"
+            msg += gettext("; %(n)s could not be: %(why)s", n=len(errors), why=errors[0].message)
         return Outcome(item_id=undone[0], status=status, final=False, message=msg, bulk_done=len(undone),
                        bulk_skipped=len(errors))
 

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from litestar import Request, Response, Router, get, post
@@ -24,8 +26,9 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.utils.scope.state import ScopeState
 
-from smsguard import webauth
+from smsguard import console, i18n, webauth
 from smsguard.core import SmsguardError
+from smsguard.i18n import gettext
 from smsguard.review import load_review_config
 from smsguard.review._queue import Queue
 from smsguard.review._service import MAX_BULK, Filters, Outcome, ReviewError, ReviewService, now
@@ -36,6 +39,7 @@ from smsguard.review._users import ACCOUNTS, User
 from smsguard.runtime import Runtime
 from smsguard.webauth import http_status
 
+from ._labels import GLOBALS as LABELS
 from ._signatures import signature_handlers, template_handlers
 
 log = logging.getLogger("smsguard.review_ui")
@@ -67,6 +71,16 @@ def _age(seconds: float | None) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
+def _local(at: datetime | str | None, zone: str, fmt: str = "%m-%d %H:%M") -> str:
+    """A stored (UTC) time in ``zone``: the reviewer reads an item's times as its tenant does."""
+    if at is None or at == "":
+        return ""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
 class ReviewUI:
     """Everything the UI holds per process; ``start``/``stop`` run with the app (after/before the API's)."""
 
@@ -75,10 +89,18 @@ class ReviewUI:
         self.service: ReviewService | None = None
         self._loop: asyncio.Task | None = None
         self._stats: tuple[float, TeamStats] | None = None
-        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES])
+        self.zones: dict[str | int, str] = {}
+        """Each tenant's time zone by name (``console.tenant_time_zones``), refreshed by the background loop."""
+        self.templates = JinjaTemplateEngine(directory=[HERE / "templates", webauth.TEMPLATES, i18n.TEMPLATES])
         env = self.templates.engine
         env.filters["age"] = _age
         env.globals["urlencode"] = urlencode
+        i18n.install(env)
+        # local(dt, tenant): in that tenant's zone; without a tenant (team figures), in the platform's default zone
+        env.globals["local"] = lambda at, tenant=None, fmt="%m-%d %H:%M": _local(
+            at, self.zones.get(tenant or "", console.DEFAULT_TIME_ZONE), fmt)
+        env.globals.update(LABELS)
+        env.globals["zone_of"] = lambda tenant=None: self.zones.get(tenant or "", console.DEFAULT_TIME_ZONE)
         self.auth: webauth.WebAuth[User] = webauth.WebAuth(webauth.WebAuthConfig(
             path="/review", accounts=ACCOUNTS, session_table=review_sessions, store="review_sessions",
             session_cookie="sg_review", csrf_cookie="sg_csrf", session_key="uid",
@@ -106,9 +128,12 @@ class ReviewUI:
     async def _background(self) -> None:
         """Dispatch newly submitted items (and re-drive everything after Redis lost its data) every second;
         return expired leases to the pool and trim decided entries every 10 seconds."""
-        last_reap = 0.0
+        last_reap = last_zones = 0.0
         while True:
             try:
+                if time.monotonic() - last_zones > 60:
+                    self.zones = await anyio.to_thread.run_sync(console.tenant_time_zones, self.runtime.db)
+                    last_zones = time.monotonic()
                 await anyio.to_thread.run_sync(self.service.queue.dispatch)
                 # decisions whose undo window closed: released from their SQL deadline (also after a restart)
                 await anyio.to_thread.run_sync(self.service.release_due)
@@ -145,6 +170,7 @@ class ReviewUI:
         ctx["flash"] = request.session.pop("flash", None) if session else None
         ctx.setdefault("conflict", request.session.pop("conflict", None) if session else None)
         ctx.setdefault("undo", request.session.pop("undo", None) if session else None)
+        ctx["here"] = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         html = self.templates.get_template(name).render(**ctx)
         return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
@@ -245,7 +271,7 @@ class ReviewUI:
                 request.session["flash"] = outcome.message
                 ui.offer_undo(request, outcome)
             except SmsguardError as e:
-                request.session["flash"] = f"nothing decided: {e.message}"
+                request.session["flash"] = gettext("nothing decided: %(why)s", why=e.message)
             return Redirect(f"/review?{fq}", status_code=303)
 
         @post("/items/{item_id:int}/force-release", include_in_schema=False)
@@ -255,8 +281,8 @@ class ReviewUI:
                 return login_redirect(request)
             try:
                 freed = await ui.run(ui.service.force_release, user, item_id)
-                request.session["flash"] = f"item {item_id} " + ("given back to the queue" if freed
-                                                                else "was not held by anyone")
+                request.session["flash"] = (gettext("item %(id)s given back to the queue", id=item_id) if freed
+                                            else gettext("item %(id)s was not held by anyone", id=item_id))
             except SmsguardError as e:
                 request.session["conflict"] = str(e.message)
             return Redirect(f"/review/items/{item_id}", status_code=303)
@@ -274,7 +300,7 @@ class ReviewUI:
             fq = urlencode(filters.query())
             item = await ui.run(ui.service.claim_next, user, filters)
             if item is None:
-                request.session["flash"] = "nothing left to claim with these filters"
+                request.session["flash"] = gettext("nothing left to claim with these filters")
                 return Redirect(f"/review?{fq}")
             return Redirect(f"/review/items/{item}?{fq}")
 
@@ -348,7 +374,7 @@ class ReviewUI:
                 if wants_json:
                     return Response({"error": e.message, "code": e.code, "where": e.where},
                                     status_code=http_status(e), headers=SECURITY_HEADERS)
-                request.session["flash"] = f"undo refused: {e.message}"
+                request.session["flash"] = gettext("undo refused: %(why)s", why=e.message)
                 return Redirect("/review", status_code=303)
             try:  # back to the item within the filters the reviewer was working in
                 fq = urlencode(ui.filters(request).query())
@@ -388,10 +414,11 @@ class ReviewUI:
         static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
         return Router(
             path="/review",
-            route_handlers=[*ui.auth.route_handlers(), queue_page, summary, stats_page, history_page, bulk, claim_next,
+            route_handlers=[*ui.auth.route_handlers(), i18n.language_switch("/review"), queue_page, summary, stats_page,
+                            history_page, bulk, claim_next,
                             item_page, decide, undo, extend, release, force_release, *signature_handlers(ui),
                             *template_handlers(ui), static],
-            middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
+            middleware=[i18n.language_middleware, *ui.auth.middleware(ui.runtime.secrets.session_secret)],
             include_in_schema=False,
         )
 

@@ -14,6 +14,7 @@ from litestar.response import Redirect
 
 from smsguard import filing
 from smsguard.core import SmsguardError
+from smsguard.i18n import gettext
 from smsguard.webauth import http_status
 
 STATUSES = ("pending", "approved", "rejected")
@@ -36,7 +37,8 @@ def signature_handlers(ui: Any) -> list[Any]:
         status = request.query_params.get("status") or "pending"
         if status not in STATUSES:
             return ui.render(request, "signatures.html", status=400, rows=[], current="pending",
-                             statuses=STATUSES, filter_error=f"status must be one of {', '.join(STATUSES)}")
+                             statuses=STATUSES, filter_error=gettext("status must be one of %(statuses)s",
+                                                                statuses=", ".join(STATUSES)))
         rows = await ui.run(filing.list_signatures, ui.runtime.db, None, status=status)
         return ui.render(request, "signatures.html", rows=rows, current=status, statuses=STATUSES)
 
@@ -78,7 +80,8 @@ def signature_handlers(ui: Any) -> list[Any]:
                 raise SmsguardError("choose approve or reject", code="signature.action")
             await ui.run(filing.decide, ui.runtime.db, signature_id, approve=action == "approve",
                          reason=str(form.get("reason") or ""), reviewer=f"user:{user.username}")
-            request.session["flash"] = f"signature {signature_id} {action.rstrip('e')}ed"
+            request.session["flash"] = (gettext("signature %(id)s approved", id=signature_id) if action == "approve"
+                                        else gettext("signature %(id)s rejected", id=signature_id))
         except SmsguardError as e:
             request.session["conflict"] = str(e.message)
         return Redirect(f"/review/signatures/{signature_id}", status_code=303)
@@ -95,7 +98,7 @@ def signature_handlers(ui: Any) -> list[Any]:
             await ui.run(filing.set_channel, ui.runtime.db, signature_id, str(form.get("channel") or "").strip(),
                          str(form.get("status") or ""), note=str(form.get("note") or ""),
                          reviewer=f"user:{user.username}")
-            request.session["flash"] = "channel status recorded"
+            request.session["flash"] = gettext("channel status recorded")
         except SmsguardError as e:
             request.session["conflict"] = str(e.message)
         return Redirect(f"/review/signatures/{signature_id}", status_code=303)
@@ -132,7 +135,9 @@ def template_handlers(ui: Any) -> list[Any]:
                 raise SmsguardError("choose approve or reject", code="template.action")
             await ui.run(batches.decide_version, ctx(), version_id, approve=action == "approve",
                          reason=str(form.get("reason") or ""), reviewer=f"user:{user.username}")
-            request.session["flash"] = f"template version {version_id} {action.rstrip('e')}ed"
+            request.session["flash"] = (gettext("template version %(id)s approved", id=version_id)
+                                        if action == "approve"
+                                        else gettext("template version %(id)s rejected", id=version_id))
         except SmsguardError as e:
             request.session["conflict"] = str(e.message)
         return Redirect("/review/templates", status_code=303)

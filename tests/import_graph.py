@@ -19,6 +19,7 @@ PACKAGES = {
     "filing": "smsguard.filing",
     "webauth": "smsguard.webauth", "messages": "smsguard.messages", "vendors": "smsguard.vendors",
     "webhooks": "smsguard.webhooks", "pumping": "smsguard.pumping", "billing": "smsguard.billing",
+    "i18n": "smsguard.i18n",
 }
 
 

@@ -117,7 +117,13 @@ PINNED: dict[str, list[str]] = {
         "start_verification",
     ],
     "smsguard.console": [
-        "ConsoleUI", "ConsoleUser", "ConsoleUserError", "authenticate", "create_user", "set_time_zone",
+        "ConsoleUI", "ConsoleUser", "ConsoleUserError", "DEFAULT_TIME_ZONE", "authenticate", "create_user",
+        "set_time_zone", "tenant_time_zones",
+    ],
+    "smsguard.i18n": [
+        "CATALOGUE", "COOKIE", "Catalogue", "DEFAULT_LANGUAGE", "LANGUAGES", "N_", "TEMPLATES", "_", "current_language",
+        "gettext", "install", "js_messages", "language_middleware", "language_of", "language_switch", "ngettext",
+        "use_language",
     ],
     "smsguard.vendors": [
         "BatchSubmitHandler", "CmppListing", "Credential", "CredentialListing", "GroupedSubmitHandler",

@@ -25,6 +25,7 @@ from litestar.response import Redirect
 from sqlalchemy import Engine, Table
 
 from smsguard import audit
+from smsguard.i18n import N_, gettext
 
 from ._accounts import Account, Accounts
 from ._csrf import SessionCsrfMiddleware
@@ -38,10 +39,11 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 """Add to the UI's template directories: ``{% from "webauth/forms.html" import login_form, logout_form %}``
 renders the forms the handlers here read."""
 
-LOGIN_FAILED = "wrong user name or password"  # one message for both: it must not tell which one was wrong
-LOGIN_WAIT = "too many failed log-ins: try again in {seconds} s"
-LOGIN_LOCKED = "log-in locked after too many failed tries: an administrator can unlock it"
-LOGIN_BUSY = "too many log-ins at once: try again in a moment"
+# message ids (English), shown in the request's language
+LOGIN_FAILED = N_("wrong user name or password")  # one message for both: it must not tell which one was wrong
+LOGIN_WAIT = N_("too many failed log-ins: try again in %(seconds)s s")
+LOGIN_LOCKED = N_("log-in locked after too many failed tries: an administrator can unlock it")
+LOGIN_BUSY = N_("too many log-ins at once: try again in a moment")
 _SCOPE_USER = "webauth_user"
 _SCOPE_NEW_ID = "webauth_new_session_id"
 
@@ -185,7 +187,7 @@ class WebAuth(Generic[A]):
             if user is None:
                 await anyio.to_thread.run_sync(lambda: auth.throttle.failed(
                     auth.db(), username, address, actor=f"address:{address}", via=c.via))
-                return auth.render(request, "login.html", status=401, next=nxt, error=LOGIN_FAILED)
+                return auth.render(request, "login.html", status=401, next=nxt, error=gettext(LOGIN_FAILED))
             await anyio.to_thread.run_sync(auth.throttle.succeeded, auth.db(), username)
             await auth._record(user, "login", {"role": user.role, "via": c.via})
             # drop whatever the session held before login, under a new id (see _RotatingSessionBackend)
@@ -213,8 +215,9 @@ class WebAuth(Generic[A]):
         """429 with Retry-After for a try inside its wait or while too many log-ins are being checked; 403 when
         locked (waiting does not help)."""
         if refused.reason == "locked":
-            return self.render(request, "login.html", status=403, next=nxt, error=LOGIN_LOCKED)
-        error = LOGIN_BUSY if refused.reason == "busy" else LOGIN_WAIT.format(seconds=refused.retry_after)
+            return self.render(request, "login.html", status=403, next=nxt, error=gettext(LOGIN_LOCKED))
+        error = (gettext(LOGIN_BUSY) if refused.reason == "busy"
+                 else gettext(LOGIN_WAIT, seconds=refused.retry_after))
         response = self.render(request, "login.html", status=429, next=nxt, error=error)
         response.headers["Retry-After"] = str(refused.retry_after)
         return response

@@ -19,12 +19,14 @@ def form_token(html: str) -> str | None:
     return m.group(1) if m else None
 
 
-def log_in(http: Any, path: str, username: str, password: str, *, next: str | None = None) -> Any:
+def log_in(http: Any, path: str, username: str, password: str, *, next: str | None = None,
+           headers: dict[str, str] | None = None) -> Any:
     """POST the login form of the UI under ``path`` (``/review``) with a CSRF token from its login page; returns
-    the response (302 when the password was right, 401 when not)."""
-    token = form_token(http.get(f"{path}/login").text)
+    the response (302 when the password was right, 401 when not). ``headers`` go with both requests (e.g. an
+    ``Accept-Language``)."""
+    token = form_token(http.get(f"{path}/login", headers=headers).text)
     data = {"username": username, "password": password, "_csrf_token": token or ""}
-    return http.post(f"{path}/login", data=data if next is None else {**data, "next": next})
+    return http.post(f"{path}/login", data=data if next is None else {**data, "next": next}, headers=headers)
 
 
 def fill_login(page: Any, url: str, username: str, password: str) -> None:
@@ -34,3 +36,9 @@ def fill_login(page: Any, url: str, username: str, password: str) -> None:
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("#login")
+
+
+def pin_language(context: Any, url: str, language: str) -> None:
+    """Give a Playwright browser context the language cookie the switch (``POST {ui}/language``) sets, for tests that
+    read the pages in one language whatever the browser's Accept-Language says."""
+    context.add_cookies([{"name": "sg_lang", "value": language, "url": url}])

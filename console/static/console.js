@@ -8,6 +8,16 @@
 "use strict";
 
 (function () {
+  // The page's language: its messages as the server embedded them (i18n/switch.html); English ids show as they are.
+  const MESSAGES = (() => {
+    try { return JSON.parse((document.getElementById("i18n-messages") || {}).textContent || "{}"); } catch (e) { return {}; }
+  })();
+  function _(msg, values) {
+    const text = MESSAGES[msg] || msg;
+    return values ? text.replace(/%\((\w+)\)s/g, (m, k) => String(values[k])) : text;
+  }
+  const DECISIONS = { pass: _("pass"), review: _("review"), block: _("block"), reject: _("reject") };
+
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
   // Called before a 401 sends the browser to the log-in page (the compose page keeps its draft there).
@@ -39,8 +49,10 @@
   function verdictBox(v, html) {
     const box = el("div", { class: "verdict decision-" + v.decision, id: "verdict" });
     const p = el("p");
-    p.append(el("span", { class: "decision badge-" + v.decision, "data-decision": v.decision }, v.decision), " ",
-      el("span", { class: "muted" }, `${v.length} characters · ${v.segments} segment${v.segments === 1 ? "" : "s"}`));
+    p.append(el("span", { class: "decision badge-" + v.decision, "data-decision": v.decision },
+      DECISIONS[v.decision] || v.decision), " ",
+      el("span", { class: "muted" }, _("%(chars)s characters · %(segments)s segment(s)",
+        { chars: v.length, segments: v.segments })));
     box.append(p);
     const text = el("p", { class: "original", "data-role": "highlighted" });
     text.innerHTML = html; // produced by console/_highlight.py: every piece of the message is escaped there
@@ -52,19 +64,19 @@
       const ul = el("ul", { class: "reasons" });
       for (const r of reasons) {
         const li = el("li", { class: `reason act-${r.action} sev-${r.severity}`, "data-code": r.code });
-        li.append(el("b", {}, r.action), " ", el("code", {}, r.code), " " + (r.message || ""));
+        li.append(el("b", {}, DECISIONS[r.action] || r.action), " ", el("code", {}, r.code), " " + (r.message || ""));
         if (r.term) li.append(" — ", el("q", {}, r.term));
         ul.append(li);
       }
       box.append(ul);
     } else {
-      box.append(el("p", { class: "muted" }, "no reasons: nothing in this text needs attention"));
+      box.append(el("p", { class: "muted" }, _("no reasons: nothing in this text needs attention")));
     }
     if (notes.length) {
       const ul = el("ul", { class: "notes" });
       for (const r of notes) {
         const li = el("li", { class: "reason note", "data-code": r.code, "data-action": "pass" });
-        li.append(el("b", {}, "note"), " " + (r.message || ""));
+        li.append(el("b", {}, _("note")), " " + (r.message || ""));
         ul.append(li);
       }
       box.append(ul);
@@ -95,8 +107,8 @@
   const GSM7 = new Set(("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ" +
     "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà").split(""));
 
-  const LABELS = { mode: "Mode", name: "Batch name", template_id: "Template", list_id: "Contact list", kind: "Kind",
-    signature: "Signature", content: "Message", numbers: "Numbers", schedule_at: "Send at" };
+  const LABELS = { mode: _("Mode"), name: _("Batch name"), template_id: _("Template"), list_id: _("Contact list"),
+    kind: _("Kind"), signature: _("Signature"), content: _("Message"), numbers: _("Numbers"), schedule_at: _("Send at") };
 
   function compose() {
     const form = document.getElementById("compose-form");
@@ -128,7 +140,7 @@
       $("chars").textContent = chars;
       $("segments").textContent = chars === 0 ? 0 : chars <= one ? 1 : Math.ceil(chars / part);
       $("encoding").textContent = gsm ? "GSM-7" : "UCS-2";
-      $("counter-source").textContent = "(typing…)";
+      $("counter-source").textContent = _("(typing…)");
     }
 
     async function refresh() {
@@ -145,22 +157,23 @@
       showErrors(errs);
       if (r.verdict && (!errs.length || r.verdict.decision !== "pass")) out.append(verdictBox(r.verdict, r.html));
       if (r.rejected_count) {
-        out.append(el("p", { class: "error", id: "rejected-numbers" }, `${r.rejected_count} number(s) rejected: ` +
+        out.append(el("p", { class: "error", id: "rejected-numbers" }, _("%(n)s number(s) rejected:", { n: r.rejected_count }) + " " +
           r.rejected.slice(0, 5).map((x) => `#${x.n} ${x.value} (${x.reason})`).join("; ")));
       }
       if (errs.length) {
-        out.append(el("p", { class: "muted", id: "preview-pending" }, "fix the form's errors to see the cost"));
+        out.append(el("p", { class: "muted", id: "preview-pending" }, _("fix the form's errors to see the cost")));
         counter(r);
         return;
       }
       const dl = el("dl", { class: "facts", id: "estimate" });
       const facts = [
-        ["recipients", r.recipients, "est-recipients"],
-        ["segments", r.segments + (r.contents_sampled > 1 ? ` (avg ${r.segments_avg})` : ""), "est-segments"],
-        ["cost", `${r.cost} ${r.currency}${r.approximate ? " (estimated from a sample)" : ""}`, "est-cost"],
+        [_("recipients"), r.recipients, "est-recipients"],
+        [_("segments"), r.segments + (r.contents_sampled > 1 ? " " + _("(avg %(n)s)", { n: r.segments_avg }) : ""),
+          "est-segments"],
+        [_("cost"), `${r.cost} ${r.currency}` + (r.approximate ? " " + _("(estimated from a sample)") : ""), "est-cost"],
       ];
       for (const c of r.carriers || []) facts.push([c.label, `${c.count} × ${c.price}`, "est-" + c.carrier]);
-      if (r.schedule_local) facts.push(["send at", `${r.schedule_local} (${r.time_zone})`, "est-when"]);
+      if (r.schedule_local) facts.push([_("send at"), `${r.schedule_local} (${r.time_zone})`, "est-when"]);
       for (const [k, v, id] of facts) dl.append(el("dt", {}, k), el("dd", { id }, String(v)));
       out.append(dl);
       if (r.quiet) out.append(el("p", { class: "warning", id: "quiet-warning" }, r.quiet.message));
@@ -172,7 +185,7 @@
         $("chars").textContent = r.length;
         $("segments").textContent = r.segments;
         $("encoding").textContent = r.encoding;
-        $("counter-source").textContent = "(checked by the server)";
+        $("counter-source").textContent = _("(checked by the server)");
       }
       const submit = $("submit");
       if (submit) submit.classList.toggle("blocked", r.decision === "block");
@@ -198,7 +211,7 @@
     async function saveDraft() {
       if (!$("submit")) return; // a viewer cannot send: nothing to keep
       const r = await postJSON("/console/api/draft", formBody());
-      if (r.saved_local) $("draft-status").textContent = `draft saved ${r.saved_local}`;
+      if (r.saved_local) $("draft-status").textContent = _("draft saved %(at)s", { at: r.saved_local });
     }
     // the session ended: keep the last edits in this tab until the user is back (same user only)
     beforeLogin = () => {
@@ -229,7 +242,7 @@
     const restored = restorePending();
     showMode();
     localCount();
-    if (restored) { $("draft-status").textContent = "draft restored"; saveDraft().catch(() => {}); }
+    if (restored) { $("draft-status").textContent = _("draft restored"); saveDraft().catch(() => {}); }
     if ($("content").value || $("template_id").value) refresh();
   }
 
@@ -274,7 +287,7 @@
       chart.append(svg("text", { x: L - 4, y: y + 4, class: "axis", "text-anchor": "end" }, `${Math.round(f * 100)}%`));
     }
     if (!pts.length || !total) {
-      chart.append(svg("text", { x: W / 2, y: H / 2, class: "axis", "text-anchor": "middle" }, "nothing sent yet"));
+      chart.append(svg("text", { x: W / 2, y: H / 2, class: "axis", "text-anchor": "middle" }, _("nothing sent yet")));
       return;
     }
     const t0 = p.timeline.start, t1 = pts[pts.length - 1].t;
@@ -307,7 +320,7 @@
     counts.replaceChildren();
     for (const [s, n] of Object.entries(p.counts)) {
       const tr = el("tr", { "data-status": s });
-      tr.append(el("td", {}, s), el("td", { class: "num" }, String(n)));
+      tr.append(el("td", {}, (p.state_labels || {})[s] || s), el("td", { class: "num" }, String(n)));
       counts.append(tr);
     }
     const fails = $("failures").tBodies[0];
@@ -316,19 +329,19 @@
       const tr = el("tr");
       const code = el("td");
       code.append(el("code", {}, f.carrier_code));
-      tr.append(el("td", {}, f.status), code, el("td", { class: "num" }, String(f.count)));
+      tr.append(el("td", {}, (p.state_labels || {})[f.status] || f.status), code, el("td", { class: "num" }, String(f.count)));
       fails.append(tr);
     }
     if (!p.failures.length) {
       const tr = el("tr");
-      tr.append(el("td", { colspan: "3", class: "muted" }, "none"));
+      tr.append(el("td", { colspan: "3", class: "muted" }, _("none")));
       fails.append(tr);
     }
     drawChart(p);
     const cancel = $("cancel");
     if (cancel) cancel.closest("form").hidden = !p.cancellable;
     document.getElementById("batch").dataset.final = p.final ? "true" : "false";
-    $("live").textContent = p.final ? "final" : "live";
+    $("live").textContent = p.final ? _("final") : _("live");
   }
 
   function batch() {

@@ -1,6 +1,14 @@
 // Keyboard shortcuts and the lease timer. Everything also works without JavaScript (plain forms).
 (function () {
   "use strict";
+  // The page's language: its messages as the server embedded them (i18n/switch.html); English ids show as they are.
+  const MESSAGES = (() => {
+    try { return JSON.parse((document.getElementById("i18n-messages") || {}).textContent || "{}"); } catch (e) { return {}; }
+  })();
+  function _(msg, values) {
+    const text = MESSAGES[msg] || msg;
+    return values ? text.replace(/%\((\w+)\)s/g, (m, k) => String(values[k])) : text;
+  }
   const page = document.body.dataset.page;
   const help = document.getElementById("help");
   let returnFocus = null;
@@ -36,7 +44,7 @@
   const recount = () => {
     if (!counter) return;
     const n = picks.filter((p) => p.checked).length;
-    counter.textContent = n ? `${n} selected` : "select rows (x) to decide them together";
+    counter.textContent = n ? _("%(n)s selected", { n }) : _("select rows (x) to decide them together");
   };
   picks.forEach((p) => p.addEventListener("change", recount));
   const all = document.getElementById("select-all");
@@ -44,11 +52,12 @@
   const bulkForm = document.getElementById("bulk-form");
   if (bulkForm) bulkForm.addEventListener("submit", (e) => {
     const n = picks.filter((p) => p.checked).length;
-    if (!n) { e.preventDefault(); counter.textContent = "select at least one row first"; return; }
+    if (!n) { e.preventDefault(); counter.textContent = _("select at least one row first"); return; }
     if (e.submitter && e.submitter.value === "reject" && !document.getElementById("bulk-reason").value) {
-      e.preventDefault(); counter.textContent = "choose the reason for the rejection"; document.getElementById("bulk-reason").focus(); return;
+      e.preventDefault(); counter.textContent = _("choose the reason for the rejection"); document.getElementById("bulk-reason").focus(); return;
     }
-    if (!window.confirm(`${e.submitter ? e.submitter.textContent.trim() : "Decide"}: ${n} item(s)?`)) e.preventDefault();
+    const action = e.submitter ? e.submitter.textContent.trim() : _("Decide");
+    if (!window.confirm(_("%(action)s: %(n)s item(s)?", { action, n }))) e.preventDefault();
   });
 
   // -- queue page stays live: counters refresh every 10 s; changed rows are announced, not swapped under the cursor
@@ -68,7 +77,7 @@
           live.hidden = false;
           live.innerHTML = "";
           const a = document.createElement("a");
-          a.href = window.location.href; a.textContent = "the queue changed: reload it";
+          a.href = window.location.href; a.textContent = _("the queue changed: reload it");
           live.appendChild(a);
         }
       } catch (e) { /* offline for a moment: try again next turn */ }
@@ -143,7 +152,7 @@
     const tick = () => {
       const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
       leftEl.textContent = s;
-      if (s === 0) undoClosed("released: the decision can no longer be undone");
+      if (s === 0) undoClosed(_("released: the decision can no longer be undone"));
     };
     tick();
     undoTimer = setInterval(tick, 250);
@@ -156,8 +165,8 @@
                                                  headers: { accept: "application/json" } });
         const body = await r.json();
         if (r.ok) { window.location = body.url; return; }
-        undoClosed(`undo refused: ${body.error}`);
-      } catch (err) { undoButton.disabled = false; undoStatus.textContent = "could not reach the server; try again"; }
+        undoClosed(_("undo refused: %(why)s", { why: body.error }));
+      } catch (err) { undoButton.disabled = false; undoStatus.textContent = _("could not reach the server; try again"); }
     });
   }
 
@@ -206,12 +215,12 @@
     timer = setInterval(() => {
       seconds = Math.max(0, seconds - 1);
       left.textContent = seconds;
-      if (seconds === 0) expire("lease expired: reload the item to claim it again before deciding");
+      if (seconds === 0) expire(_("lease expired: reload the item to claim it again before deciding"));
     }, 1000);
     if (extend) extend.addEventListener("click", async () => {
       const r = await fetch(extend.dataset.url, { method: "POST", headers: { "x-csrftoken": csrf() } });
       if (r.ok) { seconds = Math.round((await r.json()).lease_seconds); left.textContent = seconds; }
-      else expire("lease lost: somebody else may hold the item now; reload it");
+      else expire(_("lease lost: somebody else may hold the item now; reload it"));
     });
     const release = document.getElementById("release-form");
     window.addEventListener("pagehide", () => {

@@ -64,16 +64,16 @@ def test_upload_compose_block_fix_schedule_watch_download(browser, console_serve
     assert mark.is_visible()
     assert page.locator('#preview li[data-code="marketing.optout_missing"]').is_visible()
     # the counter shows the server's numbers (engine: 【示例商城】 + 20 characters, one UCS-2 segment)
-    page.wait_for_function("document.getElementById('counter-source').textContent.includes('server')")
+    page.wait_for_function("document.getElementById('counter-source').textContent.includes('服务器')")
     assert page.inner_text("#chars") == "26" and page.inner_text("#segments") == "1"
     # blocked is an error of the message, shown once by it; no cost is offered for a message that cannot go
-    assert page.inner_text("#content-error").startswith("Message: blocked")
+    assert page.inner_text("#content-error").startswith("短信内容: 审核拦截")
     assert page.locator("#est-cost").count() == 0
-    assert "1 number(s) rejected" in page.inner_text("#rejected-numbers")
+    assert "1 个号码被拒" in page.inner_text("#rejected-numbers")
     assert "#4 12345" in page.inner_text("#rejected-numbers")  # typed here: shown as typed
     page.click("#submit")  # the server screens again and refuses: no batch is created
     page.wait_for_selector("#content-error")
-    assert "blocked" in page.inner_text("#content-error")
+    assert "审核拦截" in page.inner_text("#content-error")
     assert page.locator('#verdict mark[data-codes*="marketing.optout_missing"]').count() == 1
     server.shot(page, "compose_blocked", tmp_path)
 
@@ -89,7 +89,7 @@ def test_upload_compose_block_fix_schedule_watch_download(browser, console_serve
     quiet = server.quiet_start + timedelta(minutes=20)
     page.fill("#schedule_at", f"{quiet:%Y-%m-%dT%H:%M:%S}")
     page.wait_for_selector("#quiet-warning")
-    assert "not released between" in page.inner_text("#quiet-warning")
+    assert "之间不下发" in page.inner_text("#quiet-warning")  # "… are not released between …"
     when = now_local(timedelta(seconds=4))
     page.fill("#schedule_at", f"{when:%Y-%m-%dT%H:%M:%S}")
     page.wait_for_function(f"(document.getElementById('est-when') || {{}}).textContent?.includes('{when:%H:%M:%S}')")
@@ -103,7 +103,7 @@ def test_upload_compose_block_fix_schedule_watch_download(browser, console_serve
     assert page.locator("#state").get_attribute("data-state") in ("scheduled", "releasing", "approved", "sending")
     page.wait_for_function("document.getElementById('batch').dataset.final === 'true'", timeout=45_000)
     assert page.evaluate("window.__sameDocument === true")  # updated live, never reloaded
-    assert page.inner_text("#state") == "done"
+    assert page.inner_text("#state") == "已完成"  # done
     assert page.inner_text("#n-delivered") == "2"
     assert "UNDELIV" in page.inner_text("#failures")  # the loopback gateway fails numbers ending 9003
     assert page.locator('#chart path[data-series="delivered"]').count() == 1
@@ -134,5 +134,5 @@ def test_template_check_before_saving(browser, console_server, tmp_path):
     page.wait_for_selector('#t-preview [data-decision="pass"]')
     page.click("#t-save")
     page.wait_for_url("**/console/templates/*")
-    assert page.inner_text("#template-status") == "approved"
+    assert page.inner_text("#template-status") == "已通过"  # approved
     page.context.close()

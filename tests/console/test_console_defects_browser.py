@@ -51,13 +51,13 @@ def test_quiet_hours_batch_is_cancelled_through_a_confirmation(browser, console_
     page.wait_for_url("**/console/batches/*")
     end = server.quiet_start + timedelta(hours=1)
     until = f"{end:%H:%M}" if end.date() == now_local().date() else f"{end:%m-%d %H:%M}"
-    label = f"deferred until {until} (quiet hours)"
-    assert page.inner_text("#flash").endswith(f"created: {label}")
+    label = f"延后至 {until}（免打扰时段）"  # "deferred until … (quiet hours)"
+    assert page.inner_text("#flash").endswith(f"已创建：{label}")
     assert page.inner_text("#state") == label
     # the cancel button asks first; "Keep it" (focused) leaves the batch alone
     page.click("#cancel")
     assert page.locator("#cancel-dialog").is_visible()
-    assert "2 recipient(s) not yet handed over" in page.inner_text("#cancel-dialog")
+    assert "尚未提交的 2 个接收方" in page.inner_text("#cancel-dialog")
     assert page.evaluate("document.activeElement.id") == "cancel-dialog-no"
     page.click("#cancel-dialog-no")
     assert not page.locator("#cancel-dialog").is_visible()
@@ -65,7 +65,7 @@ def test_quiet_hours_batch_is_cancelled_through_a_confirmation(browser, console_
     page.click("#cancel")
     page.click("#cancel-dialog-yes")
     page.wait_for_selector("#flash")
-    page.wait_for_function("document.getElementById('state').textContent === 'cancelled'")
+    page.wait_for_function("document.getElementById('state').dataset.state === 'cancelled'")
     assert page.locator('#counts tr[data-status="cancelled"]').inner_text().split()[-1] == "2"
     assert page.locator("#cancel").count() == 0
     page.context.close()
@@ -82,9 +82,9 @@ def test_compose_errors_once_and_a_passing_score_is_a_note(browser, console_serv
         page.fill("#numbers", "13812340001")
         page.fill("#schedule_at", f"{now_local(-timedelta(hours=3)):%Y-%m-%dT%H:%M:%S}")
         page.wait_for_selector("#schedule_at-error:not([hidden])")
-        assert page.inner_text("#schedule_at-error") == "Send at: this time has passed; leave it empty to send now"
+        assert page.inner_text("#schedule_at-error") == "发送时间: 该时间已过；留空则立即发送"
         main = page.inner_text("main")
-        assert main.count("this time has passed") == 1 and "schedule_at" not in main
+        assert main.count("该时间已过") == 1 and "schedule_at" not in main
         assert page.locator('#preview [data-decision="pass"]').count() == 0  # no PASS while the form is wrong
         assert page.locator("#est-cost").count() == 0 and page.locator("#preview-pending").is_visible()
         # fixed: the error goes, the verdict and the cost come
@@ -112,7 +112,7 @@ def test_a_draft_survives_a_session_that_expires_mid_compose(browser, console_se
     page.fill("#signature", SIG)
     page.fill("#content", "您的订单已发货，")
     page.fill("#numbers", "13812340001")
-    page.wait_for_function("document.getElementById('draft-status').textContent.includes('saved')")
+    page.wait_for_function("document.getElementById('draft-status').textContent.includes('已保存')")
     # the session ends (expired or revoked server-side) while the customer keeps typing
     sid = next(c["value"] for c in page.context.cookies() if c["name"] == "sg_console")
     with server.db.begin() as conn:
@@ -126,12 +126,12 @@ def test_a_draft_survives_a_session_that_expires_mid_compose(browser, console_se
     page.wait_for_url(re.compile(r"/console/compose"))
     assert page.input_value("#content") == "您的订单已发货，预计明天送达。"  # every keystroke kept
     assert page.input_value("#numbers") == "13812340001"
-    page.wait_for_function("document.getElementById('draft-status').textContent.includes('saved')")
+    page.wait_for_function("document.getElementById('draft-status').textContent.includes('已保存')")
     # kept server-side: another browser, logged in as alice, gets the same draft
     other = login(browser, server, "alice")
     other.goto(f"{server.url}/console/compose")
     assert other.input_value("#content") == "您的订单已发货，预计明天送达。"
-    assert "draft restored" in other.inner_text("#draft-status")
+    assert "草稿已恢复" in other.inner_text("#draft-status")  # "draft restored"
     other.context.close()
     page.context.close()
     _discard_draft(server)

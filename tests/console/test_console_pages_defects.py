@@ -34,9 +34,9 @@ def test_default_batch_name_is_in_the_tenant_zone(alice) -> None:
     bid = _batch_id(_compose(alice, schedule_at=f"{now_local(timedelta(hours=3)):%Y-%m-%dT%H:%M:%S}"))
     after = now_local()
     name = alice.get(f"/console/batches/{bid}/progress").json()["name"]
-    assert name in {f"batch {before:%Y-%m-%d %H:%M}", f"batch {after:%Y-%m-%d %H:%M}"}  # Asia/Shanghai, not UTC
+    assert name in {f"批次 {before:%Y-%m-%d %H:%M}", f"批次 {after:%Y-%m-%d %H:%M}"}  # Asia/Shanghai, not UTC
     day = f"{now_local():%Y-%m-%d}"
-    assert f'placeholder="batch {day}' in alice.get("/console/compose").text
+    assert f'placeholder="批次 {day}' in alice.get("/console/compose").text
 
 
 def test_compose_errors_once_by_their_field_without_pass_or_cost(alice) -> None:
@@ -44,8 +44,8 @@ def test_compose_errors_once_by_their_field_without_pass_or_cost(alice) -> None:
     r = _compose(alice, kind="marketing", content="新品上市，全场8折，回T退订", schedule_at=f"{past:%Y-%m-%dT%H:%M}")
     assert r.status_code == 400
     html = r.text
-    assert html.count("this time has passed") == 1
-    assert re.search(r'id="schedule_at-error"[^>]*>Send at: this time has passed', html)
+    assert html.count("该时间已过") == 1  # "this time has passed", in the default language
+    assert re.search(r'id="schedule_at-error"[^>]*>发送时间: 该时间已过', html)
     assert "schedule_at:" not in html and 'id="est-cost"' not in html and 'data-decision="pass"' not in html
     # template mode without a list: the list's error by the list, named as the customer reads it
     r = alice.post_form("/console/compose", {"mode": "template", "template_id": "", "list_id": "", "action": "check"})
@@ -57,7 +57,7 @@ def test_cancel_asks_first(alice) -> None:
     page = alice.get(f"/console/batches/{bid}").text
     assert 'data-confirm="cancel-dialog"' in page and '<dialog id="cancel-dialog"' in page
     r = alice.post_form(f"/console/batches/{bid}/cancel", {})  # no JavaScript: the server asks
-    assert r.status_code == 200 and 'name="confirm" value="yes"' in r.text and "cannot be undone" in r.text
+    assert r.status_code == 200 and 'name="confirm" value="yes"' in r.text and "无法撤销" in r.text
     assert alice.get(f"/console/batches/{bid}/progress").json()["state"] == "scheduled"
     r = alice.post_form(f"/console/batches/{bid}/cancel", {"confirm": "yes"})
     assert r.status_code == 302
@@ -70,10 +70,10 @@ def test_quiet_hours_batch_says_deferred_and_can_be_cancelled(console_server, al
     r = _compose(alice, kind="marketing", content="新品上市，全场8折，回T退订", schedule_at=f"{at:%Y-%m-%dT%H:%M:%S}")
     bid = _batch_id(r)
     end = console_server.quiet_start + timedelta(hours=1)
-    label = f"deferred until {end:%H:%M} (quiet hours)" if end.date() == now_local().date() else \
-        f"deferred until {end:%m-%d %H:%M} (quiet hours)"
+    label = f"延后至 {end:%H:%M}（免打扰时段）" if end.date() == now_local().date() else \
+        f"延后至 {end:%m-%d %H:%M}（免打扰时段）"  # "deferred until … (quiet hours)"
     page = alice.get(f"/console/batches/{bid}").text
-    assert f"created: {label}" in page  # the flash
+    assert f"已创建：{label}" in page  # the flash
     assert re.search(rf'id="state"[^>]*>{re.escape(label)}<', page)
     assert label in alice.get("/console/batches").text
     assert alice.post_form(f"/console/batches/{bid}/cancel", {"confirm": "yes"}).status_code == 302

@@ -72,12 +72,12 @@ def test_filters_by_state_batch_and_time_and_pages_on(alice, sent) -> None:
 
 
 @pytest.mark.parametrize(("params", "where", "says"), [
-    ({"phone": "5678"}, "query phone", "full mobile number"),
-    ({"since": "2026-13-01"}, "query since", "not a date"),
-    ({"since": "2026-11-20", "until": "2026-11-10"}, "query until", "before the start"),
-    ({"state": "sent"}, "query state", "state must be one of"),
-    ({"batch": "x1"}, "query batch", "by its number"),
-    ({"before": "x"}, "query before", "cursor"),
+    ({"phone": "5678"}, "query phone", "请输入完整手机号"),
+    ({"since": "2026-13-01"}, "query since", "不是日期"),
+    ({"since": "2026-11-20", "until": "2026-11-10"}, "query until", "早于开始日期"),
+    ({"state": "sent"}, "query state", "状态必须是以下之一"),
+    ({"batch": "x1"}, "query batch", "批次号"),
+    ({"before": "x"}, "query before", "翻页标记"),
 ])
 def test_bad_search_input_is_a_clear_400(alice, params, where, says) -> None:
     r = alice.get("/console/records", params=params)
@@ -178,9 +178,9 @@ def test_resend_a_dead_letter(alice, victor, bob, hook) -> None:
 def test_add_a_webhook_in_the_console(console_server, alice, victor, bob) -> None:
     assert victor.post_form("/console/webhooks", {"url": "https://example.com/a", "events": "*"}).status_code == 403
     bad = alice.post_form("/console/webhooks", {"url": "ftp://example.com/a", "events": "*"})
-    assert bad.status_code == 400 and re.search(r'id="w-error" role="alert">地址 URL: must be an http', bad.text)
+    assert bad.status_code == 400 and re.search(r'id="w-error" role="alert">地址 \(URL\): must be an http', bad.text)
     none = alice.post_form("/console/webhooks", {"url": "https://example.com/a"})
-    assert none.status_code == 400 and "事件 events: subscribe to at least one" in none.text
+    assert none.status_code == 400 and "事件: subscribe to at least one" in none.text
     r = alice.post_form("/console/webhooks", {"url": "https://example.com/b", "description": "订单回执",
                                               "events": ["message.delivered", "message.failed"]})
     assert r.status_code == 201
@@ -235,7 +235,7 @@ def test_a_keys_last_use_is_shown(console_server, alice) -> None:
     r = alice.post_form("/console/keys", {"label": "last use"})
     key = re.search(r'<code id="new-key">(sg_[A-Za-z0-9_-]{43})</code>', r.text).group(1)
     row = re.compile(rf'data-prefix="{key[:12]}".*?<td class="last-used">([^<]*)</td>', re.S)
-    assert row.search(alice.get("/console/keys").text).group(1) == "从未 never"
+    assert row.search(alice.get("/console/keys").text).group(1) == "从未"
     api = httpx.get(f"{console_server.url}/v1/webhooks", headers={"Authorization": f"Bearer {key}"})
     assert api.status_code == 200
     shown = row.search(alice.get("/console/keys").text).group(1)

@@ -146,7 +146,7 @@ def test_template_preview_agrees_with_saving(alice):
         preview = alice.post_json("/console/api/template-preview", form).json()
         r = alice.post_form("/console/templates", {"name": "p", **form})
         page = alice.get(r.headers["location"]).text
-        status = re.search(r'id="template-status">(\w+)<', page).group(1)
+        status = re.search(r'id="template-status" data-status="(\w+)"', page).group(1)
         assert status == expected
         assert {"pass": "approved", "review": "review", "block": "blocked"}[preview["decision"]] == status
 
@@ -163,7 +163,7 @@ def test_optout_search_masks_numbers(console_server, alice):
     page = alice.get("/console/optouts", params={"q": "8888"}).text
     assert "138****8888" in page and "13812348888" not in page
     exact = alice.get("/console/optouts", params={"q": "13812348888"}).text.split('id="search"', 1)[1]  # past the echo
-    assert 'id="exact"' in exact and "opted out" in exact and "13812348888" not in exact
+    assert 'id="exact"' in exact and "已退订" in exact and "13812348888" not in exact
 
 
 def test_highlight_escapes_and_splits_overlaps():

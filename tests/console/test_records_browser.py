@@ -64,7 +64,7 @@ def test_search_then_webhook_log_then_resend_then_key_create_and_revoke(browser,
         console_server.shot(page, "records", tmp_path)
         page.fill("#r-phone", "12")
         page.click("#r-search")
-        assert "full mobile number" in page.inner_text("#r-error")
+        assert "请输入完整手机号" in page.inner_text("#r-error")  # "give a full mobile number"
 
         # 2. the webhook's delivery log: the dead letter with its attempts
         page.click("#nav-webhooks")

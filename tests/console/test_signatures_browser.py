@@ -51,11 +51,11 @@ def test_apply_reject_resubmit_approve_send(browser, console_server, tmp_path) -
     customer.click("#s-apply")
     customer.wait_for_url(re.compile(r"/console/signatures/\d+$"))
     sid = int(customer.url.rsplit("/", 1)[1])
-    assert customer.inner_text("#s-status") == "pending"
+    assert customer.inner_text("#s-status") == "待审核"
     console_server.shot(customer, "signature_pending", tmp_path)
 
     rev = reviewer(browser, console_server)
-    rev.click("text=signature applications")
+    rev.click("text=签名申请")  # "signature applications", the workbench in its default language
     rev.wait_for_url(re.compile(r"/review/signatures$"))
     rev.click(f"tr[data-signature='{sid}'] a >> nth=0")
     rev.wait_for_url(re.compile(rf"/review/signatures/{sid}$"))
@@ -71,13 +71,13 @@ def test_apply_reject_resubmit_approve_send(browser, console_server, tmp_path) -
     console_server.shot(rev, "review_signature", tmp_path)
 
     customer.reload()
-    assert customer.inner_text("#s-status") == "rejected"
+    assert customer.inner_text("#s-status") == "被拒"
     assert "营业执照照片模糊" in customer.inner_text("#s-reason")
     console_server.shot(customer, "signature_rejected", tmp_path)
     customer.set_input_files("#r-documents", files=[{"name": "scan.pdf", "mimeType": "application/pdf",
                                                     "buffer": PDF + b"% clearer\n"}])
     customer.click("#s-resubmit")
-    customer.wait_for_selector("#s-status:text('pending')")
+    customer.wait_for_selector("#s-status:text('待审核')")
 
     rev.reload()
     rev.click("#approve")
@@ -88,8 +88,8 @@ def test_apply_reject_resubmit_approve_send(browser, console_server, tmp_path) -
     rev.wait_for_selector("#channels td:text('cmcc-main')")
 
     customer.reload()
-    assert customer.inner_text("#s-status") == "approved"
-    assert "filed" in customer.inner_text("#s-channels")
+    assert customer.inner_text("#s-status") == "已通过"
+    assert "已报备" in customer.inner_text("#s-channels")
     console_server.shot(customer, "signature_approved", tmp_path)
 
     headers = {"Authorization": f"Bearer {key}"}
@@ -116,7 +116,7 @@ def test_apply_reject_resubmit_approve_send(browser, console_server, tmp_path) -
     rev.wait_for_url(re.compile(r"/review/templates$"))
     customer.reload()
     assert "含未报备链接，请删除" in customer.inner_text("#template-versions")
-    assert customer.inner_text("#template-status") == "approved"  # v1 keeps sending meanwhile
+    assert customer.inner_text("#template-status") == "已通过"  # v1 keeps sending meanwhile
     console_server.shot(customer, "template_rejected", tmp_path)
     customer.fill("#v-body", "${姓名}您好，订单已发货，请在App内查看。")
     customer.click("#v-submit")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from serve_support import free_port, serve, wait_ready
 
-from smsguard.webauth.testing import fill_login
+from smsguard.webauth.testing import fill_login, pin_language
 
 PASSWORD = "correct horse battery"
 LEASE = 3.0
@@ -86,9 +86,12 @@ def server(backend, tmp_path_factory) -> Iterator[Server]:
             db.dispose()
 
 
-def login(browser, server: Server, username: str):
-    """A fresh browser context (its own cookies) logged in as ``username``; returns its page."""
+def login(browser, server: Server, username: str, *, lang: str | None = "en"):
+    """A fresh browser context (its own cookies) logged in as ``username``; returns its page. The workbench tests
+    read its English (pinned with the switch's cookie); ``lang=None`` leaves it to the browser (zh-CN)."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    if lang:
+        pin_language(context, server.url, lang)
     page = context.new_page()
     fill_login(page, f"{server.url}/review", username, PASSWORD)
     page.wait_for_url(re.compile(r"/review/?\??$"))

@@ -59,7 +59,7 @@ def test_a_killed_process_leaves_the_decision_pending_and_the_next_one_releases_
             token = re.search(r'name="_csrf_token" value="([^"]+)"', c.get("/review/login").text)[1]
             c.post("/review/login", data={"username": "kim", "password": PASSWORD, "_csrf_token": token})
             html = c.get(f"/review/items/{item}").text
-            assert "claimed by you" in html
+            assert "由你领取" in html  # "claimed by you": zh-CN, the default
             token = re.search(r'name="_csrf_token" value="([^"]+)"', html)[1]
             r = c.post(f"/review/items/{item}/decide", data={"_csrf_token": token, "version": "1",
                                                             "action": "approve"})

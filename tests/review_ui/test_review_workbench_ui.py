@@ -91,12 +91,12 @@ def test_logging_out_gives_back_the_items_the_reviewer_held(server) -> None:
     item = server.item("【测试】无抵押贷款，当天放款", term="贷款", tenant=server.other_tenant_id)
     alice, _ = http_login(server, "alice")
     html = alice.get(f"/review/items/{item}").text
-    assert "claimed by you" in html
+    assert "由你领取" in html  # "claimed by you": zh-CN, the default over plain HTTP
     bob, _ = http_login(server, "bob")
-    assert "claimed by alice" in bob.get(f"/review/items/{item}").text
+    assert "已被 alice 领取" in bob.get(f"/review/items/{item}").text
     r = alice.post("/review/logout", data={"_csrf_token": csrf_of(html)})
     assert r.status_code in (301, 302, 303)
-    assert "claimed by you" in bob.get(f"/review/items/{item}").text  # at once, not after the lease
+    assert "由你领取" in bob.get(f"/review/items/{item}").text  # at once, not after the lease
     alice.close()
     bob.close()
 
@@ -176,17 +176,17 @@ def test_bulk_decisions_history_and_a_seniors_release_through_the_pages(server) 
     r = c.post("/review/bulk?tenant=fastpay", data={"_csrf_token": csrf_of(page), "action": "reject",
                                                     "reason_code": "illegal_loan", "ids": [str(i) for i in items]})
     assert r.status_code == 303
-    assert "3 item(s) rejected" in c.get(r.headers["location"]).text
+    assert "已拒绝 3 条" in c.get(r.headers["location"]).text
     assert [server.status(i) for i in items] == ["rejected"] * 3
     history = c.get("/review/history", params={"mine": "1", "q": "批量审核"}).text
     assert all(f'data-item="{i}"' in history for i in items) and "违规贷款营销" in history
     held = server.item("【测试】被占用的条目 贷款", term="贷款", tenant=server.other_tenant_id)
     alice, _ = http_login(server, "alice")
-    assert "claimed by you" in alice.get(f"/review/items/{held}").text
+    assert "由你领取" in alice.get(f"/review/items/{held}").text
     html = c.get(f"/review/items/{held}").text
     assert 'id="force-release"' in html
     r = c.post(f"/review/items/{held}/force-release", data={"_csrf_token": csrf_of(html)})
-    assert r.status_code == 303 and "given back to the queue" in c.get(r.headers["location"]).text
+    assert r.status_code == 303 and "已退回队列" in c.get(r.headers["location"]).text
     for client in (c, alice):
         client.close()
 

@@ -133,13 +133,13 @@ def test_wrong_passwords_wait_then_lock_and_the_right_one_no_longer_works(db, cl
     assert [log_in(client, "/app", "victim-web", "wrong password").status_code for _ in range(2)] == [401, 401]
     refused = log_in(client, "/app", "victim-web", PASSWORD)  # inside the wait: not even the right password
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
-    assert "too many failed log-ins" in refused.text
+    assert "登录失败次数过多" in refused.text  # "too many failed log-ins", in the default language
     time.sleep(2.05)
     assert log_in(client, "/app", "victim-web", "wrong password").status_code == 401
     time.sleep(4.05)
     assert log_in(client, "/app", "victim-web", "wrong password").status_code == 401  # the 4th: locked
     locked = log_in(client, "/app", "victim-web", PASSWORD)
-    assert locked.status_code == 403 and "administrator" in locked.text
+    assert locked.status_code == 403 and "请联系管理员解锁" in locked.text
     [event] = _events(db, "login.locked", "app:account:victim-web")
     assert event.actor == "address:testclient"
     # another account from the same address still logs in: the account was locked, not the address

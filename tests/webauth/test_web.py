@@ -59,8 +59,10 @@ def test_a_wrong_password_and_an_unknown_name_get_the_same_answer(client, member
     wrong = log_in(client, "/app", member.username, PASSWORD + "!")
     unknown = log_in(client, "/app", "nobody-at-all", PASSWORD)
     assert wrong.status_code == unknown.status_code == 401
-    assert LOGIN_FAILED in wrong.text and LOGIN_FAILED in unknown.text
+    assert "用户名或密码错误" in wrong.text and "用户名或密码错误" in unknown.text  # zh-CN unless asked otherwise
     assert LOGIN_FAILED == "wrong user name or password"
+    english = log_in(client, "/app", "nobody-at-all", PASSWORD, headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert LOGIN_FAILED in english.text
     assert client.get("/app/").status_code in (302, 303)
 
 

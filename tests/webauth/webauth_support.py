@@ -20,7 +20,7 @@ from litestar.response import Redirect
 from litestar.utils.scope.state import ScopeState
 from sqlalchemy import Column, Engine, Integer, MetaData
 
-from smsguard import webauth
+from smsguard import i18n, webauth
 from smsguard.core import SmsguardError
 from smsguard.review._tables import review_sessions, review_users
 from smsguard.webauth import Accounts, AccountsConfig, WebAuth, WebAuthConfig
@@ -58,6 +58,7 @@ class App:
         (root / "templates").mkdir()
         (root / "templates" / "login.html").write_text(LOGIN_PAGE)
         self.templates = JinjaTemplateEngine(directory=[root / "templates", webauth.TEMPLATES])
+        i18n.install(self.templates.engine)  # the forms' labels are catalogue messages, as in both UIs
         self.auth: WebAuth[TeamUser] = WebAuth(WebAuthConfig(
             path="/app", accounts=ACCOUNTS, session_table=sessions, session_prefix="app:", store="app_sessions",
             session_cookie="sg_app", csrf_cookie="sg_app_csrf", session_key="tuid",
@@ -78,7 +79,7 @@ class App:
             return Response("changed", media_type="text/plain")
 
         router = Router(path="/app", route_handlers=[*auth.route_handlers(), home, change],
-                        middleware=auth.middleware(webauth.load_secret(root / "data")))
+                        middleware=[i18n.language_middleware, *auth.middleware(webauth.load_secret(root / "data"))])
         self.app = Litestar(route_handlers=[router], on_startup=[auth.register_store])
 
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> Response:

@@ -1,0 +1,5 @@
+import sys
+
+from ._extract import main
+
+sys.exit(main())
