@@ -41,6 +41,7 @@ from smsguard.webauth import http_status
 
 from . import _data as model
 from . import _drafts as drafts
+from ._balance import balance_handlers
 from ._highlight import highlight
 from ._pages import STATE_LABELS, daily_chart, page_handlers
 from ._signatures import signature_handlers
@@ -505,7 +506,7 @@ class ConsoleUI:
                             compose_page, estimate, save_draft, discard_draft, compose, batches_page, batch_page,
                             batch_progress, batch_events, batch_report,
                             batch_cancel, optouts_page, *signature_handlers(ui, need, actor),
-                            *page_handlers(ui, need, actor), static],
+                            *page_handlers(ui, need, actor), *balance_handlers(ui, need, actor), static],
             middleware=ui.auth.middleware(ui.runtime.secrets.session_secret),
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
             exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),
