@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -23,11 +24,13 @@ from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get
 from litestar.params import FromQuery
+from sqlalchemy.exc import SQLAlchemyError
 
 from smsguard import audit, batches, billing
 from smsguard.core import InputError, SmsguardError
 from smsguard.webauth import http_status
 
+log = logging.getLogger("smsguard.console")
 PAGE = 50
 CSV_PAGE = 1000
 CSV_COLUMNS = (
@@ -147,7 +150,11 @@ def balance_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callab
         page shows the balance as it is now; None when not signed in or not prepaid."""
         if user is None or ui._ctx is None:
             return None
-        b = billing.get_balance(db(), user.tenant_id, currency=currency())
+        try:
+            b = billing.get_balance(db(), user.tenant_id, currency=currency())
+        except SQLAlchemyError:  # the figure is a courtesy: it must never turn a page (or the error page) into a 500
+            log.warning("balance figure of tenant %s not read", user.tenant_id, exc_info=True)
+            return None
         return {"available": b["available"], "low": is_low(b)} if b["prepaid"] else None
 
     ui.templates.engine.globals["balance_badge"] = badge

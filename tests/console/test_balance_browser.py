@@ -14,6 +14,7 @@ from datetime import timedelta
 from console_support import PASSWORD, Client, login, now_local, wait_for
 
 from smsguard import billing, storage
+from smsguard.webauth.testing import fill_login
 
 SIG = "示例商城"
 
@@ -95,3 +96,18 @@ def test_balance_statement_and_csv_after_a_top_up_a_charge_and_a_hold(browser, c
     ]
     assert dl.value.suggested_filename == f"statement-{today}-{today}-hold.csv"
     page.context.close()
+
+    # both pages fit a 390 px phone (the tables scroll inside themselves)
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN", bypass_csp=True
+    )
+    page = phone.new_page()
+    fill_login(page, f"{console_server.url}/console", user, PASSWORD)
+    page.wait_for_url(re.compile(r"/console/batches$"))
+    for path in ("/console/balance", "/console/statement"):
+        page.goto(f"{console_server.url}{path}")
+        assert page.locator("#b-available, #statement").count() == 1
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path}: {width} px wide at 390 px"
+    console_server.shot(page, "phone_statement", tmp_path)
+    phone.close()
