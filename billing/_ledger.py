@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from smsguard import audit, webhooks
 from smsguard.core import ConflictError, InputError, NotFoundError, QuotaError
 
 from ._money import money
-from ._tables import CHARGE_ON, accounts, entries, holds
+from ._tables import CHARGE_ON, ENTRY_KINDS, accounts, entries, holds
 
 log = logging.getLogger("smsguard.billing")
 
@@ -410,12 +410,19 @@ def _entry(e: Any, ref: str | None = None) -> dict[str, Any]:
 
 def statement(
     db: Engine, tenant_id: int, *, since: datetime | None = None, until: datetime | None = None, after: int = 0,
-    limit: int = 100, currency: str = "CNY",
+    limit: int = 100, currency: str = "CNY", kinds: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The tenant's entries, oldest first, from ``since`` (inclusive) to ``until`` (exclusive); ``after`` is
-    the last id of the previous page (``next_after``, None on the last page)."""
+    """The tenant's entries, oldest first, from ``since`` (inclusive) to ``until`` (exclusive), of ``kinds``
+    only when given (see ``ENTRY_KINDS``); ``after`` is the last id of the previous page (``next_after``, None
+    on the last page)."""
     limit = min(max(limit, 1), 1000)
     cond = [entries.c.tenant_id == tenant_id, entries.c.id > after]
+    if kinds is not None:
+        unknown = sorted(set(kinds) - set(ENTRY_KINDS))
+        if unknown:
+            raise InputError(f"entry type must be one of {', '.join(ENTRY_KINDS)}, got {unknown[0]!r}",
+                             where="kind", code="billing.kind")
+        cond.append(entries.c.kind.in_(tuple(kinds)))
     if since is not None:
         cond.append(entries.c.created_at >= since.astimezone(UTC))
     if until is not None:

@@ -47,6 +47,7 @@ from smsguard.webauth import http_status
 
 from . import _data as model
 from . import _drafts as drafts
+from ._balance import balance_handlers
 from ._highlight import highlight
 from ._labels import FIELDS as FIELD_LABELS
 from ._labels import GLOBALS as LABELS
@@ -140,7 +141,8 @@ class ConsoleUI:
             route_handlers=[*ui.auth.route_handlers(), i18n.language_switch("/console"), HomeController,
                             TemplatesController, ListsController, ComposeController, BatchesController,
                             OptoutsController,
-                            *signature_handlers(ui, ui.need, actor), *page_handlers(ui, ui.need, actor), static],
+                            *signature_handlers(ui, ui.need, actor), *page_handlers(ui, ui.need, actor),
+                            *balance_handlers(ui, ui.need, actor), static],
             # every handler of the controllers takes this process's ConsoleUI as ``ui``
             dependencies={"ui": Provide(lambda: ui, use_cache=True, sync_to_thread=False)},
             middleware=[i18n.language_middleware, *ui.auth.middleware(ui.runtime.secrets.session_secret)],

@@ -15,6 +15,7 @@ from smsguard.batches import ReleaseWorker
 from smsguard.batches._billing import reconcile
 from smsguard.batches._common import now
 from smsguard.billing._tables import entries, holds
+from smsguard.core import InputError
 from smsguard.sending import DeliveryReport
 from smsguard.webauth import http_status
 
@@ -226,6 +227,21 @@ def test_statement_pages_and_time_range(ctx, tenant: int) -> None:
     assert billing.statement(ctx.db, tenant, since=now() + timedelta(minutes=1))["items"] == []
     assert len(billing.statement(ctx.db, tenant, until=now() + timedelta(minutes=1))["items"]) == 5
     assert first["items"][1]["balance_after"] == "3.0000" and first["items"][1]["balance_change"] == "+2.0000"
+
+
+def test_statement_by_entry_type_pages_within_the_type(ctx, tenant: int) -> None:
+    for i in range(3):
+        _top_up(ctx, tenant, f"{i + 1}")
+        billing.adjust(ctx.db, tenant, billing.to_micros("-0.5", signed=True), actor="test", memo=f"fix {i}")
+    page = billing.statement(ctx.db, tenant, kinds=("adjustment",), limit=2)
+    assert [e["kind"] for e in page["items"]] == ["adjustment"] * 2 and page["next_after"]
+    rest = billing.statement(ctx.db, tenant, kinds=("adjustment",), limit=2, after=page["next_after"])
+    assert [e["memo"] for e in rest["items"]] == ["fix 2"] and rest["next_after"] is None
+    both = billing.statement(ctx.db, tenant, kinds=("topup", "adjustment"))["items"]
+    assert len(both) == 6
+    with pytest.raises(InputError) as e:
+        billing.statement(ctx.db, tenant, kinds=("payment",))
+    assert e.value.code == "billing.kind" and e.value.where == "kind" and http_status(e.value) == 400
 
 
 def test_reconcile_settles_a_hold_whose_batch_finished_without_it(ctx, tenant: int) -> None:
