@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from smsguard import audit, batches, billing
 from smsguard.core import InputError, SmsguardError
+from smsguard.i18n import _
 from smsguard.webauth import http_status
 
 log = logging.getLogger("smsguard.console")
@@ -69,7 +70,9 @@ def _day(value: str, where: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise StatementError(f"not a date (YYYY-MM-DD): {value[:20]!r}", where=where, code="statement.date") from None
+        raise StatementError(
+            _("not a date (YYYY-MM-DD): %(value)s", value=repr(value[:20])), where=where, code="statement.date"
+        ) from None
 
 
 def statement_query(tz: str, q: dict[str, str]) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def statement_query(tz: str, q: dict[str, str]) -> dict[str, Any]:
     zone = ZoneInfo(tz)
     since, until = _day(q["since"], "query since"), _day(q["until"], "query until")
     if since and until and until < since:
-        raise StatementError("the end date is before the start date", where="query until", code="statement.range")
+        raise StatementError(_("the end date is before the start date"), where="query until", code="statement.range")
     args: dict[str, Any] = {}
     if since:
         args["since"] = datetime.combine(since, time(), zone)
@@ -86,12 +89,14 @@ def statement_query(tz: str, q: dict[str, str]) -> dict[str, Any]:
     if q["kind"]:
         if q["kind"] not in billing.ENTRY_KINDS:
             raise StatementError(
-                f"type must be one of {', '.join(billing.ENTRY_KINDS)}", where="query kind", code="statement.kind"
+                _("type must be one of %(kinds)s", kinds=", ".join(billing.ENTRY_KINDS)),
+                where="query kind",
+                code="statement.kind",
             )
         args["kinds"] = (q["kind"],)
     after = q["after"].strip()
     if after and (not after.isdigit() or len(after) > 12):
-        raise StatementError("not a page cursor", where="query after", code="statement.cursor")
+        raise StatementError(_("not a page cursor"), where="query after", code="statement.cursor")
     args["after"] = int(after) if after else 0
     return args
 
