@@ -29,10 +29,10 @@ WARNABLE = frozenset({"fraud", "loan", "illegal", "gambling", "drugs"})
 
 # A cue that governs what follows it in the same clause.
 _BEFORE = (
-    "谨防", "警惕", "提防", "当心", "小心", "防范", "严防", "识破", "识别", "远离", "拒绝", "抵制", "所谓", "冒充",
+    "谨防", "警惕", "提防", "防范", "严防", "识破", "识别", "远离", "拒绝", "抵制", "所谓", "冒充",
     "假冒", "不会要求", "不会以", "不会通过", "不会发送", "不会向", "从不", "绝不", "不会", "请勿", "切勿", "千万不要",
     "千万别", "不要", "勿信", "不要相信", "不要轻信", "请勿轻信", "切勿轻信", "揭秘", "防止", "打击", "严禁", "禁止",
-    "不存在", "没有所谓", "一律不", "均不", "凡是", "凡要求", "凡以",
+    "不存在", "没有所谓", "一律不", "均不",
 )  # fmt: skip
 # A judgement that governs what precedes it in the same clause; the universal ones (都是诈骗) reach back over
 # commas to the start of the sentence ("凡是要求先交钱的，都是诈骗").
@@ -54,14 +54,18 @@ _SOLICIT = (
     "点击领取", "立即办理", "马上办理", "免费领取", "先到先得", "佣金", "返佣", "提成", "找我", "速度", "抓紧",
 )  # fmt: skip
 _SENTENCE_END = frozenset("。！？!?；;\n")
-_CLAUSE_END = _SENTENCE_END | frozenset("，,：:")
+# A bracket closes a clause too: "(此信息请勿删除)会员凭此短信…" — 请勿 governs 删除, not what follows.
+_CLAUSE_END = _SENTENCE_END | frozenset("，,：:)）】」』]")
 _QUOTES = {"“": "”", '"': '"', "「": "」", "『": "』", "‘": "’", "'": "'", "《": "》"}
-_SCOPE = 30  # characters a cue reaches in its clause
+_REACH_AFTER = 16  # characters a cue before its object reaches into its clause (本行不会以“…”为由)
+_SCOPE = 30  # characters a judgement after its object reaches back
 # A job advert: a recruiting word and a place to walk in to; and what job scams say that employers do not.
-_RECRUIT = re.compile(r"招聘|诚聘|急聘|招募|聘请|诚招|急招|招工|招兼职|招收|兼职")
+_RECRUIT = re.compile(r"招聘|诚聘|急聘|聘请|诚招|急招|招工|兼职|招募.{0,6}[员工师]")
 _WALK_IN = re.compile(r"地址|地点|门店|到店|现场面试|前台|携带身份证|带身份证|[0-9]+号|号楼|大厦|广场|路[0-9]")
 _JOB_SCAM = re.compile(
     r"押金|保证金|培训费|会费|服装费|体检费|打字员|手工活|在家|足不出户|宝妈|躺赚|刷单|点赞|日赚|高佣|佣金|垫付|返利|无需经验.*日"
+    # a way to reach someone other than walking in (a masked or spelled-out number, an id): not walk-in only
+    r"|电话|致电|热线|联系|微信|qq|扣扣|加v|详询|咨询|回电|回复|手机"
 )
 
 
@@ -99,7 +103,7 @@ def warning_scopes(views: TextViews) -> list[_Scope] | None:
             continue
         a, b = views.from_folded(m.start(), m.end())
         end = b
-        while end < len(text) and end - b < _SCOPE and text[end] not in _CLAUSE_END:
+        while end < len(text) and end - b < _REACH_AFTER and text[end] not in _CLAUSE_END:
             end += 1
         scopes.append(_Scope(a, end, m.group(0)))
     for m in _AFTER_RE.finditer(folded):
@@ -156,11 +160,6 @@ def quoted_in_warning(views: TextViews, rule_reasons: list[Reason], lexicon: lis
             )
         out.append(r)
     return out
-
-
-def is_warning(views: TextViews, rule_reasons: list[Reason]) -> bool:
-    """A message with no fraud-like hit that still reads as a warning (for the classifier cap)."""
-    return quoted_in_warning(views, rule_reasons, []) is not None
 
 
 def is_walk_in_job_advert(views: TextViews, reasons: list[Reason]) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from smsguard.core import InputError
 
 from ._classifier import Classifier, load_classifier
-from ._context import WARNABLE, has_warnable, is_walk_in_job_advert, is_warning, quoted_in_warning
+from ._context import WARNABLE, has_warnable, is_walk_in_job_advert, quoted_in_warning
 from ._fusion import SEVERITY_WEIGHT, classifier_reason, fuse
 from ._lexicon import Lexicon, Term
 from ._lexicon_stage import LexiconHit, LexiconStage
@@ -240,8 +240,9 @@ class Engine:
         r: Reason, views: TextViews, reasons: list[Reason], lexicon_reasons: list[Reason], warning: bool
     ) -> Reason:
         """The classifier's reason, capped to pass where the message's context shows what the corpora it learned
-        from could not: a warning notice, or a walk-in job advert with nothing else against it."""
-        if warning or (not has_warnable(lexicon_reasons) and is_warning(views, reasons)):
+        from could not: a warning whose every scam phrase is quoted (``warning``; a cue word alone is not enough),
+        or a walk-in job advert with nothing else against it."""
+        if warning:
             why = "a warning notice that offers nothing"
         elif is_walk_in_job_advert(views, reasons + lexicon_reasons):
             why = "a job advert with a walk-in address and no private contact"

@@ -71,8 +71,13 @@ _VERIFICATION_OFFERS = (
     "当天放款", "下款快", "借款享", "贷款享", "无抵押", "免抵押", "立即借", "马上借", "借钱", "专享", "立减",
     "返现", "礼包", "限量", "低至", "全场", "新人礼", "免单", "0元购", "抢券", "活动进行中",
 )  # fmt: skip
-# A dot written so that link checks miss it, on the light view: 点, (.), [.], 【点】, ·, •, 丶, " dot ", " . ".
-_SEP = r"(?:[(\[{【〔<]\s*(?:\.|点|dot)\s*[)\]}】〕>]|点|[·•・‧∙⋅丶]|\sdot\s|\s\.\s?|\.\s)"
+# A dot written so that link checks miss it, on the light view: 点, (.), [.], 【点】, ·, •, 丶, " dot ", " ." (a
+# dot after a space; "home. so" is a sentence, not a host).
+_SEP = r"(?:[(\[{【〔<]\s*(?:\.|点|dot)\s*[)\]}】〕>]|点|[·•・‧∙⋅丶]|\sdot\s|\s\.\s?)"
+# TLDs that are also English words: a disguised host may not end in one.
+_WORD_TLDS = frozenset(
+    ("in", "me", "so", "co", "la", "im", "tv", "io", "ly", "tk", "fun", "live", "link", "app", "ink")
+)  # fmt: skip
 _DISGUISE_CHARS = frozenset("点·•・‧∙⋅丶([【{〔<")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _SEP_ANY = re.compile(rf"\s*{_SEP}\s*")
@@ -171,8 +176,11 @@ class Rules:
             rf"|(?<![a-z0-9@._-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{tlds})(?![a-z0-9-])(?:[/:?#][^{_URL_STOP}]*)?"
         )
         v = policy.verification
+        # Disguised hosts end in a TLD that is no English word ("that . so", "home 点 me" are not hosts).
+        strong = sorted((t for t in policy.links.tlds if t not in _WORD_TLDS), key=len, reverse=True)
+        strong_tlds = "|".join(map(re.escape, strong)) or "(?!)"
         self._disguised = re.compile(
-            rf"(?<![a-z0-9.-])(?:www(?:{_SEP_ANY.pattern}|\.))?(?:{_LABEL}(?:{_SEP_ANY.pattern}|\.))+(?:{tlds})"
+            rf"(?<![a-z0-9.-])(?:www(?:{_SEP_ANY.pattern}|\.))?(?:{_LABEL}(?:{_SEP_ANY.pattern}|\.))+(?:{strong_tlds})"
             rf"(?![a-z0-9-])(?:[/:?#][^{_URL_STOP}]*)?"
         )
         self._code = re.compile(_CODE.pattern % (v.code_min, v.code_max))
@@ -417,7 +425,9 @@ class Rules:
         """A message sent as a notification whose content is an advert (双11全场5折, 回复1了解详情) still owes its
         recipients an opt-out. Weak cues (请准时到店) do not count here."""
         folded = views.folded
-        m = self._strong_marketing.search(folded) or (_REPLY_SOLICIT.search(folded) if "回" in folded else None)
+        # A cue that names a job (促销员, 导购员) is no advert.
+        m = next((c for c in self._strong_marketing.finditer(folded) if folded[c.end() : c.end() + 1] != "员"), None)
+        m = m or (_REPLY_SOLICIT.search(folded) if "回" in folded else None)
         if m is None or self._has_optout(folded) or not self._enabled("marketing.undeclared"):
             return
         span = views.from_folded(m.start(), m.end())
