@@ -78,7 +78,7 @@ _AFTER_RE = _alternation(_AFTER + _UNIVERSAL)
 _FRAME_RE = _alternation(_FRAME)
 _SOLICIT_RE = _alternation(_SOLICIT)
 # The first characters of every cue: a message holding none of them cannot be a warning (one C scan).
-_CUE_CHARS = frozenset(w[0] for w in _BEFORE + _AFTER + _UNIVERSAL + _FRAME)
+CUE_CHARS = re.compile(f"[{''.join(sorted({w[0] for w in _BEFORE + _AFTER + _UNIVERSAL + _FRAME}))}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ def has_warnable(reasons: list[Reason]) -> bool:
 def warning_scopes(views: TextViews) -> list[_Scope] | None:
     """The spans of the original text that warning cues govern, or None when the message is no warning."""
     folded, text = views.folded, views.original
-    if _CUE_CHARS.isdisjoint(folded):
+    if CUE_CHARS.search(folded) is None:
         return None
     scopes: list[_Scope] = []
     for m in _BEFORE_RE.finditer(folded):

@@ -15,7 +15,7 @@ from pathlib import Path
 from smsguard.core import InputError
 
 from ._classifier import Classifier, load_classifier
-from ._context import WARNABLE, has_warnable, is_walk_in_job_advert, quoted_in_warning
+from ._context import CUE_CHARS, WARNABLE, has_warnable, is_walk_in_job_advert, quoted_in_warning
 from ._fusion import SEVERITY_WEIGHT, classifier_reason, fuse
 from ._lexicon import Lexicon, Term
 from ._lexicon_stage import LexiconHit, LexiconStage
@@ -204,7 +204,7 @@ class Engine:
         policy = state.policy
         notes: list[str] = []
         warning = False
-        if state.warnable and lexicon_worst[0] and has_warnable(lexicon_reasons):
+        if state.warnable and lexicon_worst[0] and CUE_CHARS.search(folded) and has_warnable(lexicon_reasons):
             quoted = quoted_in_warning(views, reasons, lexicon_reasons)
             if quoted is not None:  # an anti-fraud notice naming the scams it warns about
                 lexicon_reasons, lexicon_worst, warning = quoted, _worst(quoted), True

@@ -1,10 +1,13 @@
 """SMS compliance rules, driven by policy.yaml.
 
 Form rules (skipped with ``content_only``): signature present and well formed, marketing carries
-an opt-out instruction, a verification message is one 4–6 character code with no link and no
-marketing. Content rules (always): links only to allowed domains (bare IPs and URL shorteners
-flagged), no diversion to private contacts (phone numbers, WeChat / QQ ids, however obfuscated),
-and the length limit.
+an opt-out instruction (so does an advert sent as a notification, and a reply solicitation such as
+回复1了解详情 makes an undeclared message marketing), a verification message is one 4–6 character code
+with no link and no marketing (loan offers, an opt-out, a reply solicitation count as marketing there).
+Content rules (always): links only to allowed domains (bare IPs, URL shorteners, dots disguised as
+点 / (.) / · and hosts that borrow an official name such as gov, 12123 or ETC flagged), no diversion
+to private contacts (phone numbers, WeChat / QQ ids and group numbers, however obfuscated: the contact
+view of ``_normalize`` reads spoken digits and hearts), and the length limit.
 
 Rules read two views of the text (see ``_normalize``): the folded view for anything an evader
 would disguise (contacts, opt-out wording, cue words), the light view where punctuation matters
@@ -18,7 +21,7 @@ import re
 from dataclasses import dataclass
 from ipaddress import ip_address
 
-from ._normalize import Normalizer, OffsetMap
+from ._normalize import CONTACT_TRIGGER, Normalizer, OffsetMap
 from ._policy import Policy, RuleSetting, TenantPolicy
 from ._verdict import Message, Reason
 
@@ -78,8 +81,13 @@ _SEP = r"(?:[(\[{【〔<]\s*(?:\.|点|dot)\s*[)\]}】〕>]|点|[·•・‧∙�
 _WORD_TLDS = frozenset(
     ("in", "me", "so", "co", "la", "im", "tv", "io", "ly", "tk", "fun", "live", "link", "app", "ink")
 )  # fmt: skip
-_DISGUISE_CHARS = frozenset("点·•・‧∙⋅丶([【{〔<")
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+# A disguised dot between two Latin letters or digits: one search, and only texts with one run the host regex.
+# One character class (an alternation would be tried at every position): the contact view's trigger characters
+# and the first characters of a disguised dot. " ." and " dot " are two substring tests beside it.
+_RARE = re.compile(CONTACT_TRIGGER.pattern[:-1] + "点·•・‧∙⋅丶(\\[{【〔<]")
+_DISGUISE_HINT = re.compile(rf"[a-z0-9]\s*{_SEP}\s*[a-z0-9]")
+# Possessive: a long run of letters (80w masks digits as xxxxxxxx) must not be re-split at every length.
+_LABEL = r"[a-z0-9][a-z0-9-]*+"
 _SEP_ANY = re.compile(rf"\s*{_SEP}\s*")
 _DISGUISE_MARK = re.compile(r"点|dot|[·•・‧∙⋅丶()\[\]{}【】〔〕<>\s]")
 # Official names a phishing domain borrows (etc-gov.cn.xyz, 12123-gov.top); only .gov.cn hosts own them.
@@ -156,8 +164,14 @@ class Rules:
                 rf"(?:是|为)?(?P<id>{ids})|(?:{alternation(short)})(?:号)?(?P<num>[0-9]{{5,12}})"
             )
 
-        self._wechat = re.compile(cues(policy.contacts.wechat_cues, r"[a-z][a-z0-9]{4,19}|[0-9]{5,12}"))
-        self._qq = re.compile(cues(policy.contacts.qq_cues, r"[0-9]{5,11}"))
+        def first_chars(words: list[str]) -> str:
+            # Leading lookahead: the regex engine skips a position on one class test instead of trying every cue
+            # alternative there (2.5x faster over the texts that reach these patterns).
+            return "(?=[" + "".join(sorted({re.escape(norm.fold(w)[:1]) for w in words if norm.fold(w)})) + "])"
+
+        wechat, qq = policy.contacts.wechat_cues, policy.contacts.qq_cues
+        self._wechat = re.compile(first_chars(wechat) + f"(?:{cues(wechat, r'[a-z][a-z0-9]{4,19}|[0-9]{5,12}')})")
+        self._qq = re.compile(first_chars(qq) + f"(?:{cues(qq, r'[0-9]{5,11}')})")
         # Every WeChat / QQ match starts with a folded cue word: when none of their first characters is in the
         # text (most messages), neither pattern can match and both scans are skipped.
         firsts = {norm.fold(w)[:1] for w in policy.contacts.wechat_cues + policy.contacts.qq_cues} - {""}
@@ -208,12 +222,15 @@ class Rules:
         out: list[Reason] = []
         tenant = self.policy.tenant(msg.tenant)
         signature = self._signature(msg, views, tenant, kind, out, check=not content_only)
-        links = self._links(views, tenant, kind, out, form=not content_only)
-        self._contacts(views, tenant, kind, out)
+        # One search for the characters the issue-21 readings need (a disguised dot, a spoken digit, an emoji):
+        # most texts have none, and then neither the disguised-link nor the contact-view work runs.
+        rare = _RARE.search(views.light) is not None
+        links = self._links(views, tenant, kind, out, form=not content_only, rare=rare)
+        self._contacts(views, tenant, kind, out, rare=rare)
         if not content_only:
             if kind == "marketing" and not self._has_optout(views.folded):
                 out.append(self._reason("marketing.optout_missing", kind))
-            elif kind == "notification":
+            elif kind == "notification" and msg.kind is not None:  # an inferred notification has no advert cue
                 self._undeclared_marketing(views, kind, out)
             if kind == "verification":
                 self._verification(views, kind, links, out)
@@ -278,12 +295,12 @@ class Rules:
 
     # -- links ---------------------------------------------------------------------------------
     def _links(
-        self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, form: bool
+        self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, form: bool, rare: bool
     ) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
         light = views.light
-        # Disguised dots first, and only when the light view holds one of their characters at all.
-        if not _DISGUISE_CHARS.isdisjoint(light) or "dot" in light or ". " in light or " ." in light:
+        # Disguised dots first, and only when the light view holds one of their characters at all (``rare``).
+        if (rare or " ." in light or " dot " in light) and _DISGUISE_HINT.search(light) is not None:
             self._disguised_links(views, tenant, kind, out, found, form=form)
         # Links are looked for only where the light view holds a dot (so "http://x" in a text without any dot is
         # not reported: kept as it always was), and every URL and e-mail alternative holds "://" or an ASCII
@@ -353,10 +370,11 @@ class Rules:
         return any(host == d or host.endswith("." + d) for d in domains)
 
     # -- contacts ------------------------------------------------------------------------------
-    def _contacts(self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason]) -> None:
-        contact = views.contact()
-        folded = contact[0] if contact else views.folded
-        from_folded = contact[1].span if contact else views.from_folded
+    def _contacts(self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, rare: bool) -> None:
+        folded = views.folded
+        contact = views.contact() if rare else None
+        if contact is not None:
+            folded = contact[0]
         # Trigger checks (one C scan each) before any per-pattern work: a cue character for WeChat / QQ, ten
         # digits in a row for the mobile (11) and landline (>= 10) patterns, "1[3-9]" for a spaced mobile.
         cues = self._cue_trigger.search(folded) is not None
@@ -364,6 +382,7 @@ class Rules:
         spaced = "1" in views.light and _MOBILE_START.search(views.light) is not None
         if not (cues or numbers or spaced):
             return
+        from_folded = contact[1].span if contact is not None else views.from_folded
         registered = set(tenant.registered_numbers)
         taken: list[tuple[int, int]] = []
 
