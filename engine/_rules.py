@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from ipaddress import ip_address
 
-from ._normalize import CONTACT_TRIGGER, Normalizer, OffsetMap
+from ._normalize import SPOKEN_DIGITS, Normalizer, OffsetMap
 from ._policy import Policy, RuleSetting, TenantPolicy
 from ._verdict import Message, Reason
 
@@ -82,9 +82,9 @@ _WORD_TLDS = frozenset(
     ("in", "me", "so", "co", "la", "im", "tv", "io", "ly", "tk", "fun", "live", "link", "app", "ink")
 )  # fmt: skip
 # A disguised dot between two Latin letters or digits: one search, and only texts with one run the host regex.
-# One character class (an alternation would be tried at every position): the contact view's trigger characters
-# and the first characters of a disguised dot. " ." and " dot " are two substring tests beside it.
-_RARE = re.compile(CONTACT_TRIGGER.pattern[:-1] + "点·•・‧∙⋅丶(\\[{【〔<]")
+# One character class (an alternation would be tried at every position) for the dots written as characters; the
+# bracketed and spaced dots (".)", " .", " dot ") are substring tests beside it. Not "【": every signature has one.
+_DISGUISE_START = re.compile("[点·•・‧∙⋅丶]")
 _DISGUISE_HINT = re.compile(rf"[a-z0-9]\s*{_SEP}\s*[a-z0-9]")
 # Possessive: a long run of letters (80w masks digits as xxxxxxxx) must not be re-split at every length.
 _LABEL = r"[a-z0-9][a-z0-9-]*+"
@@ -172,10 +172,11 @@ class Rules:
         wechat, qq = policy.contacts.wechat_cues, policy.contacts.qq_cues
         self._wechat = re.compile(first_chars(wechat) + f"(?:{cues(wechat, r'[a-z][a-z0-9]{4,19}|[0-9]{5,12}')})")
         self._qq = re.compile(first_chars(qq) + f"(?:{cues(qq, r'[0-9]{5,11}')})")
-        # Every WeChat / QQ match starts with a folded cue word: when none of their first characters is in the
-        # text (most messages), neither pattern can match and both scans are skipped.
+        # Every WeChat / QQ match starts with a folded cue word: when none of their first characters (nor a spoken
+        # digit) is in the text (most messages), neither pattern can match and both scans are skipped.
         firsts = {norm.fold(w)[:1] for w in policy.contacts.wechat_cues + policy.contacts.qq_cues} - {""}
-        self._cue_trigger = re.compile(f"[{''.join(map(re.escape, sorted(firsts)))}]" if firsts else "(?!)")
+        firsts |= set(SPOKEN_DIGITS)  # a phone number in spoken digits (see _contacts; 兩 folds to 两)
+        self._cue_trigger = re.compile(f"[{''.join(map(re.escape, sorted(firsts)))}]")
         # One search instead of one per pattern (policy patterns are plain regexes; fall back if they clash).
         try:
             self._optout_any: re.Pattern[str] | None = re.compile("|".join(f"(?:{p})" for p in policy.optout_patterns))
@@ -222,11 +223,8 @@ class Rules:
         out: list[Reason] = []
         tenant = self.policy.tenant(msg.tenant)
         signature = self._signature(msg, views, tenant, kind, out, check=not content_only)
-        # One search for the characters the issue-21 readings need (a disguised dot, a spoken digit, an emoji):
-        # most texts have none, and then neither the disguised-link nor the contact-view work runs.
-        rare = _RARE.search(views.light) is not None
-        links = self._links(views, tenant, kind, out, form=not content_only, rare=rare)
-        self._contacts(views, tenant, kind, out, rare=rare)
+        links = self._links(views, tenant, kind, out, form=not content_only)
+        self._contacts(views, tenant, kind, out)
         if not content_only:
             if kind == "marketing" and not self._has_optout(views.folded):
                 out.append(self._reason("marketing.optout_missing", kind))
@@ -295,17 +293,22 @@ class Rules:
 
     # -- links ---------------------------------------------------------------------------------
     def _links(
-        self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, form: bool, rare: bool
+        self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, form: bool
     ) -> list[tuple[int, int]]:
         found: list[tuple[int, int]] = []
         light = views.light
-        # Disguised dots first, and only when the light view holds one of their characters at all (``rare``).
-        if (rare or " ." in light or " dot " in light) and _DISGUISE_HINT.search(light) is not None:
+        # Disguised dots first, and only when the light view holds one of their characters at all.
+        dot = "." in light
+        if (
+            _DISGUISE_START.search(light) is not None
+            or (dot and (" ." in light or ".)" in light or ".]" in light or ".】" in light))
+            or " dot " in light
+        ) and _DISGUISE_HINT.search(light) is not None:
             self._disguised_links(views, tenant, kind, out, found, form=form)
         # Links are looked for only where the light view holds a dot (so "http://x" in a text without any dot is
         # not reported: kept as it always was), and every URL and e-mail alternative holds "://" or an ASCII
         # letter, digit or "-" right before a dot. Chinese full stops read as dots, so a bare "." says little.
-        if "." not in light or _LINK_TRIGGER.search(light) is None:
+        if not dot or _LINK_TRIGGER.search(light) is None:
             return found
         emails = [(m.start(), m.end()) for m in _EMAIL.finditer(light)]
         disguised = list(found)
@@ -370,18 +373,22 @@ class Rules:
         return any(host == d or host.endswith("." + d) for d in domains)
 
     # -- contacts ------------------------------------------------------------------------------
-    def _contacts(self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, rare: bool) -> None:
+    def _contacts(self, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason]) -> None:
         folded = views.folded
-        contact = views.contact() if rare else None
-        if contact is not None:
-            folded = contact[0]
-        # Trigger checks (one C scan each) before any per-pattern work: a cue character for WeChat / QQ, ten
-        # digits in a row for the mobile (11) and landline (>= 10) patterns, "1[3-9]" for a spaced mobile.
+        # Trigger checks (one C scan each) before any per-pattern work: a cue character for WeChat / QQ (or a
+        # spoken digit, 洞两拐勾么, which the contact view may read), ten digits in a row for the mobile (11) and
+        # landline (>= 10) patterns, "1[3-9]" for a spaced mobile.
         cues = self._cue_trigger.search(folded) is not None
         numbers = _TEN_DIGITS.search(folded) is not None
         spaced = "1" in views.light and _MOBILE_START.search(views.light) is not None
         if not (cues or numbers or spaced):
             return
+        # A heart matters only after a WeChat cue letter and a spoken digit is in the trigger: the contact view is
+        # needed only past it.
+        contact = views.contact()
+        if contact is not None:
+            folded = contact[0]
+            numbers = numbers or _TEN_DIGITS.search(folded) is not None
         from_folded = contact[1].span if contact is not None else views.from_folded
         registered = set(tenant.registered_numbers)
         taken: list[tuple[int, int]] = []
