@@ -383,9 +383,9 @@ class Rules:
         spaced = "1" in views.light and _MOBILE_START.search(views.light) is not None
         if not (cues or numbers or spaced):
             return
-        # A heart matters only after a WeChat cue letter and a spoken digit is in the trigger: the contact view is
-        # needed only past it.
-        contact = views.contact()
+        # A heart matters only after a WeChat cue letter, and a spoken digit is in the cue trigger: the contact view
+        # is needed only where that trigger fired (not for every text holding ten digits or a "13").
+        contact = views.contact() if cues else None
         if contact is not None:
             folded = contact[0]
             numbers = numbers or _TEN_DIGITS.search(folded) is not None
