@@ -15,6 +15,7 @@ from pathlib import Path
 from smsguard.core import InputError
 
 from ._classifier import Classifier, load_classifier
+from ._context import CUE_CHARS, WARNABLE, has_warnable, is_walk_in_job_advert, quoted_in_warning
 from ._fusion import SEVERITY_WEIGHT, classifier_reason, fuse
 from ._lexicon import Lexicon, Term
 from ._lexicon_stage import LexiconHit, LexiconStage
@@ -51,6 +52,8 @@ class _Snapshot:
     lexicon: LexiconStage
     classifier: Classifier | None
     versions: Versions = field(init=False)
+    warnable: bool = field(init=False)
+    """Whether the lexicon holds a category a warning quotes (else the warning context never runs)."""
 
     reasons_by_term: dict[int, tuple[tuple[object, ...], tuple[int, float]]] = field(init=False)
     """id(term) -> the fields of the reason its hits give (all but the span) and its (action rank, severity
@@ -62,6 +65,7 @@ class _Snapshot:
             self, "versions", Versions(policy=self.policy_version, lexicon=self.lexicon.version, model=model)
         )
         object.__setattr__(self, "reasons_by_term", {})
+        object.__setattr__(self, "warnable", any(t.category in WARNABLE for t in self.lexicon.lexicon.terms))
 
     def _term_reason(self, term: Term) -> tuple[tuple[object, ...], tuple[int, float]]:
         """What a hit of ``term`` reports, computed on the term's first hit in this snapshot."""
@@ -199,9 +203,16 @@ class Engine:
         reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
         policy = state.policy
         notes: list[str] = []
+        warning = False
+        if state.warnable and lexicon_worst[0] and CUE_CHARS.search(folded) and has_warnable(lexicon_reasons):
+            quoted = quoted_in_warning(views, reasons, lexicon_reasons)
+            if quoted is not None:  # an anti-fraud notice naming the scams it warns about
+                lexicon_reasons, lexicon_worst, warning = quoted, _worst(quoted), True
         if scored is not None:
             r = classifier_reason(scored, policy.thresholds_for(message.tenant), policy, kind)
             if r is not None:
+                if r.action != "pass":
+                    r = self._classifier_in_context(r, views, reasons, lexicon_reasons, warning)
                 reasons.append(r)
         else:
             notes.append(NO_MODEL_NOTE)
@@ -223,6 +234,35 @@ class Engine:
             classifier=scored,
             notes=notes,
         )
+
+    @staticmethod
+    def _classifier_in_context(
+        r: Reason, views: TextViews, reasons: list[Reason], lexicon_reasons: list[Reason], warning: bool
+    ) -> Reason:
+        """The classifier's reason, capped to pass where the message's context shows what the corpora it learned
+        from could not: a warning whose every scam phrase is quoted (``warning``; a cue word alone is not enough),
+        or a walk-in job advert with nothing else against it."""
+        if warning:
+            why = "a warning notice that offers nothing"
+        elif is_walk_in_job_advert(views, reasons + lexicon_reasons):
+            why = "a job advert with a walk-in address and no private contact"
+        else:
+            return r
+        return Reason(
+            code=r.code,
+            category=r.category,
+            severity=r.severity,
+            source=r.source,
+            action="pass",
+            message=f"{r.message} (capped to pass: {why})",
+        )
+
+
+def _worst(reasons: list[Reason]) -> tuple[int, float]:
+    held = [r for r in reasons if r.action != "pass"]
+    if not held:
+        return (0, 0.0)
+    return max(ACTION_RANK[r.action] for r in held), max(SEVERITY_WEIGHT.get(r.severity, 0.0) for r in held)
 
 
 def _reason_order(r: Reason) -> tuple[bool, int, int]:

@@ -41,7 +41,7 @@ from functools import cache
 
 import opencc
 
-from ._normalize import normalizer
+from ._normalize import ENCLOSED_LETTERS, normalizer
 
 FEATURES_VERSION = "chars-punct-v1"
 MAX_CHARS = 500  # a provider's maximum message length; longer texts are cut before preparing
@@ -120,6 +120,8 @@ def _fold_table() -> dict[int, str | None]:
                 del table[cp]  # not in the table: translate leaves it as it is
             elif kept in _CN_NUMERALS:
                 table[cp] = kept  # traditional form → simplified numeral
+    for ch in ENCLOSED_LETTERS:  # letters to the engine's fold since issue 21; symbols to this model, as trained
+        table[ord(ch)] = _mark(ch)
     for ch in "_^`":  # ASCII marks the fold table leaves alone
         table.setdefault(ord(ch), ch)
     return table

@@ -56,6 +56,26 @@ _CHINESE_DIGITS = {
 }
 # Symbols that stand for a word in contact-diversion spam (➕V, ➕薇): read them as the word.
 _SYMBOL_WORDS = {"➕": "加", "✚": "加", "✙": "加"}
+# Negative circled and squared Latin capitals, which NFKC leaves alone (🅠🅠, 🆅🆇): letters. Regional indicators
+# stay noise: in pairs they are flags (🇨🇳). The classifier keeps reading these as symbols (its features
+# predate this; see _features._fold_table).
+ENCLOSED_LETTERS: dict[str, str] = {chr(base + i): chr(ord("a") + i) for base in (0x1F150, 0x1F170) for i in range(26)}
+# How numbers are read aloud on the phone (幺 is folded everywhere already). Each is an everyday character
+# (洞, 两, 拐, 勾, 么), so it is read as a digit only inside a run of digits, in the contact view below.
+SPOKEN_DIGITS = {"洞": "0", "两": "2", "拐": "7", "勾": "9", "么": "1"}
+# Hearts written for 信 after a WeChat cue (V❤, 微♥): deleted as symbols by the fold, read in the contact view.
+_HEARTS = "❤♥♡❣💕💗💓💖💘💝💞💟🧡💛💚💙💜🖤🤍🤎🩷🩵🩶"
+# Whether a text may need the contact view: a spoken digit (兩 and 麼 fold to two of them) or any character of the
+# emoji plane. A class of BMP characters and one range is ~5x faster to search than one listing each astral heart.
+CONTACT_TRIGGER = re.compile(
+    f"[{''.join(SPOKEN_DIGITS)}兩麼{''.join(h for h in _HEARTS if ord(h) < 0x10000)}\U0001f000-\U0001ffff]"
+)
+_HEART = re.compile(f"[{_HEARTS}]")
+_SPOKEN = re.compile(f"[{''.join(SPOKEN_DIGITS)}]")
+# In the marked fold (deleted characters are NUL): a run of digits and spoken digit names, noise between them.
+_SPOKEN_RUN = re.compile(f"[0-9{''.join(SPOKEN_DIGITS)}](?:\0*[0-9{''.join(SPOKEN_DIGITS)}]){{6,}}")
+_SPOKEN_TABLE = str.maketrans(SPOKEN_DIGITS)
+_HEART_CUE = frozenset("v微薇威维")
 _NOISE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Mn", "Me", "Zs", "Zl", "Zp"})
 _CJK_RANGES = ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00), (0x20000, 0x2FA20))
 _DIGIT_O = re.compile(r"(?<=[0-9])o+(?=[0-9])")
@@ -114,6 +134,8 @@ class _Tables:
         def fold_char(ch: str) -> str:
             if ch in _SYMBOL_WORDS:
                 return _SYMBOL_WORDS[ch]
+            if ch in ENCLOSED_LETTERS:
+                return ENCLOSED_LETTERS[ch]
             out = []
             # Look-alikes first: lower-casing Β or В gives β or в, which Unicode lists as no Latin letter.
             for c in "".join(look_alike.get(c, c) for c in _strip_marks(ch)).lower():
@@ -293,6 +315,49 @@ class Normalizer:
 
     def light_offsets(self, original: str) -> OffsetMap:
         return OffsetMap(original, self._light)
+
+    def contact_view(self, original: str, marked: str | None = None) -> tuple[str, OffsetMap] | None:
+        """The folded view as contact detection reads it, or ``None`` when it equals the folded view.
+
+        Two readings that would be wrong everywhere else: spoken digit names inside a run of at least seven
+        digits and names holding four real digits (幺三八洞洞幺两拐… is 1380017…, 两个人 stays words), and a
+        heart right after a WeChat cue letter (V❤ is V信). Only texts holding one of those characters pay for
+        it. Every substitution is one character for one, so the map back to the original stays exact.
+        """
+        if CONTACT_TRIGGER.search(original) is None:
+            return None
+        if marked is None:
+            marked = self._fold.translate_marked(original)
+        if len(marked) != len(original):
+            return None  # something expanded: the offsets would not line up (rare; the plain fold still runs)
+        runs = [m for m in _SPOKEN_RUN.finditer(marked) if sum(c.isdigit() for c in m[0]) >= 4 and _SPOKEN.search(m[0])]
+        if not runs and _HEART.search(original) is None:
+            return None  # 什么, 两个: the common case, decided without copying the text
+        chars = list(marked)
+        changed = False
+        for m in runs:
+            chars[m.start() : m.end()] = m.group(0).translate(_SPOKEN_TABLE)
+            changed = True
+        for h in _HEART.finditer(original):
+            i = h.start()
+            if marked[i] == "\0":
+                j = i - 1
+                while j >= 0 and chars[j] == "\0":
+                    j -= 1
+                k = i + 1
+                while k < len(chars) and chars[k] == "\0":
+                    k += 1
+                # 薇❤信 already spells its 信: the heart there is noise.
+                if j >= 0 and chars[j] in _HEART_CUE and (k == len(chars) or chars[k] != "信"):
+                    chars[i] = "信"
+                    changed = True
+        if not changed:
+            return None
+        remarked = "".join(chars)
+        view = remarked.replace("\0", "")
+        if "o" in view:
+            view = _DIGIT_O.sub(_zeros, view)
+        return view, OffsetMap(original, self._fold, remarked)
 
 
 def _digit_o_many(folded: list[str]) -> list[str]:

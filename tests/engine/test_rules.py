@@ -33,6 +33,7 @@ def test_every_rule_code_is_exercised_below() -> None:
         "signature.multiple",
         "signature.unregistered",
         "marketing.optout_missing",
+        "marketing.undeclared",
         "verification.no_code",
         "verification.multiple_codes",
         "verification.link",
@@ -40,6 +41,8 @@ def test_every_rule_code_is_exercised_below() -> None:
         "link.not_allowed",
         "link.shortener",
         "link.bare_ip",
+        "link.disguised",
+        "link.lookalike",
         "contact.phone",
         "contact.wechat",
         "contact.qq",
@@ -134,7 +137,9 @@ def test_marketing_with_optout(shared_engine: Engine, optout: str) -> None:
 
 
 def test_optout_rule_only_for_marketing(shared_engine: Engine) -> None:
-    assert codes(shared_engine, "【示例商城】新品上市，全场5折", kind="notification") == []
+    # An advert sent as a notification is reported as such (issue 21), not as marketing without an opt-out.
+    assert codes(shared_engine, "【示例商城】新品上市，全场5折", kind="notification") == ["marketing.undeclared"]
+    assert codes(shared_engine, "【示例商城】新品种已到货", kind="notification") == []
     assert codes(shared_engine, "【示例商城】您的订单已发货", kind="marketing") == ["marketing.optout_missing"]
 
 
@@ -460,3 +465,72 @@ def test_explicit_kind_wins(shared_engine: Engine) -> None:
     verdict = screen(shared_engine, "【示例银行】您的验证码是123456", kind="notification")
     assert verdict.kind == "notification"
     assert verdict.kind_inferred is False
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("【示例商城】尊敬的会员，双11全场5折，抢购进行中", "5折"),
+        ("【示例商城】您有一张50元券待领取，回复1了解详情", "回复1了解"),
+        ("【示例商城】账户积分已更新，回复H获取帮助", "回复H获取"),
+    ],
+)
+def test_marketing_undeclared(shared_engine: Engine, text: str, term: str) -> None:
+    verdict = screen(shared_engine, text, kind="notification")
+    r = reason(verdict, "marketing.undeclared")
+    assert text[r.start : r.end] == term and r.term == term
+    assert "notification" in r.message and verdict.decision == "block"
+    # With an opt-out it is a compliant advert whatever it calls itself; a weak cue (到店) is no advert.
+    assert "marketing.undeclared" not in codes(shared_engine, text + "，回T退订", kind="notification")
+    assert codes(shared_engine, "【示例商城】您预订的座位已确认，请准时到店。", kind="notification") == []
+
+
+def test_reply_solicitation_makes_an_inferred_kind_marketing(shared_engine: Engine) -> None:
+    verdict = screen(shared_engine, "【示例商城】您有一张新券，回复H获取帮助")
+    assert verdict.kind == "marketing"
+    assert [r.code for r in verdict.reasons] == ["marketing.optout_missing"]
+    assert screen(shared_engine, "【示例商城】您的预约已登记，回复1确认，回复2取消").kind == "notification"
+
+
+@pytest.mark.parametrize(
+    ("text", "link"),
+    [
+        ("【示例银行】账户异常，请登录 abc-bank dot com 核实", "abc-bank dot com"),
+        ("【示例银行】账户异常，请登录 abcbank点com/login 核实", "abcbank点com/login"),
+        ("【示例银行】账户异常，请登录 abcbank(.)cn 核实", "abcbank(.)cn"),
+        ("【示例银行】账户异常，请登录 www·abcbank·net 核实", "www·abcbank·net"),
+        ("【示例银行】账户异常，请登录 abcbank丶top 核实", "abcbank丶top"),
+    ],
+)
+def test_link_disguised(shared_engine: Engine, text: str, link: str) -> None:
+    verdict = screen(shared_engine, text)
+    r = reason(verdict, "link.disguised")
+    assert text[r.start : r.end] == link and r.term == link
+    assert verdict.decision == "block"
+
+
+def test_disguised_link_rule_leaves_times_and_plain_links_alone(shared_engine: Engine) -> None:
+    assert codes(shared_engine, "【示例银行】会议于下午3点cn大厦举行") == []
+    assert codes(shared_engine, "【示例银行】详见 https://example.com/a", tenant="demo") == []
+    # A plain dot is the URL rule's: reported once, as not allowed, not as disguised.
+    assert codes(shared_engine, "【示例银行】详见 abcbank.com") == ["link.not_allowed"]
+
+
+@pytest.mark.parametrize(
+    ("text", "link"),
+    [
+        ("【交管】您有违章未处理，请登录 12123-gov(.)top 处理", "12123-gov(.)top"),
+        ("【高速】您的ETC已停用，请访问 etc-renzheng.vip 认证", "etc-renzheng.vip"),
+        ("【税务】您有退税待领取：https://gov.cn-tax.xyz/t", "https://gov.cn-tax.xyz/t"),
+        ("【高速】ETC认证：chinaetc点com", "chinaetc点com"),
+    ],
+)
+def test_link_lookalike(shared_engine: Engine, text: str, link: str) -> None:
+    verdict = screen(shared_engine, text)
+    r = reason(verdict, "link.lookalike")
+    assert text[r.start : r.end] == link
+    assert verdict.decision == "block"
+
+
+def test_official_government_hosts_are_not_lookalikes(shared_engine: Engine) -> None:
+    assert codes(shared_engine, "【交管12123】详见 https://gab.122.gov.cn/m") == ["link.not_allowed"]
