@@ -33,8 +33,43 @@ SPLIT = {"a": "api,release,relay", "b": "gateway", "c": "gateway"}
 """``--split``: the roles in three processes (one GIL each) instead of one."""
 
 
+class Stages:
+    """``--trace``: where the batch's messages are, once a second — the outbox (not yet acknowledged by a gateway),
+    submitted per channel (the gateway heartbeats), accepted per peer journal, receipts outstanding, the events
+    stream not yet relayed to SQL, and the recipients' states in SQL."""
+
+    def __init__(self, redis_url: str, journals: tuple[Path, ...]) -> None:
+        import redis
+
+        self.r = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.journals = journals
+
+    def _key(self, suffix: str) -> str | None:
+        return next(iter(self.r.scan_iter(match=f"*:{suffix}", count=1000)), None)
+
+    def line(self, t: float, counts: dict) -> str:
+        import json
+
+        from hosts_support import accepted
+
+        outbox, events = self._key("send:outbox"), self._key("send:events")
+        depth = 0
+        if outbox:
+            for g in self.r.xinfo_groups(outbox):
+                if g["name"] == "workers":
+                    depth = int(g.get("lag") or 0) + int(g["pending"])
+        sent: dict[str, int] = {}
+        for key in self.r.scan_iter(match="*:send:gw:*", count=1000):
+            for name, ch in json.loads(self.r.get(key) or "{}").get("channels", {}).items():
+                sent[name] = sent.get(name, 0) + ch["submitted"]
+        waiting = sum(self.r.zcard(k) for k in self.r.scan_iter(match="*:send:outstanding:*", count=1000))
+        peers = [sum(accepted(j).values()) for j in self.journals]
+        return (f"  t={t:6.1f}s outbox={depth:6d} submitted={sent} peers={peers} outstanding={waiting:6d} "
+                f"events={self.r.xlen(events) if events else 0:6d} sql={counts}")
+
+
 def one_run(root: Path, database: str, *, n: int, rate: float, loopback: bool, timeout: float,
-            split: bool = False) -> dict:
+            split: bool = False, trace: bool = False) -> dict:
     import httpx
     import psutil
     import psycopg
@@ -84,6 +119,7 @@ def one_run(root: Path, database: str, *, n: int, rate: float, loopback: bool, t
         marks = {"submit": time.monotonic() - t0}
         taken = [(0.0, 0)]  # (seconds, parts accepted at the peers) whenever that count moved
         rss = 0
+        stages = Stages(redis_server.url, journals if not loopback else ()) if trace else None
         while time.monotonic() - t0 < timeout:
             rss = max(rss, sum(p.memory_info().rss for p in procs))
             body = httpx.get(f"http://127.0.0.1:{port}/v1/batches/{batch_id}", headers=auth, timeout=60).json()
@@ -94,6 +130,8 @@ def one_run(root: Path, database: str, *, n: int, rate: float, loopback: bool, t
                 took = sum(accepted(*journals).values())
                 if took != taken[-1][1]:
                     taken.append((time.monotonic() - t0, took))
+            if stages is not None:
+                print(stages.line(time.monotonic() - t0, counts), flush=True)
             if body["state"] == "done":
                 marks["final"] = time.monotonic() - t0
                 if not loopback:  # when the peers had accepted all they ever would
@@ -123,6 +161,7 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("SMSGUARD_TEST_DATABASE_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--peers-only", action="store_true", help="skip the loopback baseline (for profiling)")
+    parser.add_argument("--trace", action="store_true", help="print where the messages are, once a second")
     parser.add_argument("--split", action="store_true", help=f"roles in three processes: {SPLIT}")
     args = parser.parse_args()
     results = {}
@@ -130,7 +169,7 @@ def main() -> None:
     for name, loopback in runs[1:] if args.peers_only else runs:
         with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
             results[name] = one_run(Path(tmp), args.database, n=args.n, rate=args.rate, loopback=loopback,
-                                    timeout=args.timeout, split=args.split)
+                                    timeout=args.timeout, split=args.split, trace=args.trace)
     shape = "three `smsguard serve` processes " + str(SPLIT) if args.split else "one `smsguard serve` (all roles)"
     print(f"{args.n:,} recipients, {shape}, PostgreSQL + redis-server, load "
           f"{os.getloadavg()[0]:.1f}")
