@@ -9,8 +9,12 @@ and the same batch through two loopback channels as the baseline, in the same ru
 Per run, sampled every second from ``GET /v1/batches/{id}`` and the peers' journals: the submit (screening
 once per distinct content, the recipients written), the hand-over (no recipient ``queued`` any more), the
 peers' acceptance (every part accepted; CMPP/SMPP only) and the final states (the batch ``done``), each as
-seconds and messages/s, plus the serve process's peak RSS. The ratio is the peer run's end-to-end rate over
-the loopback baseline's. Bounded: each run stops after ``--timeout`` seconds; 127.0.0.1 only.
+seconds and messages/s, plus the serve process's peak RSS and the CPU time (user + system) the serve
+process(es), the peers and redis-server used per message (PostgreSQL, shared, is not counted): on 2 cores,
+2,000 / (their sum in ms) msgs/s is the most the machine could give with nothing else running. ``--trace``
+prints where the messages are once a second (outbox, submitted per channel, accepted per peer, receipts
+outstanding, events not yet in SQL). The ratio is the peer run's end-to-end rate over the loopback baseline's.
+Bounded: each run stops after ``--timeout`` seconds; 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -108,6 +112,18 @@ def one_run(root: Path, database: str, *, n: int, rate: float, loopback: bool, t
         port = hosts.ports["a"]
         print(f"serve pid {hosts.procs['a'].pid} ({'loopback' if loopback else 'cmpp + smpp'})", flush=True)
         procs = [psutil.Process(p.pid) for p in hosts.procs.values()]
+        peer_procs = [psutil.Process(p.proc.pid) for p in peers]
+        redis_procs = [psutil.Process(redis_server.proc.pid)]
+
+        def cpu(ps: list) -> float:  # user + system seconds, children included (a peer's node process)
+            total = 0.0
+            for p in ps:
+                for q in (p, *p.children(recursive=True)):
+                    t = q.cpu_times()
+                    total += t.user + t.system
+            return total
+
+        cpu0 = (cpu(procs), cpu(peer_procs), cpu(redis_procs))
         numbers = [f"13{i % 10}{i:08d}"[-11:] for i in range(n)]
         t0 = time.monotonic()
         r = httpx.post(f"http://127.0.0.1:{port}/v1/batches", headers=auth, timeout=timeout,
@@ -140,7 +156,8 @@ def one_run(root: Path, database: str, *, n: int, rate: float, loopback: bool, t
             time.sleep(1.0)
         else:
             raise SystemExit(f"not done after {timeout} s: {body}\n{hosts.tails()}")
-        return {"n": n, "marks": marks, "counts": counts, "rss_mb": rss / 2**20,
+        cpu_s = (cpu(procs) - cpu0[0], cpu(peer_procs) - cpu0[1], cpu(redis_procs) - cpu0[2])
+        return {"n": n, "marks": marks, "counts": counts, "rss_mb": rss / 2**20, "cpu": cpu_s,
                 "twice": sum(1 for v in accepted(*journals).values() if v > 1) if not loopback else 0}
     finally:
         if hosts is not None:
@@ -173,16 +190,19 @@ def main() -> None:
     shape = "three `smsguard serve` processes " + str(SPLIT) if args.split else "one `smsguard serve` (all roles)"
     print(f"{args.n:,} recipients, {shape}, PostgreSQL + redis-server, load "
           f"{os.getloadavg()[0]:.1f}")
-    print("| run | submit | hand-over | accepted at peers | final (done) | end-to-end msgs/s | peak RSS | counts |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| run | submit | hand-over | accepted at peers | final (done) | end-to-end msgs/s | peak RSS | "
+          "CPU ms/msg serve · peers · redis | counts |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, r in results.items():
         m = r["marks"]
 
         def cell(stage: str, m: dict = m, n: int = r["n"]) -> str:
             return f"{m[stage]:.1f} s ({n / m[stage]:,.0f}/s)" if stage in m else "–"
 
+        per_msg = " · ".join(f"{1000 * c / r['n']:.2f}" for c in r["cpu"])
         print(f"| {name} | {cell('submit')} | {cell('handover')} | {cell('accepted')} | {cell('final')} | "
-              f"{r['n'] / m['final']:,.0f} | {r['rss_mb']:.0f} MB | {r['counts']} |")
+              f"{r['n'] / m['final']:,.0f} | {r['rss_mb']:.0f} MB | "
+              f"{per_msg} | {r['counts']} |")
     if args.peers_only:
         return
     base, peer = (results[k]["n"] / results[k]["marks"]["final"] for k in results)
