@@ -85,6 +85,7 @@ class _Client(smpplib.client.Client):
         super().__init__(*args, **kwargs)
         self._send_lock = threading.Lock()
         self.enquire_links = 0
+        self._out: list[bytes] = []  # PDUs from the loop thread, written together at the end of its turn
 
     def send_pdu(self, p: Any) -> bool:
         if p.command == "enquire_link":
@@ -101,7 +102,28 @@ class _Client(smpplib.client.Client):
     def answer_deliver(self, sequence: int, status: int) -> None:
         resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=self, status=status)
         resp.sequence = sequence
-        self.send_pdu(resp)
+        self.send_soon(resp)
+
+    def send_soon(self, p: Any) -> None:
+        """From the loop thread: ``p`` joins the bytes written at the end of this loop turn, in one ``sendall``.
+        One blocking send per PDU let the other threads take the GIL at every PDU (py-spy: 18 % of the gateway
+        thread at ~800 msgs/s). A failed write shuts the socket, so the reader thread ends the connection and
+        every submit still waiting is in doubt, as when the peer drops it."""
+        if self.state not in c.COMMAND_STATES[p.command]:
+            raise smpplib.exceptions.PDUError(f"Command {p.command} failed: {c.DESCRIPTIONS[c.SMPP_ESME_RINVBNDSTS]}")
+        self._out.append(p.generate())
+        if len(self._out) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_out)
+
+    def _flush_out(self) -> None:
+        data, self._out = b"".join(self._out), []
+        try:
+            with self._send_lock:
+                self._socket.sendall(data)
+        except (OSError, AttributeError) as e:  # AttributeError: disconnected meanwhile (no socket)
+            log.warning("smpp write failed (%s); closing the connection", e)
+            with contextlib.suppress(Exception):
+                self._socket.shutdown(socket.SHUT_RDWR)
 
 
 def _text(value: Any) -> str:
@@ -343,7 +365,7 @@ class SmppGateway(Gateway):
                 fut: asyncio.Future[tuple[int, str]] = loop.create_future()
                 self._pending[pdu.sequence] = fut
                 futures.append(fut)
-                client.send_pdu(pdu)
+                client.send_soon(pdu)
         except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as e:
             for fut in futures:
                 fut.cancel()
@@ -377,6 +399,8 @@ class SmppGateway(Gateway):
         if client is None:
             return
         with contextlib.suppress(Exception):
+            if client._out:  # the submits and acks of this turn go before the unbind
+                client._flush_out()
             client.send_pdu(smpplib.smpp.make_pdu("unbind", client=client))
             for _ in range(40):  # the reader thread sees unbind_resp and stops
                 if self._client is None:
