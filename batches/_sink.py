@@ -100,6 +100,7 @@ def _announce(conn: Any, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any
             q = q.with_for_update(of=recipients)
         found.update({(f.batch_id, f.seq): f for f in conn.execute(q)})
     changing = []
+    seen: dict[int, list[Any]] = {}  # each tenant's webhook endpoints, read once for the whole batch
     for r in rows:
         f = found.pop((r["b"], r["s"]), None)
         if f is None:  # a repeat, or not ours
@@ -110,7 +111,7 @@ def _announce(conn: Any, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any
         webhooks.emit(conn, tenant_id=f.tenant_id, event_type=kind, subject=f"message:{mid}",
                       payload={"message_id": mid, "batch_id": r["b"], "seq": r["s"], "phone": f.phone_masked,
                                "status": r["st"], "carrier_code": r["cc"], "gateway": r["gw"], "detail": r["dt"],
-                               "reported_at": r["at"].isoformat()})
+                               "reported_at": r["at"].isoformat()}, endpoints_seen=seen)
     # prepaid: charged on delivery, or refunded when refused before the carrier (batches/_billing.py)
     _billing.bill_reports(conn, changing, "system:relay")
     return changing

@@ -90,7 +90,12 @@ class GatewayWorker:
         self.in_doubt_grace = in_doubt_grace
         self.in_doubt = in_doubt
         self.in_doubt_down_limit = in_doubt_down_limit
-        self.max_in_flight = max_in_flight or 2 * sum(c.gateway.window for c in channels)
+        # Twice the windows keeps every window full; with a journal, the submits waiting for their group commit
+        # are done with the peer, so they get room of their own (one commit's worth): else they hold the
+        # window's share of the tasks for a SQL round trip and the peers idle (bench/pipeline.py).
+        self.max_in_flight = max_in_flight or (
+            2 * sum(c.gateway.window for c in channels) + (journal.max_batch if journal is not None else 0)
+        )
         self.claim_idle_ms = claim_idle_ms
         self.journal = journal
         self.stats = {"submitted": 0, "rejected": 0, "retries": 0, "failovers": 0, "in_doubt": 0,

@@ -41,27 +41,32 @@ def subscribed(event_types_json: str, event_type: str) -> bool:
     return "*" in wanted or event_type in wanted
 
 
-def emit(conn: Connection, *, tenant_id: int, event_type: str, subject: str, payload: dict) -> str:
+def emit(conn: Connection, *, tenant_id: int, event_type: str, subject: str, payload: dict,
+         endpoints_seen: dict[int, list[Any]] | None = None) -> str:
     """Write an event to the outbox in ``conn``'s transaction; returns its id (``evt_…``), the key receivers
     deduplicate on: every delivery and re-delivery of this event carries it (``X-Smsguard-Event-Id``).
 
     ``subject`` orders delivery: events with the same subject reach an endpoint one after the other, in
     emission order (``message:<batch>:<seq>``, ``phone:<keyed hash>``, …). ``payload`` must be
-    JSON-serializable and hold no plain phone number (mask it)."""
+    JSON-serializable and hold no plain phone number (mask it).
+
+    ``endpoints_seen``: a dict the caller keeps for one transaction that emits many events (the relay's
+    batches of delivery reports), so each tenant's endpoints are read once, not once per event."""
     if not event_type or len(event_type) > 64:
         raise InputError("event_type must be 1..64 characters", where="event_type", code="webhooks.event_type")
     event_id = f"evt_{uuid.uuid4().hex}"
     if not tenant_id:  # platform-wide changes (tenant 0) have no tenant endpoint to tell
         return event_id
-    targets = [
-        row.id
-        for row in conn.execute(
+    rows = None if endpoints_seen is None else endpoints_seen.get(tenant_id)
+    if rows is None:
+        rows = list(conn.execute(
             select(endpoints.c.id, endpoints.c.event_types).where(
                 endpoints.c.tenant_id == tenant_id, endpoints.c.deleted_at.is_(None), endpoints.c.enabled.is_(True)
             )
-        )
-        if subscribed(row.event_types, event_type)
-    ]
+        ))
+        if endpoints_seen is not None:
+            endpoints_seen[tenant_id] = rows
+    targets = [row.id for row in rows if subscribed(row.event_types, event_type)]
     if not targets:
         return event_id
     t = datetime.now(UTC)
