@@ -71,7 +71,8 @@ def test_merge_dedupes_and_is_guarded(alice: Client, victor: Client, bob: Client
     assert r.status_code == 303, r.text[:300]
     merged = int(r.headers["location"].rsplit("/", 1)[1])
     page = alice.get(r.headers["location"]).text
-    assert "merged 2 lists: 3 contacts, 1 duplicates dropped" in page and 'id="merged-note"' in page
+    # the flash in the default language: "merged 2 lists: 3 contacts, 1 duplicates dropped"
+    assert "已合并 2 个列表：3 个联系人，去除 1 个重复" in page and 'id="merged-note"' in page
     assert _rows(alice.get(f"/console/lists/{merged}/export.csv")) == [
         ["phone", "姓名", "city"],
         ["13712340001", '\'=HYPERLINK("http://x")', ""],

@@ -78,7 +78,7 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     assert victor.post_form(f"/console/webhooks/{wid}/edit", form).status_code == 403
     assert bob.post_form(f"/console/webhooks/{wid}/edit", form).status_code == 404
     r = alice.post_form(f"/console/webhooks/{wid}/edit", {**form, "url": "ftp://x"})
-    assert r.status_code == 400 and 'id="we-error"' in r.text and "URL:" in r.text
+    assert r.status_code == 400 and 'id="we-error" role="alert">地址 (URL): ' in r.text  # the field named in Chinese
     r = alice.post_form(f"/console/webhooks/{wid}/edit", form)
     assert r.status_code == 303, r.text[:300]
     ep = webhooks.get_endpoint(console_server.db, storage.get_tenant(console_server.db, "shop-a").id, wid)
@@ -91,7 +91,7 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     r = alice.post_form(f"/console/webhooks/{wid}/rotate", {"grace": "3600"})
     assert r.status_code == 200, r.text[:300]
     new = re.search(r'<code id="new-secret">([^<]+)</code>', r.text).group(1)
-    assert new != old and "signed with both the new and the old secret until" in r.text
+    assert new != old and "请求会同时用新旧两个密钥签名" in r.text  # "signed with both the new and the old secret"
     assert new not in alice.get(f"/console/webhooks/{wid}").text
     _emit(console_server, "shop-a")
     header, body = wait_for(lambda: receiver.got[-1] if receiver.got else None, "the signed event")
@@ -110,7 +110,8 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     assert victor.post_form(f"/console/webhooks/{wid}/delete", {"confirm": "yes"}).status_code == 403
     assert bob.post_form(f"/console/webhooks/{wid}/delete", {"confirm": "yes"}).status_code == 404
     r = alice.post_form(f"/console/webhooks/{wid}/delete", {})
-    assert r.status_code == 200 and 'name="confirm" value="yes"' in r.text and "cannot be undone" in r.text
+    assert r.status_code == 200 and 'name="confirm" value="yes"' in r.text
+    assert "无法撤销" in r.text  # "cannot be undone"
     assert alice.get(f"/console/webhooks/{wid}").status_code == 200
     r = alice.post_form(f"/console/webhooks/{wid}/delete", {"confirm": "yes"})
     assert r.status_code == 303 and r.headers["location"] == "/console/webhooks"
