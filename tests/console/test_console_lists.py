@@ -90,3 +90,13 @@ def test_delete_asks_first_then_deletes(alice: Client) -> None:
     r = alice.post_form(f"/console/lists/{lid}/delete", {"confirm": "yes"})
     assert r.status_code == 302
     assert alice.get(f"/console/lists/{lid}").status_code == 404
+
+
+def test_merge_form_in_both_languages(alice: Client, two_lists) -> None:
+    # Chinese by default, English from the switch's language (here Accept-Language): the merge form, added in
+    # English, is in the catalogue like the rest of the page
+    zh = alice.get("/console/lists").text.split('id="merge-form"', 1)[1].split("</form>", 1)[0]
+    assert "新列表名称" in zh and "要合并的列表（两个或以上）" in zh and "合并为新列表" in zh
+    assert "Merge into a new list" not in zh and "Lists to merge" not in zh
+    en = alice.get("/console/lists", headers={"Accept-Language": "en"}).text
+    assert "<h2>Merge lists</h2>" in en and ">Merge into a new list</button>" in en

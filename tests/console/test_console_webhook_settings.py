@@ -70,6 +70,11 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     wid, old = _create(alice, receiver.url)
     page = alice.get(f"/console/webhooks/{wid}").text
     assert 'id="wh-edit"' in page and 'id="wh-rotate"' in page and old not in page  # the secret: once only
+    # the settings sections in the default language (Chinese) and, from Accept-Language, in English
+    assert "<h2>设置</h2>" in page and "<h2>签名密钥</h2>" in page and ">轮换密钥</button>" in page
+    assert "Rotate the secret" not in page and "Delete the webhook" not in page
+    en = alice.get(f"/console/webhooks/{wid}", headers={"Accept-Language": "en"}).text
+    assert "<h2>Signing secret</h2>" in en and ">Rotate the secret</button>" in en and ">7 days</option>" in en
 
     # edit: another URL path and every event; a bad URL comes back with its field named
     new_url = receiver.url + "/v2"
