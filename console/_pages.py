@@ -273,10 +273,10 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         except SmsguardError as e:
             if http_status(e) >= 500 or http_status(e) == 404:
                 raise
-            where = {"$.url": "URL", "$.events": "Events"}.get((e.where or "").split("[")[0], "")
+            where = {"$.url": gettext("URL"), "$.events": gettext("Events")}.get((e.where or "").split("[")[0], "")
             return await webhook_view(request, u, webhook_id, code=400, form=form,
                                       error=(f"{where}: " if where else "") + e.message)
-        request.session["flash"] = f"webhook #{webhook_id} saved"
+        request.session["flash"] = gettext("webhook #%(id)s saved", id=webhook_id)
         return Redirect(f"/console/webhooks/{webhook_id}", status_code=303)
 
     @post("/webhooks/{webhook_id:int}/rotate", include_in_schema=False)
@@ -288,7 +288,8 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
             return u
         raw = (data.get("grace") or "").strip()
         if raw not in {str(g) for g in ROTATE_GRACES}:
-            raise InputError("choose how long the old secret stays valid", where="form grace", code="webhooks.grace")
+            raise InputError(gettext("choose how long the old secret stays valid"), where="form grace",
+                             code="webhooks.grace")
         ep = await ui.run(webhooks.rotate_secret, db(), u.tenant_id, webhook_id, grace=float(raw), actor=actor(u))
         return await webhook_view(request, u, webhook_id, new_secret=ep["secret"])
 
@@ -301,11 +302,12 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
         ep = await ui.run(webhooks.get_endpoint, db(), u.tenant_id, webhook_id)  # 404 for another tenant's
         if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
             return ui.render(request, "confirm.html", nav="webhooks", action=f"/console/webhooks/{webhook_id}/delete",
-                             title=f"Delete webhook #{webhook_id}?", message=delete_webhook_message(ep),
-                             confirm="Delete the webhook", back=f"/console/webhooks/{webhook_id}")
+                             title=gettext("Delete webhook #%(id)s?", id=webhook_id),
+                             message=delete_webhook_message(ep), confirm=gettext("Delete the webhook"),
+                             back=f"/console/webhooks/{webhook_id}")
         out = await ui.run(webhooks.delete_endpoint, db(), u.tenant_id, webhook_id, actor=actor(u))
-        request.session["flash"] = (f"webhook #{webhook_id} deleted; {out['cancelled_deliveries']} pending "
-                                    "deliveries cancelled")
+        request.session["flash"] = gettext("webhook #%(id)s deleted; %(n)s pending deliveries cancelled", id=webhook_id,
+                                           n=out["cancelled_deliveries"])
         return Redirect("/console/webhooks", status_code=303)
 
     @post("/webhooks/events/{event_id:str}/resend", include_in_schema=False)
@@ -383,8 +385,8 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
 
 
 def delete_webhook_message(ep: dict[str, Any]) -> str:
-    return (f"Nothing more is sent to {ep['url']}; deliveries still waiting for a retry are cancelled. "
-            "Its delivery log stays readable. This cannot be undone.")
+    return gettext("Nothing more is sent to %(url)s; deliveries still waiting for a retry are cancelled. Its delivery "
+                   "log stays readable. This cannot be undone.", url=ep["url"])
 
 
 def revoke_message(k: dict[str, Any]) -> str:

@@ -418,9 +418,10 @@ class ListsController(Controller):
             rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
             return ui.render(request, "lists.html", status=http_status(e), rows=rows, error=None,
                              merge_error=e.message, merge_name=name, merge_ids=raw)
-        request.session["flash"] = (f"merged {len(result['sources'])} lists: {result['valid']} contacts, "
-                                    f"{result['duplicates']} duplicates dropped, "
-                                    f"{result['opted_out']} opted out (kept, skipped at release)")
+        request.session["flash"] = _("merged %(n)s lists: %(valid)s contacts, %(duplicates)s duplicates dropped, "
+                                     "%(opted_out)s opted out (kept, skipped at release)", n=len(result["sources"]),
+                                     valid=result["valid"], duplicates=result["duplicates"],
+                                     opted_out=result["opted_out"])
         return Redirect(f"/console/lists/{result['id']}", status_code=303)
 
     @get("/lists/{list_id:int}/rejects.csv", include_in_schema=False)

@@ -70,6 +70,11 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     wid, old = _create(alice, receiver.url)
     page = alice.get(f"/console/webhooks/{wid}").text
     assert 'id="wh-edit"' in page and 'id="wh-rotate"' in page and old not in page  # the secret: once only
+    # the settings sections in the default language (Chinese) and, from Accept-Language, in English
+    assert "<h2>设置</h2>" in page and "<h2>签名密钥</h2>" in page and ">轮换密钥</button>" in page
+    assert "Rotate the secret" not in page and "Delete the webhook" not in page
+    en = alice.get(f"/console/webhooks/{wid}", headers={"Accept-Language": "en"}).text
+    assert "<h2>Signing secret</h2>" in en and ">Rotate the secret</button>" in en and ">7 days</option>" in en
 
     # edit: another URL path and every event; a bad URL comes back with its field named
     new_url = receiver.url + "/v2"
@@ -78,7 +83,7 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     assert victor.post_form(f"/console/webhooks/{wid}/edit", form).status_code == 403
     assert bob.post_form(f"/console/webhooks/{wid}/edit", form).status_code == 404
     r = alice.post_form(f"/console/webhooks/{wid}/edit", {**form, "url": "ftp://x"})
-    assert r.status_code == 400 and 'id="we-error"' in r.text and "URL:" in r.text
+    assert r.status_code == 400 and 'id="we-error" role="alert">地址 (URL): ' in r.text  # the field named in Chinese
     r = alice.post_form(f"/console/webhooks/{wid}/edit", form)
     assert r.status_code == 303, r.text[:300]
     ep = webhooks.get_endpoint(console_server.db, storage.get_tenant(console_server.db, "shop-a").id, wid)
@@ -91,7 +96,7 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     r = alice.post_form(f"/console/webhooks/{wid}/rotate", {"grace": "3600"})
     assert r.status_code == 200, r.text[:300]
     new = re.search(r'<code id="new-secret">([^<]+)</code>', r.text).group(1)
-    assert new != old and "signed with both the new and the old secret until" in r.text
+    assert new != old and "请求会同时用新旧两个密钥签名" in r.text  # "signed with both the new and the old secret"
     assert new not in alice.get(f"/console/webhooks/{wid}").text
     _emit(console_server, "shop-a")
     header, body = wait_for(lambda: receiver.got[-1] if receiver.got else None, "the signed event")
@@ -110,7 +115,8 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     assert victor.post_form(f"/console/webhooks/{wid}/delete", {"confirm": "yes"}).status_code == 403
     assert bob.post_form(f"/console/webhooks/{wid}/delete", {"confirm": "yes"}).status_code == 404
     r = alice.post_form(f"/console/webhooks/{wid}/delete", {})
-    assert r.status_code == 200 and 'name="confirm" value="yes"' in r.text and "cannot be undone" in r.text
+    assert r.status_code == 200 and 'name="confirm" value="yes"' in r.text
+    assert "无法撤销" in r.text  # "cannot be undone"
     assert alice.get(f"/console/webhooks/{wid}").status_code == 200
     r = alice.post_form(f"/console/webhooks/{wid}/delete", {"confirm": "yes"})
     assert r.status_code == 303 and r.headers["location"] == "/console/webhooks"

@@ -69,7 +69,7 @@ def test_preview_export_merge_delete(browser, console_server, tmp_path) -> None:
     page.wait_for_url(re.compile(r"/console/lists/\d+$"))
     merged = int(page.url.rsplit("/", 1)[1])
     assert merged not in (a, b)
-    assert "3 contacts, 1 duplicates dropped" in page.inner_text("#flash")
+    assert "3 个联系人，去除 1 个重复" in page.inner_text("#flash")  # "3 contacts, 1 duplicates dropped"
     assert page.inner_text("#count-valid") == "3" and page.locator("#merged-note").count() == 1
     assert [t.strip() for t in page.locator("#preview thead th").all_inner_texts()][-2:] == ["姓名", "city"]
 

@@ -43,7 +43,7 @@ def test_edit_rotate_delete(browser, console_server, tmp_path) -> None:
     page.fill("#we-description", "CRM")
     page.click("#we-save")
     page.wait_for_url(re.compile(rf"/console/webhooks/{ep['id']}$"))
-    assert "saved" in page.inner_text("#flash")
+    assert page.inner_text("#flash").strip() == f"webhook #{ep['id']} 已保存"  # "… saved"
     got = webhooks.get_endpoint(db, tid, ep["id"])
     assert (got["url"], got["events"], got["description"]) == (
         "https://crm.example.com/hooks/sms-v2",
@@ -53,7 +53,7 @@ def test_edit_rotate_delete(browser, console_server, tmp_path) -> None:
     page.fill("#we-url", "not a url")
     page.evaluate("document.getElementById('we-url').type = 'text'")  # past the browser's own check: the server's
     page.click("#we-save")
-    assert "URL:" in page.inner_text("#we-error")
+    assert page.inner_text("#we-error").startswith("地址 (URL): ")  # the field, named in Chinese
     page.goto(f"{console_server.url}/console/webhooks/{ep['id']}")
 
     # rotate with the default grace (24 hours): the new secret once, and until when the old one signs
@@ -61,7 +61,8 @@ def test_edit_rotate_delete(browser, console_server, tmp_path) -> None:
     page.click("#wr-rotate")
     box = page.inner_text("#new-secret-box")
     secret = page.inner_text("#new-secret").strip()
-    assert secret.startswith("whsec_") and secret != first_secret and "both the new and the old secret" in box
+    assert secret.startswith("whsec_") and secret != first_secret
+    assert "新旧两个密钥" in box  # "both the new and the old secret", and until when
     console_server.shot(page, "webhook_settings", tmp_path)
     page.goto(f"{console_server.url}/console/webhooks/{ep['id']}")
     assert secret not in page.content() and page.locator("#new-secret").count() == 0
@@ -73,7 +74,7 @@ def test_edit_rotate_delete(browser, console_server, tmp_path) -> None:
     page.click("#wd-delete")
     page.locator("dialog[open] #wd-dialog-yes").click()
     page.wait_for_url(re.compile(r"/console/webhooks$"))
-    assert "deleted" in page.inner_text("#flash")
+    assert f"webhook #{ep['id']} 已删除" in page.inner_text("#flash")  # "… deleted"
     assert webhooks.list_endpoints(db, tid) == []
     assert page.locator(f"#endpoints a[href='/console/webhooks/{ep['id']}']").count() == 0
     page.context.close()
