@@ -131,6 +131,11 @@ def _peer_killed_mid_window(kind: str, redis_url: str, namespace: str, tmp_path:
     worker = _start_worker(redis_url, namespace, kind, peer.port)
     try:
         _wait_accepted(journal, N // 3)
+        # frozen first, so the window fills with submits written and never answered: the kill then lands
+        # mid-window however fast the peer answers (a fast SMPP link had nothing in flight at times)
+        assert peer.proc is not None
+        os.kill(peer.proc.pid, signal.SIGSTOP)
+        time.sleep(0.3)
         peer.kill()
         time.sleep(0.3)
         peer = _peer(kind, peer.port, journal).start()
