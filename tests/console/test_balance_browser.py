@@ -83,7 +83,7 @@ def test_balance_statement_and_csv_after_a_top_up_a_charge_and_a_hold(browser, c
     holds = page.locator("#statement tbody tr[data-kind]")
     assert holds.count() == 2
     assert holds.nth(0).locator('td[data-col="amount"]').inner_text() == "3.0000"
-    assert f"batch #{scheduled}" in holds.nth(1).inner_text()
+    assert f"批次 #{scheduled}" in holds.nth(1).inner_text()  # batch #N
     console_server.shot(page, "statement", tmp_path)
 
     with page.expect_download() as dl:

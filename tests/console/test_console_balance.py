@@ -110,7 +110,7 @@ def test_statement_lists_entries_filters_by_type_and_date_and_pages(prepaid) -> 
     assert r.status_code == 200
     kinds = _kinds(r.text)
     assert kinds[:3] == ["topup", "topup", "hold"] and "charge" in kinds
-    assert f'href="/console/batches/{bid}">batch #{bid}</a>' in r.text
+    assert f'href="/console/batches/{bid}">批次 #{bid}</a>' in r.text  # batch #N
     assert "<code>pay-1</code>" in r.text
     # the time is the tenant's (Asia/Shanghai), not UTC
     assert f"{now_local():%Y-%m-%d}" in r.text
@@ -166,10 +166,10 @@ def test_statement_csv_is_the_filtered_ledger_with_formulas_neutralized(prepaid)
 @pytest.mark.parametrize(
     ("params", "where", "says"),
     [
-        ({"since": "2026-13-01"}, "query since", "not a date"),
-        ({"since": "2026-11-20", "until": "2026-11-10"}, "query until", "before the start"),
-        ({"kind": "payment"}, "query kind", "type must be one of"),
-        ({"after": "x"}, "query after", "cursor"),
+        ({"since": "2026-13-01"}, "query since", "不是日期"),  # not a date
+        ({"since": "2026-11-20", "until": "2026-11-10"}, "query until", "早于开始日期"),  # before the start
+        ({"kind": "payment"}, "query kind", "类型必须是以下之一"),  # type must be one of
+        ({"after": "x"}, "query after", "翻页标记"),  # cursor
     ],
 )
 def test_bad_statement_filters_answer_400_with_where(prepaid, params, where, says) -> None:
