@@ -100,6 +100,8 @@ def _pages(o: dict[str, int]) -> list[tuple[str, str, str, dict]]:
         ("webhooks", "/console/webhooks", "Webhook endpoints", {}),
         ("webhook", f"/console/webhooks/{o['webhook']}", "Webhook #%(id)s", {"id": o["webhook"]}),
         ("keys", "/console/keys", "API keys", {}),
+        ("balance", "/console/balance", "Balance", {}),
+        ("statement", "/console/statement", "Statement", {}),
     ]
 
 
