@@ -16,7 +16,7 @@ import csv
 import io
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +30,8 @@ from smsguard import audit, batches, billing
 from smsguard.core import InputError, SmsguardError
 from smsguard.i18n import _
 from smsguard.webauth import http_status
+
+from ._pages import parse_day
 
 log = logging.getLogger("smsguard.console")
 PAGE = 50
@@ -63,22 +65,11 @@ def is_low(b: dict[str, Any]) -> bool:
     )
 
 
-def _day(value: str, where: str) -> date | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise StatementError(
-            _("not a date (YYYY-MM-DD): %(value)s", value=repr(value[:20])), where=where, code="statement.date"
-        ) from None
-
-
 def statement_query(tz: str, q: dict[str, str]) -> dict[str, Any]:
     """The filter form's fields checked and turned into ``billing.statement`` arguments."""
     zone = ZoneInfo(tz)
-    since, until = _day(q["since"], "query since"), _day(q["until"], "query until")
+    since = parse_day(q["since"], "query since", error=StatementError, code="statement.date")
+    until = parse_day(q["until"], "query until", error=StatementError, code="statement.date")
     if since and until and until < since:
         raise StatementError(_("the end date is before the start date"), where="query until", code="statement.range")
     args: dict[str, Any] = {}

@@ -53,15 +53,17 @@ class RecordsError(InputError):
     code = "records.query"
 
 
-def _day(value: str, where: str) -> date | None:
+def parse_day(value: str, where: str, *, error: type[InputError] = RecordsError, code: str = "records.date"
+              ) -> date | None:
+    """A date field of a filter form (YYYY-MM-DD; empty: none), refused as ``error`` naming ``where``."""
     value = value.strip()
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise RecordsError(gettext("not a date (YYYY-MM-DD): %(value)s", value=repr(value[:20])), where=where,
-                           code="records.date") from None
+        raise error(gettext("not a date (YYYY-MM-DD): %(value)s", value=repr(value[:20])), where=where,
+                    code=code) from None
 
 
 def _cursor(value: str) -> tuple[int, int] | None:
@@ -85,7 +87,7 @@ def record_query(ctx: batches.Context, tz: str, q: dict[str, str]) -> dict[str, 
                                code="records.phone") from None
         args["phone_hash"] = ctx.vault.hash(p.e164)
         q["masked"] = p.masked
-    since, until = _day(q["since"], "query since"), _day(q["until"], "query until")
+    since, until = parse_day(q["since"], "query since"), parse_day(q["until"], "query until")
     if since and until and until < since:
         raise RecordsError(gettext("the end date is before the start date"), where="query until",
                            code="records.range")

@@ -42,3 +42,24 @@ def pin_language(context: Any, url: str, language: str) -> None:
     """Give a Playwright browser context the language cookie the switch (``POST {ui}/language``) sets, for tests that
     read the pages in one language whatever the browser's Accept-Language says."""
     context.add_cookies([{"name": "sg_lang", "value": language, "url": url}])
+
+
+PHONE = {"width": 390, "height": 844}
+"""The phone viewport the web UIs must fit (issue 19: 390 px wide)."""
+
+
+def in_language(lang: str, msgid: str, **values: Any) -> str:
+    """``msgid`` as the catalogue says it in ``lang`` (what a page in that language must show)."""
+    from smsguard import i18n
+
+    with i18n.use_language(lang):
+        return i18n.gettext(msgid, **values)
+
+
+def assert_fits_phone(page: Any, what: str) -> None:
+    """No sideways scrolling at :data:`PHONE` width; names the elements that stick out when it fails."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    wide = page.evaluate("""[...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > 391).slice(0, 8)
+        .map(e => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)""")
+    assert width <= PHONE["width"], f"{what}: {width} px wide at a 390 px viewport: {wide}"

@@ -13,25 +13,14 @@ from zoneinfo import ZoneInfo
 
 from review_ui_support import PASSWORD
 
-from smsguard import i18n
 from smsguard.engine import PROJECT_ROOT
-from smsguard.webauth.testing import fill_login
+from smsguard.webauth.testing import PHONE, assert_fits_phone, fill_login, in_language
 
-PHONE = {"width": 390, "height": 844}
 SHOTS = PROJECT_ROOT / "docs" / "screenshots" if os.environ.get("SMSGUARD_CONSOLE_SCREENSHOTS") == "1" else None
 
 
-def _t(lang: str, msgid: str, **values) -> str:
-    with i18n.use_language(lang):
-        return i18n.gettext(msgid, **values)
-
-
-def _fits(page, what: str) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    wide = page.evaluate("""[...document.querySelectorAll('body *')]
-        .filter(e => e.getBoundingClientRect().right > 391).slice(0, 8)
-        .map(e => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)""")
-    assert width <= PHONE["width"], f"{what}: {width} px wide at a 390 px viewport: {wide}"
+_t = in_language
+_fits = assert_fits_phone
 
 
 def _check(page, lang: str, name: str, selector: str, text: str, tmp_path: Path) -> None:
