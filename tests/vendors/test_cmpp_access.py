@@ -249,7 +249,7 @@ def test_each_part_of_a_long_message_gets_its_status_report(live: Live, account:
         events = Events()
         gw = CmppGateway("customer", "127.0.0.1", live.cmpp_port, account.sp_id, account.secret, active_test_interval=0)
         await gw.start(events)  # type: ignore[arg-type]
-        long_text = f"【{SIGN}】" + "双十一大促全场五折起，详情请见会员中心。" * 8
+        long_text = f"【{SIGN}】" + "您的快递已到达驿站，请凭取件码及时取件。" * 8  # a notification, not an advert
         sent = await gw.submit(OutboundMessage("long-1", "13800138012", long_text))
         for _ in range(1800):  # a hang detector: release, loopback delivery and the relay come first
             if len(events.receipts) >= len(sent.gateway_ids):
