@@ -29,13 +29,14 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from _pipelined_client import SMPP_BIND_TRX_RESP, cmpp_answers, cmpp_connect, pump, read_smpp, smpp_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMER_JS = ROOT / "tests" / "sending" / "smpp_peer" / "customer.js"
@@ -53,36 +54,17 @@ def _texts(n: int, tag: str) -> list[str]:
 
 def _cmpp_client(port: int, sp_id: str, secret: str, n: int, window: int, tag: str, out) -> None:
     """In a child process: CONNECT, then n SUBMITs pipelined up to ``window``; sends (seconds, ok) back."""
-    from cmppy.request import ConnectReq, SubmitReq
-
-    async def read(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-        (length,) = struct.unpack("!L", await reader.readexactly(4))
-        body = await reader.readexactly(length - 4)
-        return struct.unpack("!L", body[:4])[0], body[8:]
+    from cmppy.request import SubmitReq
 
     async def go() -> tuple[float, int]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(ConnectReq(sp_id, secret).message)
-        cmd, body = await read(reader)
-        assert cmd == 0x80000001 and struct.unpack("!L", body[:4])[0] == 0, "CONNECT refused"
+        reader, writer = await cmpp_connect("127.0.0.1", port, sp_id, secret)
         pdus = [
             SubmitReq(sp_id, t, dest_terminal_id=[f"139{i:08d}"], registered_delivery=1).message
             for i, t in enumerate(_texts(n, tag))
         ]
-        ok = answered = sent = 0
-        t0 = time.perf_counter()
-        while answered < n:
-            while sent < n and sent - answered < window:
-                writer.write(pdus[sent])
-                sent += 1
-            await writer.drain()
-            cmd, body = await read(reader)
-            if cmd == 0x80000004:
-                answered += 1
-                ok += struct.unpack("!L", body[8:12])[0] == 0
-        elapsed = time.perf_counter() - t0
+        result = await pump(writer, pdus, window, cmpp_answers(reader))
         writer.close()
-        return elapsed, ok
+        return result
 
     out.send(asyncio.run(go()))
 
@@ -107,18 +89,13 @@ def _smpplib_client(port: int, sp_id: str, secret: str, n: int, window: int, tag
 
     client = Client()
 
-    async def read(reader: asyncio.StreamReader) -> tuple[int, int]:
-        length, command, status, _ = struct.unpack("!LLLL", await reader.readexactly(16))
-        await reader.readexactly(length - 16)
-        return command, status
-
     async def go() -> tuple[float, int]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             smpplib.smpp.make_pdu("bind_transceiver", client=client, system_id=sp_id, password=secret).generate()
         )
-        command, status = await read(reader)
-        assert command == 0x80000009 and status == 0, "bind refused"
+        command, status = await read_smpp(reader)
+        assert command == SMPP_BIND_TRX_RESP and status == 0, "bind refused"
         pdus = [
             smpplib.smpp.make_pdu(
                 "submit_sm",
@@ -131,20 +108,9 @@ def _smpplib_client(port: int, sp_id: str, secret: str, n: int, window: int, tag
             ).generate()
             for i, t in enumerate(_texts(n, tag))
         ]
-        ok = answered = sent = 0
-        t0 = time.perf_counter()
-        while answered < n:
-            while sent < n and sent - answered < window:
-                writer.write(pdus[sent])
-                sent += 1
-            await writer.drain()
-            command, status = await read(reader)
-            if command == 0x80000004:
-                answered += 1
-                ok += status == 0
-        elapsed = time.perf_counter() - t0
+        result = await pump(writer, pdus, window, smpp_answers(reader))
         writer.close()
-        return elapsed, ok
+        return result
 
     out.send(asyncio.run(go()))
 
@@ -170,6 +136,10 @@ async def run_cmpp(server_cls, handler, account, n: int, window: int, tag: str, 
 
 
 async def run_smpp(server_cls, handler, account, n: int, window: int, tag: str) -> tuple[float, int]:
+    sys.path.insert(0, str(ROOT / "tests" / "sending"))  # the test peers (not shipped)
+    from sending_peers.processes import ensure_smpp_peer
+
+    ensure_smpp_peer()  # npm ci of the pinned `smpp` package on first use, as the tests do
     server = server_cls([account], handler, port=0)
     port = await server.start()
     proc = await asyncio.create_subprocess_exec(

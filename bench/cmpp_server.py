@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import struct
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-from cmppy.request import ConnectReq, SubmitReq
+from _pipelined_client import cmpp_answers, cmpp_connect, pump
+from cmppy.request import SubmitReq
 
 from smsguard.core import load_settings
 from smsguard.runtime import Runtime
@@ -34,20 +33,10 @@ class AcceptAll:
         return "accepted"
 
 
-async def _read(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readexactly(4)
-    (length,) = struct.unpack("!L", head)
-    body = await reader.readexactly(length - 4)
-    return struct.unpack("!L", body[:4])[0], body[8:]
-
-
 async def run(account, handler, n: int, window: int) -> tuple[float, int]:
     server = CmppServer([account], handler, port=0)
     port = await server.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(ConnectReq(account.sp_id, account.secret).message)
-    cmd, body = await _read(reader)
-    assert cmd == 0x80000001 and struct.unpack("!L", body[:4])[0] == 0, "bind refused"
+    reader, writer = await cmpp_connect("127.0.0.1", port, account.sp_id, account.secret)
     pdus = [
         SubmitReq(
             account.sp_id,
@@ -57,18 +46,7 @@ async def run(account, handler, n: int, window: int) -> tuple[float, int]:
         ).message
         for i in range(n)
     ]
-    ok = answered = sent = 0
-    t0 = time.perf_counter()
-    while answered < n:
-        while sent < n and sent - answered < window:
-            writer.write(pdus[sent])
-            sent += 1
-        await writer.drain()
-        cmd, body = await _read(reader)
-        if cmd == 0x80000004:
-            answered += 1
-            ok += struct.unpack("!L", body[8:12])[0] == 0
-    elapsed = time.perf_counter() - t0
+    elapsed, ok = await pump(writer, pdus, window, cmpp_answers(reader))
     writer.close()
     await server.stop()
     return n / elapsed, ok
