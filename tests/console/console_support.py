@@ -33,6 +33,7 @@ import pytest
 import yaml
 from serve_support import free_port, start, stop, wait_ready
 
+from smsguard import webhooks
 from smsguard.engine import PROJECT_ROOT
 from smsguard.webauth.testing import fill_login, form_token, log_in
 
@@ -157,16 +158,19 @@ def now_local(delta: timedelta = timedelta()) -> datetime:
 
 
 class Receiver:
-    """A local webhook receiver: answers ``status`` (500 until told otherwise) and counts what it got."""
+    """A local webhook receiver: answers ``status`` (500 until told otherwise) and keeps each request's event
+    id (``got``) and its signature header with the body (``signed``)."""
 
-    def __init__(self) -> None:
-        self.status = 500
+    def __init__(self, status: int = 500) -> None:
+        self.status = status
         self.got: list[str] = []
+        self.signed: list[tuple[str, bytes]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                outer.signed.append((self.headers.get(webhooks.SIGNATURE_HEADER) or "", body))
                 outer.got.append(self.headers.get("X-Smsguard-Event-Id") or "")
                 self.send_response(outer.status)
                 self.send_header("content-length", "0")

@@ -6,45 +6,16 @@ confirmation; CSRF, the customer role and tenant isolation on each."""
 from __future__ import annotations
 
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from console_support import Client, wait_for
+from console_support import Client, Receiver, wait_for
 
 from smsguard import storage, webhooks
 
 
-class SigningReceiver:
-    """Answers 200 and keeps each request's signature header and body."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                outer.got.append((self.headers.get(webhooks.SIGNATURE_HEADER) or "", body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    r = SigningReceiver()
+    r = Receiver(status=200)
     yield r
     r.close()
 
@@ -99,15 +70,15 @@ def test_edit_rotate_and_delete(console_server, alice: Client, victor: Client, b
     assert new != old and "请求会同时用新旧两个密钥签名" in r.text  # "signed with both the new and the old secret"
     assert new not in alice.get(f"/console/webhooks/{wid}").text
     _emit(console_server, "shop-a")
-    header, body = wait_for(lambda: receiver.got[-1] if receiver.got else None, "the signed event")
+    header, body = wait_for(lambda: receiver.signed[-1] if receiver.signed else None, "the signed event")
     assert webhooks.verify(header, body, new) and webhooks.verify(header, body, old)
 
     # rotate again without grace: only the newest secret signs
     r = alice.post_form(f"/console/webhooks/{wid}/rotate", {"grace": "0"})
     newest = re.search(r'<code id="new-secret">([^<]+)</code>', r.text).group(1)
-    seen = len(receiver.got)
+    seen = len(receiver.signed)
     _emit(console_server, "shop-a")
-    header, body = wait_for(lambda: receiver.got[-1] if len(receiver.got) > seen else None, "the next event")
+    header, body = wait_for(lambda: receiver.signed[-1] if len(receiver.signed) > seen else None, "the next event")
     assert webhooks.verify(header, body, newest)
     assert not webhooks.verify(header, body, new) and not webhooks.verify(header, body, old)
 
