@@ -33,7 +33,7 @@ import pytest
 import yaml
 from serve_support import free_port, start, stop, wait_ready
 
-from smsguard import webhooks
+from smsguard import storage, webhooks
 from smsguard.engine import PROJECT_ROOT
 from smsguard.webauth.testing import fill_login, form_token, log_in
 
@@ -49,6 +49,17 @@ class Server:
     db: object
     quiet_start: datetime
     """Local start of the test policy's quiet hours (tenant zone), about two hours from now."""
+
+    def new_customer(self, prefix: str) -> tuple[str, int]:
+        """A fresh tenant in the console's zone and a customer user of it: (user name, tenant id)."""
+        from smsguard.console._users import create_user, set_time_zone
+
+        tenant = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        storage.create_tenant(self.db, tenant)
+        set_time_zone(self.db, tenant, ZONE)
+        user = f"u{uuid.uuid4().hex[:8]}"
+        create_user(self.db, user, PASSWORD, tenant=tenant)
+        return user, storage.get_tenant(self.db, tenant).id
 
     def shot(self, page, name: str, tmp_path: Path) -> Path:
         """``docs/console_<name>.png`` when SMSGUARD_CONSOLE_SCREENSHOTS=1, else under tmp_path."""

@@ -8,27 +8,19 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
 from datetime import timedelta
 
 from console_support import PASSWORD, Client, login, now_local, wait_for
 
-from smsguard import billing, storage
+from smsguard import billing
 from smsguard.webauth.testing import fill_login
 
 SIG = "示例商城"
 
 
 def test_balance_statement_and_csv_after_a_top_up_a_charge_and_a_hold(browser, console_server, tmp_path) -> None:
-    from smsguard.console._users import create_user, set_time_zone
-
     db = console_server.db
-    tenant = f"bb-{uuid.uuid4().hex[:8]}"
-    storage.create_tenant(db, tenant)
-    set_time_zone(db, tenant, "Asia/Shanghai")
-    user = f"u{uuid.uuid4().hex[:8]}"
-    create_user(db, user, PASSWORD, tenant=tenant)
-    tid = storage.get_tenant(db, tenant).id
+    user, tid = console_server.new_customer("bb")
     # 5.00 in, an alert below 4.00, 1.50 a segment to mobile numbers for notifications
     billing.top_up(db, tid, billing.to_micros("5"), actor="test", reference="pay-browser")
     billing.set_settings(db, tid, actor="test", low_balance=billing.to_micros("4"))

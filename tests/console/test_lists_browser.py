@@ -8,12 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
 from pathlib import Path
 
 from console_support import PASSWORD, login
 
-from smsguard import storage
 from smsguard.webauth.testing import fill_login
 
 
@@ -27,14 +25,7 @@ def _upload(page, url: str, name: str, path: Path) -> int:
 
 
 def test_preview_export_merge_delete(browser, console_server, tmp_path) -> None:
-    from smsguard.console._users import create_user, set_time_zone
-
-    db = console_server.db
-    tenant = f"lists-{uuid.uuid4().hex[:8]}"
-    storage.create_tenant(db, tenant)
-    set_time_zone(db, tenant, "Asia/Shanghai")
-    user = f"u{uuid.uuid4().hex[:8]}"
-    create_user(db, user, PASSWORD, tenant=tenant)
+    user, _ = console_server.new_customer("lists")
     first, second = tmp_path / "vip.csv", tmp_path / "autumn.csv"
     first.write_text('手机号,姓名\n13612340001,"=HYPERLINK(""http://x"",""点我"")"\n13612340002,李四\n', "utf-8")
     second.write_text("phone,city\n136 1234 0002,北京\n13612340003,上海\n", "utf-8")

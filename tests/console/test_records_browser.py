@@ -6,7 +6,6 @@ dialog; the dashboard chart shows the day's sends. Screenshots go to docs/ with 
 from __future__ import annotations
 
 import re
-import uuid
 
 import httpx
 from console_support import PASSWORD, Client, Receiver, login, wait_for
@@ -18,15 +17,8 @@ SIG = "示例商城"
 
 
 def test_search_then_webhook_log_then_resend_then_key_create_and_revoke(browser, console_server, tmp_path) -> None:
-    from smsguard.console._users import create_user, set_time_zone
-
     db = console_server.db
-    tenant = f"rec-{uuid.uuid4().hex[:8]}"
-    storage.create_tenant(db, tenant)
-    set_time_zone(db, tenant, "Asia/Shanghai")
-    user = f"u{uuid.uuid4().hex[:8]}"
-    create_user(db, user, PASSWORD, tenant=tenant)
-    tid = storage.get_tenant(db, tenant).id
+    user, tid = console_server.new_customer("rec")
 
     # something sent (two numbers, delivered by the loopback gateway) and a webhook whose first event died
     http = Client(console_server, user)

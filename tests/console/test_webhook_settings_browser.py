@@ -6,23 +6,15 @@ SMSGUARD_CONSOLE_SCREENSHOTS=1."""
 from __future__ import annotations
 
 import re
-import uuid
 
-from console_support import PASSWORD, login
+from console_support import login
 
-from smsguard import storage, webhooks
+from smsguard import webhooks
 
 
 def test_edit_rotate_delete(browser, console_server, tmp_path) -> None:
-    from smsguard.console._users import create_user, set_time_zone
-
     db = console_server.db
-    tenant = f"whs-{uuid.uuid4().hex[:8]}"
-    storage.create_tenant(db, tenant)
-    set_time_zone(db, tenant, "Asia/Shanghai")
-    tid = storage.get_tenant(db, tenant).id
-    user = f"u{uuid.uuid4().hex[:8]}"
-    create_user(db, user, PASSWORD, tenant=tenant)
+    user, tid = console_server.new_customer("whs")
 
     page = login(browser, console_server, user)
     page.goto(f"{console_server.url}/console/webhooks")
