@@ -18,12 +18,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get
 from litestar.params import FromQuery
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from smsguard import audit, batches, billing
@@ -32,6 +33,10 @@ from smsguard.i18n import _
 from smsguard.webauth import http_status
 
 from ._pages import parse_day
+
+if TYPE_CHECKING:  # the router (console._routes) imports this module
+    from ._routes import ConsoleUI
+    from ._users import ConsoleUser
 
 log = logging.getLogger("smsguard.console")
 PAGE = 50
@@ -134,8 +139,10 @@ def statement_csv(db: Any, tenant_id: int, tz: str, args: dict[str, Any], curren
         after = page["next_after"]
 
 
-def balance_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[[Any], str]) -> list[Any]:
-    def db() -> Any:
+def balance_handlers(
+    ui: ConsoleUI, need: Callable[..., Awaitable[ConsoleUser]], actor: Callable[[ConsoleUser], str]
+) -> list[Any]:
+    def db() -> Engine:
         return ui.runtime.db
 
     def currency() -> str:
@@ -158,8 +165,6 @@ def balance_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callab
     @get("/balance", include_in_schema=False)
     async def balance_page(request: Request) -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         b = await ui.run(billing.get_balance, db(), u.tenant_id, currency=currency())
         prices = await ui.run(
             billing.list_prices, db(), u.tenant_id, batches.policy_prices(ui.ctx), currency=currency()
@@ -177,8 +182,6 @@ def balance_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callab
         after: FromQuery[str] = "",
     ) -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         q = {"since": since[:20], "until": until[:20], "kind": kind[:16], "after": after[:20]}
         keep = {k: v for k, v in q.items() if v and k != "after"}
         csv_url = "/console/statement.csv" + (f"?{urlencode(keep)}" if keep else "")
@@ -223,8 +226,6 @@ def balance_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callab
         request: Request, since: FromQuery[str] = "", until: FromQuery[str] = "", kind: FromQuery[str] = ""
     ) -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         args = statement_query(u.time_zone, {"since": since[:20], "until": until[:20], "kind": kind[:16], "after": ""})
         tenant_id, tz, cur = u.tenant_id, u.time_zone, currency()
         name = "statement" + "".join(f"-{v}" for v in (since[:10], until[:10], kind[:12]) if v) + ".csv"

@@ -19,18 +19,23 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
 from litestar.response import Redirect
+from sqlalchemy import Engine
 
 from smsguard import audit, batches, storage, webhooks
 from smsguard.core import InputError, NotFoundError, SmsguardError
 from smsguard.i18n import N_, gettext
 from smsguard.webauth import http_status
+
+if TYPE_CHECKING:  # the router (console._routes) imports this module
+    from ._routes import ConsoleUI
+    from ._users import ConsoleUser
 
 PAGE = 50
 LABEL_MAX = 100
@@ -160,8 +165,10 @@ def daily_chart(ctx: batches.Context, tenant_id: int, tz: str, *, days: int = CH
     return out
 
 
-def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[[Any], str]) -> list[Any]:
-    def db() -> Any:
+def page_handlers(
+    ui: ConsoleUI, need: Callable[..., Awaitable[ConsoleUser]], actor: Callable[[ConsoleUser], str]
+) -> list[Any]:
+    def db() -> Engine:
         return ui.runtime.db
 
     # ---- send records ---------------------------------------------------------------------------
@@ -171,8 +178,6 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
                            wanted: Annotated[str, QueryParameter(name="state")] = "", batch: FromQuery[str] = "",
                            before: FromQuery[str] = "") -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         q = {"phone": phone[:40], "since": since[:20], "until": until[:20], "state": wanted[:16],
              "batch": batch[:20], "before": before[:30]}
         try:
@@ -194,13 +199,11 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
     @get("/stats", include_in_schema=False)
     async def stats_page(request: Request) -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         chart = await ui.run(daily_chart, ui.ctx, u.tenant_id, u.time_zone, hourly=True)
         return ui.render(request, "stats.html", chart=chart)
 
     # ---- webhooks -------------------------------------------------------------------------------
-    async def webhooks_view(request: Request, u: Any, *, status: int = 200, created: Any = None,
+    async def webhooks_view(request: Request, u: ConsoleUser, *, status: int = 200, created: Any = None,
                             error: str | None = None, form: dict[str, Any] | None = None) -> Response:
         eps = await ui.run(webhooks.list_endpoints, db(), u.tenant_id)
         dead = await ui.run(webhooks.list_dead_letters, db(), u.tenant_id, limit=100)
@@ -211,14 +214,12 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
     @get("/webhooks", include_in_schema=False)
     async def webhooks_page(request: Request) -> Response:
         u = await need(request)
-        return u if isinstance(u, Response) else await webhooks_view(request, u)
+        return await webhooks_view(request, u)
 
     @post("/webhooks", include_in_schema=False)
     async def create_webhook(request: Request) -> Response:
         """A new endpoint; its signing secret is shown on the answer page once (as ``POST /v1/webhooks``)."""
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         data = await request.form()
         form = {"url": str(data.get("url") or "").strip()[:2000],
                 "description": str(data.get("description") or "").strip()[:200],
@@ -235,7 +236,7 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
                                        error=(f"{where}: " if where else "") + e.message)
         return await webhooks_view(request, u, status=201, created=ep)
 
-    async def webhook_view(request: Request, u: Any, webhook_id: int, *, status: str = "", after: int = 0,
+    async def webhook_view(request: Request, u: ConsoleUser, webhook_id: int, *, status: str = "", after: int = 0,
                            code: int = 200, new_secret: str | None = None, error: str | None = None,
                            form: dict[str, Any] | None = None) -> Response:
         ep = await ui.run(webhooks.get_endpoint, db(), u.tenant_id, webhook_id)  # 404 for another tenant's
@@ -255,16 +256,12 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
     async def webhook_page(request: Request, webhook_id: FromPath[int], status: FromQuery[str] = "",
                            after: FromQuery[int] = 0) -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         return await webhook_view(request, u, webhook_id, status=status, after=after)
 
     @post("/webhooks/{webhook_id:int}/edit", include_in_schema=False)
     async def edit_webhook(request: Request, webhook_id: FromPath[int]) -> Response:
         """Change the URL, events, description or pause it (``webhooks.update_endpoint``, as ``PATCH``)."""
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         data = await request.form()
         form = {"url": str(data.get("url") or "").strip()[:2000],
                 "description": str(data.get("description") or "").strip()[:200],
@@ -286,8 +283,6 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
                              data: URLEncodedBody[dict[str, str]]) -> Response:
         """A new signing secret, shown on the answer page once; the old one keeps signing for the grace chosen."""
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         raw = (data.get("grace") or "").strip()
         if raw not in {str(g) for g in ROTATE_GRACES}:
             raise InputError(gettext("choose how long the old secret stays valid"), where="form grace",
@@ -299,8 +294,6 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
     async def delete_webhook(request: Request, webhook_id: FromPath[int],
                              data: URLEncodedBody[dict[str, str]]) -> Response:
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         ep = await ui.run(webhooks.get_endpoint, db(), u.tenant_id, webhook_id)  # 404 for another tenant's
         if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
             return ui.render(request, "confirm.html", nav="webhooks", action=f"/console/webhooks/{webhook_id}/delete",
@@ -315,8 +308,6 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
     @post("/webhooks/events/{event_id:str}/resend", include_in_schema=False)
     async def resend(request: Request, event_id: FromPath[str], data: URLEncodedBody[dict[str, str]]) -> Response:
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         raw = (data.get("webhook_id") or "").strip()
         if raw and not raw.isdigit():
             raise InputError(gettext("webhook_id must be a number"), where="form webhook_id", code="webhooks.id")
@@ -338,13 +329,11 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
     @get("/keys", include_in_schema=False)
     async def keys_page(request: Request) -> Response:
         u = await need(request)
-        return u if isinstance(u, Response) else await keys_view(request, u)
+        return await keys_view(request, u)
 
     @post("/keys", include_in_schema=False)
     async def create_key(request: Request, data: URLEncodedBody[dict[str, str]]) -> Response:
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         label = (data.get("label") or "").strip()
         if not label or len(label) > LABEL_MAX or any(ord(ch) < 32 for ch in label):
             return await keys_view(request, u, status=400, label=label[:LABEL_MAX],
@@ -362,8 +351,6 @@ def page_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[
     @post("/keys/{key_id:int}/revoke", include_in_schema=False)
     async def revoke_key(request: Request, key_id: FromPath[int], data: URLEncodedBody[dict[str, str]]) -> Response:
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         rows = await ui.run(storage.tenant_keys, db(), u.tenant_id)
         k = next((r for r in rows if r["id"] == key_id), None)
         if k is None:

@@ -147,12 +147,13 @@ class ConsoleUI:
             dependencies={"ui": Provide(lambda: ui, use_cache=True, sync_to_thread=False)},
             middleware=[i18n.language_middleware, *ui.auth.middleware(ui.runtime.secrets.session_secret)],
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
-            exception_handlers={SmsguardError: lambda r, e: ui._error(r, e),
+            exception_handlers={LoginRequired: lambda r, e: login_redirect(r),
+                                SmsguardError: lambda r, e: ui._error(r, e),
                                 HTTPException: lambda r, e: ui._http_error(r, e)},
             include_in_schema=False,
         )
 
-    async def need(self, request: Request, *, write: bool = False) -> ConsoleUser | Response:
+    async def need(self, request: Request, *, write: bool = False) -> ConsoleUser:
         """``need`` with this UI, for the handler modules that take it as a function (signatures, pages)."""
         return await need(self, request, write=write)
 
@@ -198,10 +199,15 @@ def login_redirect(request: Request) -> Response:
     return Redirect(f"/console/login?{urlencode({'next': nxt})}")
 
 
-async def need(ui: ConsoleUI, request: Request, *, write: bool = False) -> ConsoleUser | Response:
+class LoginRequired(Exception):
+    """No signed-in console user: answered by the router with the log-in redirect (401 for the page's scripts)."""
+
+
+async def need(ui: ConsoleUI, request: Request, *, write: bool = False) -> ConsoleUser:
+    """The signed-in user (``LoginRequired`` if none); ``write``: one whose role may change things."""
     user = await ui.auth.current_user(request)
     if user is None:
-        return login_redirect(request)
+        raise LoginRequired
     if write and not user.can_write:
         raise ForbiddenError(_("role %(role)s may only read; ask for a customer account", role=user.role),
                              where=None, code="console.forbidden")
@@ -247,8 +253,8 @@ class HomeController(Controller):
 
     @get("/", include_in_schema=False)
     async def home(self, request: Request, ui: ConsoleUI) -> Response:
-        u = await need(ui, request)
-        return u if isinstance(u, Response) else Redirect("/console/batches")
+        await need(ui, request)
+        return Redirect("/console/batches")
 
 
 class TemplatesController(Controller):
@@ -260,8 +266,6 @@ class TemplatesController(Controller):
     @get("/templates", include_in_schema=False)
     async def templates_page(self, request: Request, ui: ConsoleUI) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         rows = await ui.run(model.list_templates, ui.runtime.db, u.tenant_id)
         return ui.render(request, "templates.html", rows=rows, form={}, preview=None, errors={})
 
@@ -270,8 +274,6 @@ class TemplatesController(Controller):
         self, request: Request, ui: ConsoleUI, data: URLEncodedBody[dict[str, str]]
     ) -> Response:
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         form = {k: (data.get(k) or "").strip() for k in ("name", "kind", "signature", "body")}
         try:
             t = await ui.call(batches.create_template, u.tenant_id, name=form["name"] or "template",
@@ -289,8 +291,6 @@ class TemplatesController(Controller):
     @get("/templates/{template_id:int}", include_in_schema=False)
     async def template_page(self, request: Request, ui: ConsoleUI, template_id: FromPath[int]) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         t = await ui.call(batches.get_template, u.tenant_id, template_id)
         text = model.template_text(t["signature"], t["body"], t["kind"])
         verdict = t.get("verdict") or {}
@@ -302,8 +302,6 @@ class TemplatesController(Controller):
     async def template_version(self, request: Request, ui: ConsoleUI, template_id: FromPath[int]) -> Response:
         """Edit, or resubmit after a rejection: a new version for a platform reviewer (issue 19)."""
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         form = await request.form()
         try:
             await ui.call(batches.propose_version, u.tenant_id, template_id, body=str(form.get("body") or ""),
@@ -319,8 +317,6 @@ class TemplatesController(Controller):
     async def template_preview(self, request: Request, ui: ConsoleUI) -> Response:
         """The screening verdict a template would get, before it is saved (same text, same engine)."""
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         body = await _json(request)
         kind = str(body.get("kind") or "notification")
         sig = str(body.get("signature") or "").strip().strip("【】")
@@ -342,8 +338,6 @@ class ListsController(Controller):
     @get("/lists", include_in_schema=False)
     async def lists_page(self, request: Request, ui: ConsoleUI) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         rows = await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
         return ui.render(request, "lists.html", rows=rows, error=None)
 
@@ -352,8 +346,6 @@ class ListsController(Controller):
         self, request: Request, ui: ConsoleUI, data: MultipartBody[dict[str, Any]],
     ) -> Response:
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         upload = data.get("file")
         name = str(data.get("name") or "").strip()
         if not isinstance(upload, UploadFile) or not upload.filename:
@@ -378,8 +370,6 @@ class ListsController(Controller):
     @get("/lists/{list_id:int}", include_in_schema=False)
     async def list_page(self, request: Request, ui: ConsoleUI, list_id: FromPath[int]) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         # the tenant's own report: the lines as it uploaded them (masked only in logs and the audit trail)
         lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=500, full=True)
         opted = next((r["opted_out"] for r in await ui.run(model.list_contact_lists, ui.runtime.db, u.tenant_id)
@@ -393,8 +383,6 @@ class ListsController(Controller):
         """The whole list as CSV: numbers in full for the tenant's customers (their own upload), masked for a
         viewer (who only reads, as on every page); formula cells neutralized; an audit event."""
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         rows = await ui.call(batches.export_contacts, u.tenant_id, list_id, full=u.can_write, actor=actor(u),
                              via="console")
         return ui.csv_rows(rows, f"list-{list_id}.csv")
@@ -403,8 +391,6 @@ class ListsController(Controller):
     async def list_merge(self, request: Request, ui: ConsoleUI) -> Response:
         """Two or more lists into a new one (``batches.merge_lists``: one contact per number)."""
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         form = await request.form()
         raw = [str(v) for v in form.getall("list_ids")] if "list_ids" in form else []
         name = str(form.get("name") or "").strip()
@@ -427,8 +413,6 @@ class ListsController(Controller):
     @get("/lists/{list_id:int}/rejects.csv", include_in_schema=False)
     async def list_rejects(self, request: Request, ui: ConsoleUI, list_id: FromPath[int]) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
         return ui.csv(lambda ctx, t, ref: batches.rejects_csv(ctx, t, ref, full=True), u.tenant_id, list_id,
                       f"list-{list_id}-rejects.csv")
@@ -438,8 +422,6 @@ class ListsController(Controller):
         self, request: Request, ui: ConsoleUI, list_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
     ) -> Response:
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         lst = await ui.call(batches.get_list, u.tenant_id, list_id, errors=0)  # 404 for another tenant's list
         if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
             return ui.render(request, "confirm.html", nav="lists", action=f"/console/lists/{list_id}/delete",
@@ -462,8 +444,6 @@ class ComposeController(Controller):
     async def compose_page(self, request: Request, ui: ConsoleUI, template_id: FromQuery[int | None] = None,
                            list_id: FromQuery[int | None] = None) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         form: dict[str, Any] = {"mode": "template" if template_id or list_id else "adhoc",
                                 "template_id": template_id or "", "list_id": list_id or "", "kind": "marketing"}
         draft = None
@@ -478,8 +458,6 @@ class ComposeController(Controller):
         """The compose form's live preview (JSON): verdict with highlighted reasons, length, segments,
         recipients, cost and quiet hours, computed by the engine and the policy, as submit will."""
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         form = await _json(request)
         args = compose_args({k: str(v) if v is not None else "" for k, v in form.items()}, u)
         if args["template_id"] is None and form.get("mode") == "template":
@@ -492,8 +470,6 @@ class ComposeController(Controller):
     async def save_draft(self, request: Request, ui: ConsoleUI) -> Response:
         """The compose form as it is being edited, kept for this user (restored after a re-login)."""
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         form = await _json(request)
         at = await ui.run(drafts.save, ui.runtime.db, ui.ctx.vault, u.id, u.tenant_id, form)
         return Response({"saved_at": at.isoformat(), "saved_local": model.local(at, u.time_zone, "%H:%M:%S")})
@@ -501,8 +477,6 @@ class ComposeController(Controller):
     @post("/compose/discard", include_in_schema=False)
     async def discard_draft(self, request: Request, ui: ConsoleUI) -> Response:
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         await ui.run(drafts.discard, ui.runtime.db, u.id)
         request.session["flash"] = _("draft discarded")
         return Redirect("/console/compose")
@@ -512,8 +486,6 @@ class ComposeController(Controller):
         self, request: Request, ui: ConsoleUI, data: URLEncodedBody[dict[str, str]]
     ) -> Response:
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         form = {k: v for k, v in data.items() if k != "_csrf_token"}
         args = compose_args(form, u)
         preview = await ui.call(model.estimate, u.tenant_id, u.tenant, **args)
@@ -557,8 +529,6 @@ class BatchesController(Controller):
     @get("/batches", include_in_schema=False)
     async def batches_page(self, request: Request, ui: ConsoleUI) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         rows = await ui.run(model.list_batches, ui.runtime.db, u.tenant_id, policy=ui.ctx.policy, tz=u.time_zone)
         chart = await ui.run(daily_chart, ui.ctx, u.tenant_id, u.time_zone)  # the landing page's dashboard
         return ui.render(request, "batches.html", rows=rows, chart=chart)
@@ -566,8 +536,6 @@ class BatchesController(Controller):
     @get("/batches/{batch_id:int}", include_in_schema=False)
     async def batch_page(self, request: Request, ui: ConsoleUI, batch_id: FromPath[int]) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
         content = await ui.run(_batch_content, ui.ctx, batch_id)
         return ui.render(request, "batch.html", b=p, content=content, progress_json=json.dumps(p, default=str),
@@ -576,8 +544,6 @@ class BatchesController(Controller):
     @get("/batches/{batch_id:int}/progress", include_in_schema=False)
     async def batch_progress(self, request: Request, ui: ConsoleUI, batch_id: FromPath[int]) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)
         return Response(p, headers={"Cache-Control": "no-store"})
 
@@ -586,8 +552,6 @@ class BatchesController(Controller):
         """Server-sent events: the batch's progress whenever it changed (checked every second) until it is
         final; the stream ends after ``SSE_MAX_SECONDS`` and the browser reconnects."""
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         first = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404 before the stream opens
 
         async def stream() -> AsyncIterator[ServerSentEventMessage]:
@@ -608,8 +572,6 @@ class BatchesController(Controller):
     @get("/batches/{batch_id:int}/report.csv", include_in_schema=False)
     async def batch_report(self, request: Request, ui: ConsoleUI, batch_id: FromPath[int]) -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         await ui.call(batches.get_batch, u.tenant_id, batch_id)  # 404 for another tenant's batch
         return ui.csv(batches.report_csv, u.tenant_id, batch_id, f"batch-{batch_id}.csv")
 
@@ -618,8 +580,6 @@ class BatchesController(Controller):
         self, request: Request, ui: ConsoleUI, batch_id: FromPath[int], data: URLEncodedBody[dict[str, str]],
     ) -> Response:
         u = await need(ui, request, write=True)
-        if isinstance(u, Response):
-            return u
         if data.get("confirm") != "yes":  # without JavaScript's dialog: a page that asks first
             p = await ui.call(model.progress, u.tenant_id, batch_id, tz=u.time_zone)  # 404: another tenant's
             return ui.render(request, "confirm.html", nav="batches", action=f"/console/batches/{batch_id}/cancel",
@@ -641,8 +601,6 @@ class OptoutsController(Controller):
     @get("/optouts", include_in_schema=False)
     async def optouts_page(self, request: Request, ui: ConsoleUI, q: FromQuery[str] = "") -> Response:
         u = await need(ui, request)
-        if isinstance(u, Response):
-            return u
         result = await ui.call(model.search_optouts, u.tenant_id, q[:40])
         return ui.render(request, "optouts.html", r=result)
 

@@ -4,7 +4,7 @@ status, the reviewer's reason and the carrier channels, and resubmit after a rej
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
@@ -14,6 +14,10 @@ from smsguard import filing
 from smsguard.core import SmsguardError
 from smsguard.i18n import gettext
 from smsguard.webauth import http_status
+
+if TYPE_CHECKING:  # the router (console._routes) imports this module
+    from ._routes import ConsoleUI
+    from ._users import ConsoleUser
 
 MAX_UPLOAD = filing.MAX_DOCUMENT_BYTES * 5 + 64 * 1024
 
@@ -26,7 +30,9 @@ async def _files(form: Any) -> list[tuple[str, bytes]]:
     return files
 
 
-def signature_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Callable[[Any], str]) -> list[Any]:
+def signature_handlers(
+    ui: ConsoleUI, need: Callable[..., Awaitable[ConsoleUser]], actor: Callable[[ConsoleUser], str]
+) -> list[Any]:
     def vault() -> filing.DocumentVault:
         return filing.DocumentVault(ui.runtime.secrets.phone_keys)
 
@@ -39,13 +45,11 @@ def signature_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Call
     @get("/signatures", include_in_schema=False)
     async def signatures_page(request: Request) -> Response:
         u = await need(request)
-        return u if isinstance(u, Response) else await page(request, u)
+        return await page(request, u)
 
     @post("/signatures", include_in_schema=False, request_max_body_size=MAX_UPLOAD)
     async def apply(request: Request) -> Response:
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         form = await request.form()
         fields = {k: str(form.get(k) or "") for k in ("name", "type", "use")}
         try:
@@ -62,16 +66,12 @@ def signature_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Call
     @get("/signatures/{signature_id:int}", include_in_schema=False)
     async def signature_page(request: Request, signature_id: FromPath[int]) -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         s = await ui.run(filing.get, ui.runtime.db, u.tenant_id, signature_id)  # 404 for another tenant's
         return ui.render(request, "signature.html", s=s, error=None)
 
     @post("/signatures/{signature_id:int}/resubmit", include_in_schema=False, request_max_body_size=MAX_UPLOAD)
     async def resubmit(request: Request, signature_id: FromPath[int]) -> Response:
         u = await need(request, write=True)
-        if isinstance(u, Response):
-            return u
         form = await request.form()
         try:
             await ui.run(filing.resubmit, ui.runtime.db, vault(), u.tenant_id, signature_id,
@@ -87,8 +87,6 @@ def signature_handlers(ui: Any, need: Callable[..., Awaitable[Any]], actor: Call
     @get("/signatures/{signature_id:int}/documents/{document_id:int}", include_in_schema=False)
     async def document(request: Request, signature_id: FromPath[int], document_id: FromPath[int]) -> Response:
         u = await need(request)
-        if isinstance(u, Response):
-            return u
         name, ctype, data = await ui.run(filing.document, ui.runtime.db, vault(), u.tenant_id, signature_id,
                                          document_id)
         return Response(data, media_type=ctype, headers=filing.download_headers(name))
