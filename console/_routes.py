@@ -147,7 +147,7 @@ class ConsoleUI:
             dependencies={"ui": Provide(lambda: ui, use_cache=True, sync_to_thread=False)},
             middleware=[i18n.language_middleware, *ui.auth.middleware(ui.runtime.secrets.session_secret)],
             # plain functions, not bound methods: litestar deep-copies a router's options when it registers it
-            exception_handlers={LoginRequired: lambda r, e: login_redirect(r),
+            exception_handlers={webauth.LoginRequired: lambda r, e: login_redirect(r),
                                 SmsguardError: lambda r, e: ui._error(r, e),
                                 HTTPException: lambda r, e: ui._http_error(r, e)},
             include_in_schema=False,
@@ -199,15 +199,9 @@ def login_redirect(request: Request) -> Response:
     return Redirect(f"/console/login?{urlencode({'next': nxt})}")
 
 
-class LoginRequired(Exception):
-    """No signed-in console user: answered by the router with the log-in redirect (401 for the page's scripts)."""
-
-
 async def need(ui: ConsoleUI, request: Request, *, write: bool = False) -> ConsoleUser:
     """The signed-in user (``LoginRequired`` if none); ``write``: one whose role may change things."""
-    user = await ui.auth.current_user(request)
-    if user is None:
-        raise LoginRequired
+    user = await ui.auth.require(request)
     if write and not user.can_write:
         raise ForbiddenError(_("role %(role)s may only read; ask for a customer account", role=user.role),
                              where=None, code="console.forbidden")

@@ -197,14 +197,9 @@ class ReviewUI:
     def _build_router(self) -> Router:
         ui = self
 
-        def login_redirect(request: Request) -> Redirect:
-            return Redirect(f"/review/login?{urlencode({'next': request.url.path + '?' + request.url.query})}")
-
         @get("/", include_in_schema=False)
         async def queue_page(request: Request) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            await ui.auth.require(request)
             try:
                 filters = ui.filters(request)
             except SmsguardError as e:
@@ -219,9 +214,7 @@ class ReviewUI:
         @get("/summary", include_in_schema=False)
         async def summary(request: Request) -> Response:
             """What the queue page polls to stay live: its counters and the ids of the rows it would show."""
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return Response({"error": "login"}, status_code=401)
+            await ui.auth.require(request, json={"error": "login"})
             try:
                 filters = ui.filters(request)
             except SmsguardError as e:
@@ -233,17 +226,13 @@ class ReviewUI:
 
         @get("/stats", include_in_schema=False)
         async def stats_page(request: Request) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            await ui.auth.require(request)
             return ui.render(request, "stats.html", stats=await ui.stats(),
                              sla_minutes=ui.service.config.queue.sla_minutes)
 
         @get("/history", include_in_schema=False)
         async def history_page(request: Request) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            user = await ui.auth.require(request)
             mine = request.query_params.get("mine") == "1"
             try:
                 filters = ui.filters(request)
@@ -255,9 +244,7 @@ class ReviewUI:
 
         @post("/bulk", include_in_schema=False)
         async def bulk(request: Request) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            user = await ui.auth.require(request)
             form = await request.form()
             try:
                 fq = urlencode(ui.filters(request).query())
@@ -276,9 +263,7 @@ class ReviewUI:
 
         @post("/items/{item_id:int}/force-release", include_in_schema=False)
         async def force_release(request: Request, item_id: FromPath[int]) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            user = await ui.auth.require(request)
             try:
                 freed = await ui.run(ui.service.force_release, user, item_id)
                 request.session["flash"] = (gettext("item %(id)s given back to the queue", id=item_id) if freed
@@ -289,9 +274,7 @@ class ReviewUI:
 
         @post("/claim", include_in_schema=False)
         async def claim_next(request: Request) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            user = await ui.auth.require(request)
             try:
                 filters = ui.filters(request)
             except SmsguardError as e:
@@ -306,9 +289,7 @@ class ReviewUI:
 
         @get("/items/{item_id:int}", include_in_schema=False)
         async def item_page(request: Request, item_id: FromPath[int]) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            user = await ui.auth.require(request)
             try:
                 filters = ui.filters(request)
             except SmsguardError:
@@ -330,9 +311,7 @@ class ReviewUI:
             request: Request, item_id: FromPath[int],
             data: URLEncodedBody[dict[str, str]],
         ) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            user = await ui.auth.require(request)
             try:
                 filters = ui.filters(request)
             except SmsguardError:
@@ -360,9 +339,7 @@ class ReviewUI:
             gets ``{"item_id", "url", "message"}`` or the error (409 ``review.undo_expired`` after the window);
             a plain form is redirected to the item (or back to the queue with the reason it was refused)."""
             wants_json = "application/json" in (request.headers.get("accept") or "")
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return Response({"error": "login"}, status_code=401) if wants_json else login_redirect(request)
+            user = await ui.auth.require(request, json={"error": "login"} if wants_json else None)
             form = await request.form()
             raw = form.getall("ids") if "ids" in form else []
             try:
@@ -390,18 +367,14 @@ class ReviewUI:
 
         @post("/items/{item_id:int}/extend", include_in_schema=False)
         async def extend(request: Request, item_id: FromPath[int]) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return Response({"ok": False, "error": "login"}, status_code=401)
+            user = await ui.auth.require(request, json={"ok": False, "error": "login"})
             ok = await ui.run(ui.service.extend, user, item_id)
             return Response({"ok": ok, "lease_seconds": ui.service.config.lease_seconds},
                             status_code=200 if ok else 409)
 
         @post("/items/{item_id:int}/release", include_in_schema=False)
         async def release(request: Request, item_id: FromPath[int]) -> Response:
-            user = await ui.auth.current_user(request)
-            if user is None:
-                return login_redirect(request)
+            user = await ui.auth.require(request)
             await ui.run(ui.service.release, user, item_id)
             if request.headers.get("x-beacon") or request.query_params.get("beacon"):
                 return Response(b"", status_code=204)  # the page is gone (navigator.sendBeacon on leaving it)
@@ -419,8 +392,17 @@ class ReviewUI:
                             item_page, decide, undo, extend, release, force_release, *signature_handlers(ui),
                             *template_handlers(ui), static],
             middleware=[i18n.language_middleware, *ui.auth.middleware(ui.runtime.secrets.session_secret)],
+            exception_handlers={webauth.LoginRequired: _login_required},
             include_in_schema=False,
         )
+
+
+def _login_required(request: Request, exc: webauth.LoginRequired) -> Response:
+    """Nobody logged in: the page's scripts get 401 with their JSON, a page the log-in form (then back here)."""
+    if exc.json is not None:
+        return Response(exc.json, status_code=401)
+    back = exc.next or request.url.path + "?" + request.url.query
+    return Redirect(f"/review/login?{urlencode({'next': back})}")
 
 
 __all__ = ["ReviewUI"]

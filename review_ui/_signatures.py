@@ -26,14 +26,9 @@ def signature_handlers(ui: Any) -> list[Any]:
     def vault() -> filing.DocumentVault:
         return filing.DocumentVault(ui.runtime.secrets.phone_keys)
 
-    def login(request: Request) -> Redirect:
-        return Redirect(f"/review/login?next={request.url.path}")
-
     @get("/signatures", include_in_schema=False)
     async def queue(request: Request) -> Response:
-        user = await ui.auth.current_user(request)
-        if user is None:
-            return login(request)
+        await ui.auth.require(request)
         status = request.query_params.get("status") or "pending"
         if status not in STATUSES:
             return ui.render(request, "signatures.html", status=400, rows=[], current="pending",
@@ -44,9 +39,7 @@ def signature_handlers(ui: Any) -> list[Any]:
 
     @get("/signatures/{signature_id:int}", include_in_schema=False)
     async def detail(request: Request, signature_id: FromPath[int]) -> Response:
-        user = await ui.auth.current_user(request)
-        if user is None:
-            return login(request)
+        user = await ui.auth.require(request)
         try:
             s = await ui.run(filing.get, ui.runtime.db, None, signature_id)
         except SmsguardError as e:
@@ -56,9 +49,7 @@ def signature_handlers(ui: Any) -> list[Any]:
 
     @get("/signatures/{signature_id:int}/documents/{document_id:int}", include_in_schema=False)
     async def document(request: Request, signature_id: FromPath[int], document_id: FromPath[int]) -> Response:
-        user = await ui.auth.current_user(request)
-        if user is None:
-            return login(request)
+        await ui.auth.require(request)
         try:
             name, ctype, data = await ui.run(filing.document, ui.runtime.db, vault(), None, signature_id,
                                              document_id)
@@ -68,9 +59,7 @@ def signature_handlers(ui: Any) -> list[Any]:
 
     @post("/signatures/{signature_id:int}/decide", include_in_schema=False)
     async def decide(request: Request, signature_id: FromPath[int]) -> Response:
-        user = await ui.auth.current_user(request)
-        if user is None:
-            return login(request)
+        user = await ui.auth.require(request)
         form = await request.form()
         action = str(form.get("action") or "")
         try:
@@ -88,9 +77,7 @@ def signature_handlers(ui: Any) -> list[Any]:
 
     @post("/signatures/{signature_id:int}/channel", include_in_schema=False)
     async def channel(request: Request, signature_id: FromPath[int]) -> Response:
-        user = await ui.auth.current_user(request)
-        if user is None:
-            return login(request)
+        user = await ui.auth.require(request)
         form = await request.form()
         try:
             if not user.can_act:
@@ -115,17 +102,13 @@ def template_handlers(ui: Any) -> list[Any]:
 
     @get("/templates", include_in_schema=False)
     async def queue(request: Request) -> Response:
-        user = await ui.auth.current_user(request)
-        if user is None:
-            return Redirect(f"/review/login?next={request.url.path}")
+        user = await ui.auth.require(request)
         rows = await ui.run(batches.pending_versions, ctx())
         return ui.render(request, "template_versions.html", rows=rows, can_act=user.can_act)
 
     @post("/templates/versions/{version_id:int}/decide", include_in_schema=False)
     async def decide(request: Request, version_id: FromPath[int]) -> Response:
-        user = await ui.auth.current_user(request)
-        if user is None:
-            return Redirect("/review/login?next=/review/templates")
+        user = await ui.auth.require(request, next="/review/templates")
         form = await request.form()
         action = str(form.get("action") or "")
         try:

@@ -134,7 +134,8 @@ PINNED: dict[str, list[str]] = {
         "revoke_credential", "rpc_signature", "tc3_signature", "tencent",
     ],
     "smsguard.webauth": [
-        "Account", "Accounts", "AccountsConfig", "HTTP_STATUS", "LOGIN_FAILED", "LoginThrottle", "MIN_PASSWORD",
+        "Account", "Accounts", "AccountsConfig", "HTTP_STATUS", "LOGIN_FAILED", "LoginRequired", "LoginThrottle",
+        "MIN_PASSWORD",
         "SqlSessionStore", "TEMPLATES", "ThrottlePolicy", "ThrottleRule", "WebAuth", "WebAuthConfig",
         "hash_password", "http_headers", "http_status", "load_secret", "throttle", "verify_password",
     ],

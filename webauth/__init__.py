@@ -10,7 +10,8 @@ roles and user object (``AccountsConfig``), its path, cookies, session keys and 
                                        exists_code="user.exists", not_found_code="user.not_found"))
     auth = WebAuth(WebAuthConfig(path="/review", accounts=accounts, ...), db=lambda: engine, render=ui.render)
     Router(path="/review", route_handlers=[*auth.route_handlers(), ...], middleware=auth.middleware(data_dir))
-    # at app start: auth.register_store(app); in a handler: user = await auth.current_user(request)
+    # at app start: auth.register_store(app); in a handler: user = await auth.require(request)
+    # (LoginRequired when nobody is logged in: the router answers it with the log-in redirect)
 
 Failed log-ins are throttled per account and per client address (``_throttle``: waits, then a lock an admin
 lifts with ``smsguard user unlock`` / ``smsguard console user unlock``); passwords are checked in a small pool of
@@ -25,7 +26,7 @@ from ._passwords import MIN_PASSWORD, hash_password, verify_password
 from ._sessions import SqlSessionStore, load_secret
 from ._status import HTTP_STATUS, http_headers, http_status
 from ._throttle import LoginThrottle, ThrottlePolicy, ThrottleRule
-from ._web import LOGIN_FAILED, TEMPLATES, WebAuth, WebAuthConfig
+from ._web import LOGIN_FAILED, TEMPLATES, LoginRequired, WebAuth, WebAuthConfig
 
 __all__ = [
     "HTTP_STATUS",
@@ -35,6 +36,7 @@ __all__ = [
     "Account",
     "Accounts",
     "AccountsConfig",
+    "LoginRequired",
     "LoginThrottle",
     "SqlSessionStore",
     "ThrottlePolicy",

@@ -25,6 +25,7 @@ from litestar.response import Redirect
 from sqlalchemy import Engine, Table
 
 from smsguard import audit
+from smsguard.core import UnauthenticatedError
 from smsguard.i18n import N_, gettext
 
 from ._accounts import Account, Accounts
@@ -46,6 +47,16 @@ LOGIN_LOCKED = N_("log-in locked after too many failed tries: an administrator c
 LOGIN_BUSY = N_("too many log-ins at once: try again in a moment")
 _SCOPE_USER = "webauth_user"
 _SCOPE_NEW_ID = "webauth_new_session_id"
+
+
+class LoginRequired(UnauthenticatedError):
+    """Raised by ``WebAuth.require`` when nobody is logged in; each UI's router answers it once, with its log-in
+    redirect (``next``: where to come back to, default this page) or, for its scripts, 401 with ``json``."""
+
+    def __init__(self, *, json: dict[str, Any] | None = None, next: str | None = None) -> None:
+        super().__init__("log in first", code="login.required")
+        self.json = json
+        self.next = next
 
 
 class _RotatingSessionBackend(ServerSideSessionBackend):
@@ -137,6 +148,13 @@ class WebAuth(Generic[A]):
             return None
         user = await anyio.to_thread.run_sync(self.config.accounts.get_user, self.db(), int(uid))
         request.scope[_SCOPE_USER] = user  # type: ignore[typeddict-unknown-key]
+        return user
+
+    async def require(self, request: Request, *, json: dict[str, Any] | None = None, next: str | None = None) -> A:
+        """The logged-in user of this request, else ``LoginRequired(json=json, next=next)``."""
+        user = await self.current_user(request)
+        if user is None:
+            raise LoginRequired(json=json, next=next)
         return user
 
     @staticmethod
