@@ -21,7 +21,7 @@ Command_Id is the request's | 0x80000000. Fixed-size strings are ASCII, NUL-padd
   Msg_Content, Reserved 8 (3.0: LinkID 20). A status report's Msg_Content: Msg_Id 8, Stat 7,
   Submit_time 10, Done_time 10, Dest_terminal_Id 21 (3.0: 32), SMSC_sequence 4.
 * DELIVER_RESP: Msg_Id 8, Result 1 (3.0: 4). ACTIVE_TEST: empty; ACTIVE_TEST_RESP: Reserved 1.
-  TERMINATE / TERMINATE_RESP: empty.
+  TERMINATE / TERMINATE_RESP: empty. CANCEL: Msg_Id 8; CANCEL_RESP: Success_Id 1 (3.0: 4), 0 done, 1 failed.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ CONNECT = 0x00000001
 TERMINATE = 0x00000002
 SUBMIT = 0x00000004
 DELIVER = 0x00000005
+CANCEL = 0x00000007
 ACTIVE_TEST = 0x00000008
 RESP = 0x80000000
 V20 = 0x20
@@ -192,6 +193,16 @@ class Terminate:
     pass
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cancel:
+    msg_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CancelResp:
+    success_id: int  # 0 cancelled, 1 not
+
+
 @dataclasses.dataclass(slots=True)
 class TerminateResp:
     pass
@@ -208,6 +219,8 @@ Pdu = (
     | ActiveTestResp
     | Terminate
     | TerminateResp
+    | Cancel
+    | CancelResp
 )
 
 
@@ -299,6 +312,10 @@ def _body(pdu: Pdu, version: int) -> tuple[int, bytes]:
             return TERMINATE, b""
         case TerminateResp():
             return TERMINATE | RESP, b""
+        case Cancel():
+            return CANCEL, struct.pack(">Q", pdu.msg_id)
+        case CancelResp():
+            return CANCEL | RESP, struct.pack(f">{lay.result}", pdu.success_id)
     raise CmppError(f"cannot encode {pdu!r}")
 
 
@@ -386,6 +403,10 @@ def _decode(command: int, body: bytes, version: int) -> Pdu:
         return Terminate()
     if command == TERMINATE | RESP:
         return TerminateResp()
+    if command == CANCEL:
+        return Cancel(*struct.unpack_from(">Q", body))
+    if command == CANCEL | RESP:
+        return CancelResp(*struct.unpack_from(f">{lay.result}", body))
     raise CmppError(f"unknown command 0x{command:08x}")
 
 
