@@ -4,12 +4,12 @@ The protocol part only: CONNECT authenticated as the specification says (Authent
 MD5(Source_Addr + 9 zero octets + secret + timestamp), answered with AuthenticatorISMG), in the version
 the client asks for; per account a connection limit, a window (SUBMITs answered concurrently) and a
 throughput (more gets result 8, flow control); CANCEL of a message still queued here (Success_Id 0, no report
-follows; 1 otherwise); ACTIVE_TEST and TERMINATE both ways (a connection idle for
-``active_test_every`` seconds gets our ACTIVE_TEST, and is dropped if nothing comes back in ``active_test_timeout``
-seconds, so a dead client does not hold one of its account's connections). What a SUBMIT
-becomes is the :class:`SubmitHandler`'s business (screening, opt-outs, caps, budget, channels);
-reports and MO for the customer go out with :meth:`CmppServer.report` / :meth:`CmppServer.mo` over
-one of the account's connections, or wait until it connects again.
+follows; 1 otherwise); ACTIVE_TEST and TERMINATE both
+ways (a connection idle for ``active_test_every`` seconds gets our ACTIVE_TEST, and is dropped if nothing comes
+back in ``active_test_timeout`` seconds, so a dead client does not hold one of its account's connections). What a
+SUBMIT becomes is the :class:`SubmitHandler`'s business (screening, opt-outs, caps, budget, channels); reports and
+MO for the customer go out with :meth:`CmppServer.report` / :meth:`CmppServer.mo` over one of the account's
+connections, or wait until it connects again.
 
 Result mapping (SUBMIT_RESP.Result; 0-13 are the specification's, 20+ ours, documented for customers):
 
@@ -34,18 +34,15 @@ until a bind takes them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 import logging
-import time
-from collections.abc import Hashable
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from smsguard.core import SmsguardError
 from smsguard.sending import _cmpp_protocol as p
-from smsguard.sending._access import Liveness, keep_alive, owe_rejected
+from smsguard.sending._access import AccessServer, Liveness
 from smsguard.sending._corked import CorkedWriter
 from smsguard.sending._long_sms import decode_text, encode_text, split_content, strip_udh
 
@@ -111,23 +108,9 @@ class _Session:
             self.writer.write(p.encode(next(self.seq) if sequence is None else sequence, pdu, self.version))
 
 
-class _Bucket:
-    """Token bucket: ``rate`` per second, bursts of up to one second's worth."""
+class CmppServer(AccessServer):
+    name = "CMPP"
 
-    def __init__(self, rate: float) -> None:
-        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class CmppServer:
     def __init__(
         self, accounts: list[CmppAccount], handler: SubmitHandler, *, host: str = "127.0.0.1", port: int = 7890,
         gateway_code: int = 0x2345, max_version: int = p.V30, active_test_every: float = 30.0,
@@ -136,48 +119,15 @@ class CmppServer:
         """``active_test_every``: seconds a connection may be idle before we send CMPP_ACTIVE_TEST (0: never);
         one not answered within ``active_test_timeout`` seconds is dropped (the specification's C = 3 resends
         of T = 60 s are for carriers' links; a customer's dead socket should not hold a connection slot)."""
-        self.accounts = {a.sp_id: a for a in accounts}
-        self.handler = handler
-        self.host, self.port = host, port
-        self.gateway_code = gateway_code
+        super().__init__(accounts, handler, host=host, port=port, gateway_code=gateway_code,
+                         keepalive=(active_test_every, active_test_timeout))
         self.max_version = max_version
-        self.active_test_every, self.active_test_timeout = active_test_every, active_test_timeout
         self.sessions: dict[str, list[_Session]] = {}
         # reports / MO kept until the account connects: (pdu, phone, src_id)
         self.waiting: dict[str, list[tuple[p.Deliver | p.StatusReport, str, str]]] = {}
-        self._buckets = {a.sp_id: _Bucket(a.rate) for a in accounts}
-        self._parts: dict[Hashable, dict[int, tuple[int, bytes]]] = {}
-        self._counter = itertools.count(1)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def set_accounts(self, accounts: list[CmppAccount]) -> None:
-        """Replace the accounts (new ones can bind, revoked ones no longer; live binds stay up)."""
-        self.accounts = {a.sp_id: a for a in accounts}
-        for a in accounts:
-            self._buckets.setdefault(a.sp_id, _Bucket(a.rate))
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for sessions in self.sessions.values():
-                for s in sessions:
-                    s.writer.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        close = getattr(self.handler, "close", None)
-        if close is not None:
-            await close()
-
-    def _msg_id(self) -> int:
-        return p.make_msg_id(self.gateway_code, next(self._counter))
+    def _probe(self, session: _Session) -> None:
+        session.send(p.ActiveTest())
 
     def bound(self, account: str) -> bool:
         """Whether the account has a live connection (reports and MO can go out now)."""
@@ -230,9 +180,7 @@ class CmppServer:
                 return
             for pdu, phone, src_id in self.waiting.pop(session.account.sp_id, []):
                 self._deliver(session.account.sp_id, pdu, phone, src_id)
-            self._spawn(keep_alive(session.live, writer, lambda: session.send(p.ActiveTest()),
-                                   every=self.active_test_every, timeout=self.active_test_timeout,
-                                   name=f"CMPP {session.account.sp_id}"))
+            self._watch(session)
             while True:
                 seq, pdu = await p.read_pdu(reader, session.version)
                 session.live.touch()
@@ -252,13 +200,8 @@ class CmppServer:
             pass
         finally:
             if session is not None:
-                self.sessions.get(session.account.sp_id, []).remove(session)
+                self._closed(session)
             writer.close()
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _connect(self, seq: int, pdu: p.Connect, writer: asyncio.StreamWriter) -> _Session | None:
         account = self.accounts.get(pdu.source_addr)
@@ -270,7 +213,7 @@ class CmppServer:
             status = p.CONNECT_STATUS_VERSION
         elif pdu.authenticator != p.authenticator_source(pdu.source_addr, account.secret, f"{pdu.timestamp:010d}"):
             status = 3
-        elif len(self.sessions.get(account.sp_id, [])) >= account.max_connections:
+        elif self._at_limit(account):
             status = CONNECT_STATUS_TOO_MANY
         secret = account.secret if account is not None and status != 3 else ""
         auth = p.authenticator_ismg(status, pdu.authenticator, secret, version)
@@ -278,12 +221,12 @@ class CmppServer:
         if status != 0 or account is None:
             return None
         session = _Session(account, writer, version, asyncio.Semaphore(account.window))
-        self.sessions.setdefault(account.sp_id, []).append(session)
+        self._opened(session)
         return session
 
     async def _submit(self, session: _Session, seq: int, pdu: p.Submit) -> None:
         try:
-            if not self._buckets[session.account.sp_id].take():
+            if self._throttled(session.account.sp_id):
                 session.send(p.SubmitResp(0, RESULT_FLOW_CONTROL), seq)
                 return
             msg_id = self._msg_id()
@@ -294,7 +237,7 @@ class CmppServer:
                 if whole is not None:
                     decision = await self.handler.on_submit(whole)
                     if decision != "accepted":
-                        await owe_rejected(self.handler, whole, lambda part_id: self.report(
+                        await self._refused(whole, lambda part_id: self.report(
                             session.account.sp_id, part_id, whole.phones[0], "REJECTD", whole.src_id))
                 return
             text = decode_text(pdu.msg_fmt, raw)
@@ -325,13 +268,10 @@ class CmppServer:
     def _join(self, session: _Session, pdu: p.Submit, part: tuple[int, int, int], msg_id: int,
               raw: bytes) -> CustomerSubmit | None:
         ref, total, number = part
-        key = (session.account.sp_id, tuple(pdu.dest_terminal_ids), ref, total)
-        parts = self._parts.setdefault(key, {})
-        parts.setdefault(number, (msg_id, raw))
-        if len(parts) < total:
+        ordered = self._collect((session.account.sp_id, tuple(pdu.dest_terminal_ids), ref, total), number, total,
+                                msg_id, raw)
+        if ordered is None:
             return None
-        del self._parts[key]
-        ordered = [parts[n] for n in sorted(parts)]
         text = decode_text(pdu.msg_fmt, b"".join(chunk for _, chunk in ordered))
         return CustomerSubmit(session.account, tuple(i for i, _ in ordered), tuple(pdu.dest_terminal_ids), text,
                               pdu.src_id, pdu.registered_delivery)

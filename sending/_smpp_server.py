@@ -58,13 +58,11 @@ import hmac
 import itertools
 import logging
 import struct
-from collections.abc import Hashable
 from typing import Any
 
 from smsguard.core import SmsguardError
-from smsguard.sending._access import Liveness, keep_alive, owe_rejected
-from smsguard.sending._cmpp_protocol import make_msg_id
-from smsguard.sending._cmpp_server import CmppAccount, CustomerSubmit, SubmitHandler, _Bucket
+from smsguard.sending._access import AccessServer, Liveness
+from smsguard.sending._cmpp_server import CmppAccount, CustomerSubmit, SubmitHandler
 from smsguard.sending._corked import CorkedWriter
 
 log = logging.getLogger(__name__)
@@ -331,7 +329,9 @@ class _Session:
             self.writer.write(encode(command_id, status, next(self.seq) if sequence is None else sequence, body))
 
 
-class SmppServer:
+class SmppServer(AccessServer):
+    name = "SMPP"
+
     def __init__(
         self,
         accounts: list[CmppAccount],
@@ -346,50 +346,23 @@ class SmppServer:
     ) -> None:
         """``enquire_link_every``: seconds a bind may be idle before we send enquire_link (§4.11; 0: never); one
         that does not answer within ``enquire_link_timeout`` seconds is dropped."""
-        self.enquire_link_every, self.enquire_link_timeout = enquire_link_every, enquire_link_timeout
-        self.accounts = {a.sp_id: a for a in accounts}
-        self.handler = handler
-        self.host, self.port = host, port
+        super().__init__(accounts, handler, host=host, port=port, gateway_code=gateway_code,
+                         keepalive=(enquire_link_every, enquire_link_timeout))
         self.system_id = system_id
-        self.gateway_code = gateway_code
         self.sessions: dict[str, list[_Session]] = {}
         # receipts / MO kept until the account has a receiving bind again: (source, dest, esm, coding, sm, tlvs)
         self.waiting: dict[str, list[tuple[str, str, int, int, bytes, dict[int, bytes]]]] = {}
-        self._buckets = {a.sp_id: _Bucket(a.rate) for a in accounts}
-        self._parts: dict[Hashable, dict[int, tuple[int, bytes]]] = {}
-        self._counter = itertools.count(1)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
-    def set_accounts(self, accounts: list[CmppAccount]) -> None:
-        self.accounts = {a.sp_id: a for a in accounts}
-        for a in accounts:
-            self._buckets.setdefault(a.sp_id, _Bucket(a.rate))
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
     async def stop(self) -> None:
-        self._stopping = True
-        if self._server is not None:
-            self._server.close()
-            for sessions in self.sessions.values():
-                for s in sessions:
-                    s.send(UNBIND, 0, None)
-                    s.writer.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        close = getattr(self.handler, "close", None)
-        if close is not None:
-            await close()
+        self._stopping = True  # submits still arriving are answered ESME_RMSGQFUL
+        await super().stop()
 
-    def _msg_id(self) -> int:
-        return make_msg_id(self.gateway_code, next(self._counter))
+    def _probe(self, session: _Session) -> None:
+        session.send(ENQUIRE_LINK, 0, None)
+
+    def _goodbye(self, session: _Session) -> None:
+        session.send(UNBIND, 0, None)
 
     def bound(self, account: str) -> bool:
         """Whether the account has a bind that receives (receipts and MO can go out now)."""
@@ -460,10 +433,7 @@ class SmppServer:
             if session.receives:
                 for item in self.waiting.pop(session.account.sp_id, []):
                     self._deliver(session.account.sp_id, item)
-            bound = session
-            self._spawn(keep_alive(bound.live, writer, lambda: bound.send(ENQUIRE_LINK, 0, None),
-                                   every=self.enquire_link_every, timeout=self.enquire_link_timeout,
-                                   name=f"SMPP {bound.account.sp_id}"))
+            self._watch(session)
             while True:
                 command_id, _, sequence, body = await self._read(reader)
                 session.live.touch()
@@ -495,13 +465,8 @@ class SmppServer:
             pass
         finally:
             if session is not None:
-                self.sessions.get(session.account.sp_id, []).remove(session)
+                self._closed(session)
             writer.close()
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _bind(self, command_id: int, sequence: int, body: bytes, writer: Any) -> _Session | None:
         resp = command_id | RESP
@@ -516,7 +481,7 @@ class SmppServer:
             status = ESME_RINVSYSID
         elif not hmac.compare_digest(bind.password.encode(), account.secret.encode()):
             status = ESME_RINVPASWD
-        elif len(self.sessions.get(account.sp_id, [])) >= account.max_connections:
+        elif self._at_limit(account):
             status = ESME_RBINDFAIL
         if status != ESME_ROK or account is None:
             log.info("SMPP bind as %r refused: status 0x%02x", bind.system_id, status)
@@ -528,7 +493,7 @@ class SmppServer:
             )
         )
         session = _Session(account, writer, BINDS[command_id], asyncio.Semaphore(account.window))
-        self.sessions.setdefault(account.sp_id, []).append(session)
+        self._opened(session)
         return session
 
     async def _submit(self, session: _Session, sequence: int, body: bytes, command_id: int = SUBMIT_SM) -> None:
@@ -546,7 +511,7 @@ class SmppServer:
             if not pdu.destination_addr:
                 session.send(resp, ESME_RINVDSTADR, sequence)
                 return
-            if not self._buckets[session.account.sp_id].take():
+            if self._throttled(session.account.sp_id):
                 session.send(resp, ESME_RTHROTTLED, sequence)
                 return
             msg_id = self._msg_id()
@@ -557,7 +522,7 @@ class SmppServer:
                 if whole is not None:
                     decision = await self.handler.on_submit(whole)
                     if decision != "accepted":
-                        await owe_rejected(self.handler, whole, lambda part_id: self.report(
+                        await self._refused(whole, lambda part_id: self.report(
                             session.account.sp_id, part_id, whole.phones[0], "REJECTD", whole.src_id))
                 return
             submit = CustomerSubmit(
@@ -618,13 +583,9 @@ class SmppServer:
         self, session: _Session, pdu: SubmitSm, part: tuple[int, int, int], msg_id: int, raw: bytes
     ) -> CustomerSubmit | None:
         ref, total, number = part
-        key = (session.account.sp_id, pdu.destination_addr, ref, total)
-        parts = self._parts.setdefault(key, {})
-        parts.setdefault(number, (msg_id, raw))  # the same segment twice: the first one counts
-        if len(parts) < total:
+        ordered = self._collect((session.account.sp_id, pdu.destination_addr, ref, total), number, total, msg_id, raw)
+        if ordered is None:
             return None
-        del self._parts[key]
-        ordered = [parts[n] for n in sorted(parts)]
         text = decode_sm(pdu.data_coding, b"".join(chunk for _, chunk in ordered))
         return CustomerSubmit(
             session.account,
