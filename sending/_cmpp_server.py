@@ -4,7 +4,7 @@ The protocol part only: CONNECT authenticated as the specification says (Authent
 MD5(Source_Addr + 9 zero octets + secret + timestamp), answered with AuthenticatorISMG), in the version
 the client asks for; per account a connection limit, a window (SUBMITs answered concurrently) and a
 throughput (more gets result 8, flow control); CANCEL of a message still queued here (Success_Id 0, no report
-follows; 1 otherwise); ACTIVE_TEST and TERMINATE both
+follows; 1 otherwise); QUERY answered with the account's counts for the day; ACTIVE_TEST and TERMINATE both
 ways (a connection idle for ``active_test_every`` seconds gets our ACTIVE_TEST, and is dropped if nothing comes
 back in ``active_test_timeout`` seconds, so a dead client does not hold one of its account's connections). What a
 SUBMIT becomes is the :class:`SubmitHandler`'s business (screening, opt-outs, caps, budget, channels); reports and
@@ -34,6 +34,7 @@ until a bind takes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -190,6 +191,9 @@ class CmppServer(AccessServer):
                 elif isinstance(pdu, p.Cancel):
                     await session.slots.acquire()
                     self._spawn(self._cancel(session, seq, pdu))
+                elif isinstance(pdu, p.Query):
+                    await session.slots.acquire()
+                    self._spawn(self._query(session, seq, pdu))
                 elif isinstance(pdu, p.ActiveTest):
                     session.send(p.ActiveTestResp(), seq)
                 elif isinstance(pdu, p.Terminate):
@@ -262,6 +266,23 @@ class CmppServer(AccessServer):
         except Exception:
             log.exception("CMPP CANCEL from %s failed", session.account.sp_id)
             session.send(p.CancelResp(1), seq)
+        finally:
+            session.slots.release()
+
+    async def _query(self, session: _Session, seq: int, pdu: p.Query) -> None:
+        """CMPP_QUERY: the account's counts for one day (the handler's ``on_stats``); zeros for a day that does not
+        parse, for Query_Type 1 (per Service_Id, which we do not record), or with a handler that keeps none."""
+        try:
+            counts: tuple[int, ...] = (0,) * 8
+            stats = getattr(self.handler, "on_stats", None)
+            with contextlib.suppress(ValueError):
+                day = dt.datetime.strptime(pdu.time, "%Y%m%d").date()
+                if stats is not None and pdu.query_type == 0:
+                    counts = await stats(session.account, day)
+            session.send(p.QueryResp(pdu.time, pdu.query_type, pdu.query_code, counts), seq)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("CMPP QUERY from %s failed", session.account.sp_id)
+            session.send(p.QueryResp(pdu.time, pdu.query_type, pdu.query_code, (0,) * 8), seq)  # type: ignore[arg-type]
         finally:
             session.slots.release()
 

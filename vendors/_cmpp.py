@@ -23,11 +23,11 @@ import dataclasses
 import logging
 import secrets
 import string
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, case, func, insert, select, update
 
 from smsguard import audit, batches, billing
 from smsguard.core import NotFoundError, SmsguardError
@@ -184,6 +184,10 @@ class BatchSubmitHandler:
         return await asyncio.to_thread(cancel_message, self.ctx, self._account(account.sp_id), msg_id,
                                        actor=f"{protocol}:{account.sp_id}")
 
+    async def on_stats(self, account: CmppAccount, day: date) -> tuple[int, ...]:
+        """CMPP_QUERY: the account's counts for ``day`` (:func:`account_stats`)."""
+        return await asyncio.to_thread(account_stats, self.ctx.db, self._account(account.sp_id)[0], day)
+
     def _account(self, sp_id: str) -> tuple[int, int]:
         if sp_id not in self._ids:
             with self.ctx.db.connect() as conn:
@@ -320,6 +324,9 @@ class GroupedSubmitHandler:
 
     async def on_cancel(self, account: CmppAccount, msg_id: int, protocol: str = "smpp") -> str:
         return await self.single.on_cancel(account, msg_id, protocol)
+
+    async def on_stats(self, account: CmppAccount, day: date) -> tuple[int, ...]:
+        return await self.single.on_stats(account, day)
 
     async def close(self) -> None:
         """Stop collecting (the servers' ``stop`` calls it): SUBMITs not written yet are answered as failed."""
@@ -593,6 +600,42 @@ def query_message(db: Engine, account_id: int, msg_id: int) -> tuple[str, dateti
             .limit(1)
         ).first()
     return ("rejected", owed.created_at) if owed is not None else None
+
+
+CHINA = timezone(timedelta(hours=8))
+"""CMPP_QUERY's Time is a day of the ISMG's calendar: China Standard Time."""
+_WAITING = ("queued", "deferred", "submitted")
+
+
+def account_stats(db: Engine, account_id: int, day: date) -> tuple[int, ...]:
+    """CMPP_QUERY's eight counts for the account's messages recorded on ``day`` (China time): MT_TLMsg (messages
+    taken; a long message is one), MT_Tlusr (distinct numbers), MT_Scs (delivered), MT_WT (queued here or at a
+    carrier), MT_FL (any other final state: refused, rejected, opted out, failed, ...), MO_Scs (MO written to its
+    binds that day), MO_WT and MO_FL 0 (an MO belongs to an account only once it is delivered to it)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=CHINA).astimezone(UTC)
+    end = start + timedelta(days=1)
+    with db.connect() as conn:
+        mt = conn.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(recipients.c.phone_hash)),
+                func.coalesce(func.sum(case((recipients.c.status == "delivered", 1), else_=0)), 0),
+                func.coalesce(func.sum(case((recipients.c.status.in_(_WAITING), 1), else_=0)), 0),
+            )
+            .select_from(cmpp_messages)
+            .join(recipients,
+                  and_(recipients.c.batch_id == cmpp_messages.c.batch_id, recipients.c.seq == cmpp_messages.c.seq))
+            .where(cmpp_messages.c.account_id == account_id, cmpp_messages.c.created_at >= start,
+                   cmpp_messages.c.created_at < end)
+        ).one()
+        mo = conn.execute(
+            select(func.count())
+            .select_from(access_mo)
+            .where(access_mo.c.account_id == account_id, access_mo.c.delivered_at >= start,
+                   access_mo.c.delivered_at < end)
+        ).scalar_one()
+    total, users, delivered, waiting = (int(v) for v in mt)
+    return total, users, delivered, waiting, total - delivered - waiting, int(mo), 0, 0
 
 
 def cancel_message(ctx: batches.Context, account: tuple[int, int], msg_id: int, *, actor: str = "cli") -> str:

@@ -222,3 +222,38 @@ def test_cmpp_cancel_takes_back_a_queued_message(access_ctx, account) -> None:
         client._terminate()
     finally:
         running.close()
+
+
+def test_cmpp_query_answers_the_accounts_counts_for_the_day(access_ctx, account) -> None:
+    """CMPP_QUERY written on cmppy's socket as the specification lays it out (Time 8, Query_Type 1, Query_Code 10,
+    Reserve 8; the answer's eight counts of 4 octets): three messages taken today, one of them blocked."""
+    import datetime as dt
+
+    from smsguard.sending import CmppServer
+    from smsguard.vendors import GroupedSubmitHandler
+
+    acct = account[0]
+    running = Running(CmppServer([acct], GroupedSubmitHandler(access_ctx), port=0))
+    try:
+        client = bind_cmpp(running.port, acct.sp_id, acct.secret)
+        assert client is not None
+        sent = (("13800000151", CLEAN), ("13800000152", CLEAN), ("13800000153", "【示例商城】澳门赌场开业"))
+        results = [submit(client, acct.sp_id, phone, content)[1] for phone, content in sent]
+        assert results == [0, 0, 20]
+
+        def query(day: str, kind: int = 0) -> tuple[int, ...]:
+            client._write(struct.pack("!LLL8sB10s8s", 39, 0x00000006, 77, day.encode(), kind, b"", b""))
+            while True:
+                pdu = read_pdu(client)
+                if struct.unpack("!L", pdu[4:8])[0] == 0x80000006:
+                    assert pdu[12:20] == day.encode()
+                    return struct.unpack("!8L", pdu[31:63])
+
+        today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")  # the ISMG's day: China time
+        # MT_TLMsg 3, MT_Tlusr 3, MT_Scs 0, MT_WT 2 (queued: no release worker here), MT_FL 1 (the blocked one)
+        assert query(today) == (3, 3, 0, 2, 1, 0, 0, 0)
+        assert query("20000101") == (0,) * 8  # another day
+        assert query(today, kind=1) == (0,) * 8  # per Service_Id: not recorded
+        client._terminate()
+    finally:
+        running.close()
