@@ -252,6 +252,7 @@ def access_role(ctx: Any, listen: str, protocol: str, *, poll: float = 0.5, relo
             await server.start()
             log.info("%s: listening on %s:%d (%d account(s))", protocol, host, server.port, len(accounts))
             loaded = time.monotonic()
+            owners: dict[int, tuple[int, str] | None] = {}  # inbound id -> its owner account (pending_mo)
             try:
                 while not done.is_set():
                     if time.monotonic() - loaded > reload_every:
@@ -265,8 +266,13 @@ def access_role(ctx: Any, listen: str, protocol: str, *, poll: float = 0.5, relo
                         written = [server.report(r.sp_id, i, r.phone, r.stat, r.src_id, keep=False) for i in r.msg_ids]
                         if all(written):
                             sent.append(r)
-                    mos = await asyncio.to_thread(pending_mo, ctx.db, ctx.vault, bound, protocol=protocol)
+                    mos = await asyncio.to_thread(pending_mo, ctx.db, ctx.vault, bound, protocol=protocol,
+                                                  owners=owners)
                     delivered = [m for m in mos if server.mo(m.sp_id, m.phone, m.to, m.text, keep=False)]
+                    for m in delivered:
+                        owners.pop(m.inbound_id, None)
+                    if len(owners) > 100_000:  # only MO still waiting are worth remembering
+                        owners.clear()
                     for sessions in list(server.sessions.values()):
                         for s in sessions:
                             with contextlib.suppress(Exception):

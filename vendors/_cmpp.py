@@ -779,7 +779,8 @@ class PendingMo:
 
 
 def pending_mo(
-    db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 200, *, protocol: str | None = None, pages: int = 5
+    db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 200, *, protocol: str | None = None, pages: int = 5,
+    owners: dict[int, tuple[int, str] | None] | None = None,
 ) -> list[PendingMo]:
     """Handsets' messages to the tenants of these (bound) accounts not yet written to any bind, oldest first, each
     to the account it belongs to: the one that sent the tenant's last message to that number before the reply
@@ -787,7 +788,9 @@ def pending_mo(
     none of the tenant's access accounts sent to (or whose account is revoked since): the tenant's first live
     account, over either protocol (an MO that arrived before that account was made is not one of them). An MO
     whose account is not among ``sp_ids`` (or, with ``protocol``, came in over the other one) waits for it; up to
-    ``pages`` pages of ``limit`` waiting MO are looked through per call."""
+    ``pages`` pages of ``limit`` waiting MO are looked through per call. ``owners`` (inbound id -> (account id,
+    protocol) or None), kept by the caller across calls, spares the lookup for an MO still waiting: its owner
+    never changes."""
     if not sp_ids:
         return []
     with db.connect() as conn:
@@ -837,19 +840,25 @@ def pending_mo(
             ).all()
             for r in rows:
                 e164 = vault.decrypt(r.phone_enc)
-                owner = conn.execute(  # the tenant's last message to this number from an access account
-                    select(cmpp_messages.c.account_id, cmpp_messages.c.protocol)
-                    .join(recipients,
-                          and_(recipients.c.batch_id == cmpp_messages.c.batch_id,
-                               recipients.c.seq == cmpp_messages.c.seq))
-                    .where(recipients.c.phone_hash == vault.hash(e164), cmpp_messages.c.tenant_id == r.tenant_id,
-                           cmpp_messages.c.created_at <= r.created_at)
-                    .order_by(cmpp_messages.c.created_at.desc())
-                    .limit(1)
-                ).first()
-                if owner is not None and owner.account_id in live:
-                    account = live[owner.account_id]
-                    if protocol is not None and owner.protocol != protocol:
+                if owners is not None and r.id in owners:
+                    owner = owners[r.id]
+                else:
+                    found = conn.execute(  # the tenant's last message to this number from an access account
+                        select(cmpp_messages.c.account_id, cmpp_messages.c.protocol)
+                        .join(recipients,
+                              and_(recipients.c.batch_id == cmpp_messages.c.batch_id,
+                                   recipients.c.seq == cmpp_messages.c.seq))
+                        .where(recipients.c.phone_hash == vault.hash(e164), cmpp_messages.c.tenant_id == r.tenant_id,
+                               cmpp_messages.c.created_at <= r.created_at)
+                        .order_by(cmpp_messages.c.created_at.desc())
+                        .limit(1)
+                    ).first()
+                    owner = None if found is None else (found.account_id, found.protocol)
+                    if owners is not None:
+                        owners[r.id] = owner
+                if owner is not None and owner[0] in live:
+                    account = live[owner[0]]
+                    if protocol is not None and owner[1] != protocol:
                         continue
                 else:
                     account = first[r.tenant_id]
