@@ -121,7 +121,7 @@ class AccessServer:
         """The keep-alive of a session, from now on."""
         self._spawn(keep_alive(session.live, session.writer, lambda: self._probe(session),
                                every=self.keepalive_every, timeout=self.keepalive_timeout,
-                               name=f"{self.name} {session.account.sp_id}"))
+                               name=f"{self.name} {session.account.sp_id}", busy=session.slots.locked))
 
     def _collect(
         self, key: Hashable, number: int, total: int, msg_id: int, raw: bytes
@@ -164,14 +164,18 @@ class Liveness:
 
 
 async def keep_alive(
-    live: Liveness, writer: Any, probe: Callable[[], None], *, every: float, timeout: float, name: str
+    live: Liveness, writer: Any, probe: Callable[[], None], *, every: float, timeout: float, name: str,
+    busy: Callable[[], bool] = lambda: False,
 ) -> None:
     """After ``every`` seconds without a PDU from the peer, ``probe`` it (enquire_link / CMPP_ACTIVE_TEST); if
     nothing comes back within ``timeout`` seconds, drop the connection (its reader then ends the session, and
-    what it was owed stays in SQL). ``every`` 0 disables this."""
+    what it was owed stays in SQL). While ``busy`` (its window is full, so we are not reading what it sends) the
+    peer is not held to it. ``every`` 0 disables this."""
     if every <= 0:
         return
     while not writer.is_closing():
+        if busy():
+            live.touch()
         idle = time.monotonic() - live.heard
         if idle < every:
             await asyncio.sleep(every - idle)
@@ -179,7 +183,7 @@ async def keep_alive(
         asked = time.monotonic()
         probe()
         await asyncio.sleep(timeout)
-        if live.heard < asked and not writer.is_closing():
+        if live.heard < asked and not writer.is_closing() and not busy():
             log.info("%s: no answer to a keep-alive within %.0f s, dropping the connection", name, timeout)
             writer.transport.abort()  # a dead peer never reads: close() would wait on the unsent buffer
             return

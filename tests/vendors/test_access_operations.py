@@ -257,3 +257,40 @@ def test_cmpp_query_answers_the_accounts_counts_for_the_day(access_ctx, account)
         client._terminate()
     finally:
         running.close()
+
+
+def test_a_bind_whose_window_is_full_is_not_dropped_while_we_are_not_reading_it() -> None:
+    """With its window full the server stops reading the bind, so an answer to enquire_link could not be seen:
+    the bind is kept while a submit is in the handler (one that holds it, as in test_smpp_server's window
+    test), and held to the keep-alive again once answered (this client never answers enquire_link)."""
+    from smsguard.sending import CmppAccount, SmppServer
+
+    class Holding:
+        def __init__(self) -> None:
+            self.seen = 0
+            self.release: asyncio.Event | None = None
+
+        async def on_submit(self, submit) -> str:
+            self.seen += 1
+            self.release = self.release or asyncio.Event()
+            await self.release.wait()
+            return "accepted"
+
+    handler = Holding()
+    acct = CmppAccount("busy01", "pw123456", "t", max_connections=1, window=1, rate=1000)
+    running = Running(SmppServer([acct], handler, port=0, enquire_link_every=0.2, enquire_link_timeout=0.3))
+    try:
+        c = NpmCustomer(running.port, acct.sp_id, acct.secret, "--ignore-enquire-link")
+        assert c.next("bind")["status"] == 0
+        c.send(op="submit", i=1, to="13800000161", text=CLEAN)
+        deadline = time.monotonic() + 30
+        while handler.seen < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(1.5)  # several keep-alive periods with the window full
+        assert running.sessions(acct.sp_id) == 1 and c.proc.poll() is None  # still bound
+        running.loop.call_soon_threadsafe(lambda: handler.release.set())  # type: ignore[union-attr]
+        assert c.next("resp", i=1)["status"] == 0
+        c.next("closed", timeout=30)  # reading again, and it never answers: dropped
+    finally:
+        running.close()
