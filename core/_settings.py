@@ -63,6 +63,10 @@ class Settings:
     point of a request with an Idempotency-Key (tests/api/test_idempotency_crash.py)."""
     cmpp_listen: str | None = None
     smpp_listen: str | None = None
+    access_keepalive: float = 30.0
+    """Seconds a customer's CMPP / SMPP connection may be idle before the server probes it (0: never)."""
+    access_keepalive_timeout: float = 10.0
+    """Seconds the customer has to answer that probe before the connection is dropped."""
     node: str = ""
     reload_max_flip_rate: float | None = None
     reload_diff_days: float = 7.0
@@ -352,6 +356,12 @@ VARIABLES: tuple[Variable, ...] = (
              "`host:port` where the `smpp` role of `smsguard serve` accepts customers' SMPP 3.4 clients (ESMEs; "
              "the same accounts as CMPP: system_id = Source_Addr, `smsguard key cmpp create --secret-length 8`); "
              "set, `all` roles include `smpp`.", "unset: no SMPP server"),
+    Variable("SMSGUARD_ACCESS_KEEPALIVE", "access_keepalive", _seconds(positive=False),
+             "Seconds a customer's connection to the `cmpp` / `smpp` role may be idle (no PDU from it) before the "
+             "server sends CMPP_ACTIVE_TEST / enquire_link; `0` = never."),
+    Variable("SMSGUARD_ACCESS_KEEPALIVE_TIMEOUT", "access_keepalive_timeout", _seconds(positive=True),
+             "Seconds the customer's client has to answer that probe (any PDU counts) before the connection is "
+             "dropped, freeing its connection slot; reports and MO owed to it stay in SQL."),
     Variable("SMSGUARD_NODE", "node", _text,
              "This process's name in Redis consumer groups and heartbeats.", "host name + pid"),
     Variable("PROMETHEUS_MULTIPROC_DIR", "metrics_dir", _path,

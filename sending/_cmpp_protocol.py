@@ -21,7 +21,10 @@ Command_Id is the request's | 0x80000000. Fixed-size strings are ASCII, NUL-padd
   Msg_Content, Reserved 8 (3.0: LinkID 20). A status report's Msg_Content: Msg_Id 8, Stat 7,
   Submit_time 10, Done_time 10, Dest_terminal_Id 21 (3.0: 32), SMSC_sequence 4.
 * DELIVER_RESP: Msg_Id 8, Result 1 (3.0: 4). ACTIVE_TEST: empty; ACTIVE_TEST_RESP: Reserved 1.
-  TERMINATE / TERMINATE_RESP: empty.
+  TERMINATE / TERMINATE_RESP: empty. CANCEL: Msg_Id 8; CANCEL_RESP: Success_Id 1 (3.0: 4), 0 done, 1 failed.
+* QUERY (both): Time 8 (YYYYMMDD), Query_Type 1 (0 totals, 1 one Service_Id), Query_Code 10, Reserve 8.
+  QUERY_RESP: Time 8, Query_Type 1, Query_Code 10, then eight counts of 4: MT_TLMsg, MT_Tlusr, MT_Scs,
+  MT_WT, MT_FL, MO_Scs, MO_WT, MO_FL.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ CONNECT = 0x00000001
 TERMINATE = 0x00000002
 SUBMIT = 0x00000004
 DELIVER = 0x00000005
+QUERY = 0x00000006
+CANCEL = 0x00000007
 ACTIVE_TEST = 0x00000008
 RESP = 0x80000000
 V20 = 0x20
@@ -192,6 +197,31 @@ class Terminate:
     pass
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cancel:
+    msg_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CancelResp:
+    success_id: int  # 0 cancelled, 1 not
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Query:
+    time: str  # YYYYMMDD
+    query_type: int = 0
+    query_code: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueryResp:
+    time: str
+    query_type: int
+    query_code: str
+    counts: tuple[int, int, int, int, int, int, int, int]  # MT_TLMsg MT_Tlusr MT_Scs MT_WT MT_FL MO_Scs MO_WT MO_FL
+
+
 @dataclasses.dataclass(slots=True)
 class TerminateResp:
     pass
@@ -208,6 +238,10 @@ Pdu = (
     | ActiveTestResp
     | Terminate
     | TerminateResp
+    | Cancel
+    | CancelResp
+    | Query
+    | QueryResp
 )
 
 
@@ -229,6 +263,8 @@ def layout(version: int) -> _Layout:
 
 
 _CONNECT = struct.Struct(">6s16sBI")
+_QUERY_HEAD = struct.Struct(">8sB10s")
+_QUERY = struct.Struct(">8sB10s8s")
 
 
 def encode_report(report: StatusReport, version: int = V20) -> bytes:
@@ -299,6 +335,15 @@ def _body(pdu: Pdu, version: int) -> tuple[int, bytes]:
             return TERMINATE, b""
         case TerminateResp():
             return TERMINATE | RESP, b""
+        case Cancel():
+            return CANCEL, struct.pack(">Q", pdu.msg_id)
+        case CancelResp():
+            return CANCEL | RESP, struct.pack(f">{lay.result}", pdu.success_id)
+        case Query():
+            return QUERY, _QUERY.pack(_s(pdu.time, 8), pdu.query_type, _s(pdu.query_code, 10), b"")
+        case QueryResp():
+            head = _QUERY_HEAD.pack(_s(pdu.time, 8), pdu.query_type, _s(pdu.query_code, 10))
+            return QUERY | RESP, head + struct.pack(">8I", *pdu.counts)
     raise CmppError(f"cannot encode {pdu!r}")
 
 
@@ -386,6 +431,17 @@ def _decode(command: int, body: bytes, version: int) -> Pdu:
         return Terminate()
     if command == TERMINATE | RESP:
         return TerminateResp()
+    if command == CANCEL:
+        return Cancel(*struct.unpack_from(">Q", body))
+    if command == CANCEL | RESP:
+        return CancelResp(*struct.unpack_from(f">{lay.result}", body))
+    if command == QUERY:
+        when, kind, code, _ = _QUERY.unpack_from(body)
+        return Query(_u(when), kind, _u(code))
+    if command == QUERY | RESP:
+        when, kind, code = _QUERY_HEAD.unpack_from(body)
+        counts = struct.unpack_from(">8I", body, _QUERY_HEAD.size)
+        return QueryResp(_u(when), kind, _u(code), counts)  # type: ignore[arg-type]
     raise CmppError(f"unknown command 0x{command:08x}")
 
 

@@ -3,10 +3,13 @@
 The protocol part only: CONNECT authenticated as the specification says (AuthenticatorSource =
 MD5(Source_Addr + 9 zero octets + secret + timestamp), answered with AuthenticatorISMG), in the version
 the client asks for; per account a connection limit, a window (SUBMITs answered concurrently) and a
-throughput (more gets result 8, flow control); ACTIVE_TEST and TERMINATE both ways. What a SUBMIT
-becomes is the :class:`SubmitHandler`'s business (screening, opt-outs, caps, budget, channels);
-reports and MO for the customer go out with :meth:`CmppServer.report` / :meth:`CmppServer.mo` over
-one of the account's connections, or wait until it connects again.
+throughput (more gets result 8, flow control); CANCEL of a message still queued here (Success_Id 0, no report
+follows; 1 otherwise); QUERY answered with the account's counts for the day; ACTIVE_TEST and TERMINATE both
+ways (a connection idle for ``active_test_every`` seconds gets our ACTIVE_TEST, and is dropped if nothing comes
+back in ``active_test_timeout`` seconds, so a dead client does not hold one of its account's connections). What a
+SUBMIT becomes is the :class:`SubmitHandler`'s business (screening, opt-outs, caps, budget, channels); reports and
+MO for the customer go out with :meth:`CmppServer.report` / :meth:`CmppServer.mo` over one of the account's
+connections, or wait until it connects again.
 
 Result mapping (SUBMIT_RESP.Result; 0-13 are the specification's, 20+ ours, documented for customers):
 
@@ -23,7 +26,9 @@ Result mapping (SUBMIT_RESP.Result; 0-13 are the specification's, 20+ ours, docu
 
 A message held for review is accepted (0); its report says ``DELIVRD`` once approved and sent, or
 ``REJECTD`` when a reviewer rejects it. A long message is screened whole, once all parts are in; each
-part is answered 0 on arrival and, if the whole is refused, each part's report says ``REJECTD``.
+part is answered 0 on arrival and, if the whole is refused, each part's report says ``REJECTD`` (whatever
+Registered_Delivery said: the parts were answered 0); a handler with ``on_refused`` keeps those reports in SQL
+until a bind takes them.
 """
 
 from __future__ import annotations
@@ -34,12 +39,11 @@ import dataclasses
 import datetime as dt
 import itertools
 import logging
-import time
-from collections.abc import Hashable
 from typing import Literal, Protocol
 
 from smsguard.core import SmsguardError
 from smsguard.sending import _cmpp_protocol as p
+from smsguard.sending._access import AccessServer, Liveness
 from smsguard.sending._corked import CorkedWriter
 from smsguard.sending._long_sms import decode_text, encode_text, split_content, strip_udh
 
@@ -98,74 +102,33 @@ class _Session:
     version: int
     slots: asyncio.Semaphore
     seq: itertools.count = dataclasses.field(default_factory=lambda: itertools.count(1))
+    live: Liveness = dataclasses.field(default_factory=Liveness)
 
     def send(self, pdu: p.Pdu, sequence: int | None = None) -> None:
         if not self.writer.is_closing():
             self.writer.write(p.encode(next(self.seq) if sequence is None else sequence, pdu, self.version))
 
 
-class _Bucket:
-    """Token bucket: ``rate`` per second, bursts of up to one second's worth."""
+class CmppServer(AccessServer):
+    name = "CMPP"
 
-    def __init__(self, rate: float) -> None:
-        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class CmppServer:
     def __init__(
         self, accounts: list[CmppAccount], handler: SubmitHandler, *, host: str = "127.0.0.1", port: int = 7890,
-        gateway_code: int = 0x2345, max_version: int = p.V30,
+        gateway_code: int = 0x2345, max_version: int = p.V30, active_test_every: float = 30.0,
+        active_test_timeout: float = 10.0,
     ) -> None:
-        self.accounts = {a.sp_id: a for a in accounts}
-        self.handler = handler
-        self.host, self.port = host, port
-        self.gateway_code = gateway_code
+        """``active_test_every``: seconds a connection may be idle before we send CMPP_ACTIVE_TEST (0: never);
+        one not answered within ``active_test_timeout`` seconds is dropped (the specification's C = 3 resends
+        of T = 60 s are for carriers' links; a customer's dead socket should not hold a connection slot)."""
+        super().__init__(accounts, handler, host=host, port=port, gateway_code=gateway_code,
+                         keepalive=(active_test_every, active_test_timeout))
         self.max_version = max_version
         self.sessions: dict[str, list[_Session]] = {}
         # reports / MO kept until the account connects: (pdu, phone, src_id)
         self.waiting: dict[str, list[tuple[p.Deliver | p.StatusReport, str, str]]] = {}
-        self._buckets = {a.sp_id: _Bucket(a.rate) for a in accounts}
-        self._parts: dict[Hashable, dict[int, tuple[int, bytes]]] = {}
-        self._counter = itertools.count(1)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def set_accounts(self, accounts: list[CmppAccount]) -> None:
-        """Replace the accounts (new ones can bind, revoked ones no longer; live binds stay up)."""
-        self.accounts = {a.sp_id: a for a in accounts}
-        for a in accounts:
-            self._buckets.setdefault(a.sp_id, _Bucket(a.rate))
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for sessions in self.sessions.values():
-                for s in sessions:
-                    s.writer.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        close = getattr(self.handler, "close", None)
-        if close is not None:
-            await close()
-
-    def _msg_id(self) -> int:
-        return p.make_msg_id(self.gateway_code, next(self._counter))
+    def _probe(self, session: _Session) -> None:
+        session.send(p.ActiveTest())
 
     def bound(self, account: str) -> bool:
         """Whether the account has a live connection (reports and MO can go out now)."""
@@ -173,27 +136,35 @@ class CmppServer:
 
     # -- what the platform sends back to the customer -------------------------------------------------
 
-    def report(self, account: str, msg_id: int, phone: str, stat: str, src_id: str = "") -> None:
-        """A status report for one part id, over the account's bind (or kept until it binds again)."""
+    def report(self, account: str, msg_id: int, phone: str, stat: str, src_id: str = "", *, keep: bool = True) -> bool:
+        """A status report for one part id over the account's bind: True if written to one; else kept in memory
+        until it binds again, or with ``keep=False`` (the caller keeps it in SQL) dropped."""
         now = dt.datetime.now().strftime("%y%m%d%H%M")
         report = p.StatusReport(msg_id, stat, now, now, phone)
-        self._deliver(account, report, phone, src_id)
+        return self._deliver(account, report, phone, src_id, keep=keep)
 
-    def mo(self, account: str, phone: str, dest_id: str, text: str) -> None:
+    def mo(self, account: str, phone: str, dest_id: str, text: str, *, keep: bool = True) -> bool:
+        if not keep and not self.bound(account):
+            return False
         fmt, content = encode_text(text)
         for udhi, chunk in split_content(content, next(self._counter)):
             self._deliver(account, p.Deliver(self._msg_id(), dest_id, phone, chunk, 0, fmt, tp_udhi=udhi))
+        return self.bound(account)
 
-    def _deliver(self, account: str, pdu: p.Deliver | p.StatusReport, phone: str = "", src_id: str = "") -> None:
+    def _deliver(
+        self, account: str, pdu: p.Deliver | p.StatusReport, phone: str = "", src_id: str = "", *, keep: bool = True
+    ) -> bool:
         sessions = [s for s in self.sessions.get(account, []) if not s.writer.is_closing()]
         if not sessions:
-            self.waiting.setdefault(account, []).append((pdu, phone, src_id))
-            return
+            if keep:
+                self.waiting.setdefault(account, []).append((pdu, phone, src_id))
+            return False
         session = sessions[0]
         if isinstance(pdu, p.StatusReport):
             content = p.encode_report(pdu, session.version)
             pdu = p.Deliver(self._msg_id(), src_id, phone, content, registered_delivery=1, msg_fmt=0)
         session.send(pdu)
+        return True
 
     # -- connections ----------------------------------------------------------------------------------
 
@@ -210,13 +181,19 @@ class CmppServer:
                 return
             for pdu, phone, src_id in self.waiting.pop(session.account.sp_id, []):
                 self._deliver(session.account.sp_id, pdu, phone, src_id)
+            self._watch(session)
             while True:
                 seq, pdu = await p.read_pdu(reader, session.version)
+                session.live.touch()
                 if isinstance(pdu, p.Submit):
                     await session.slots.acquire()  # the window: stop reading while it is full
-                    task = asyncio.ensure_future(self._submit(session, seq, pdu))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._spawn(self._submit(session, seq, pdu))
+                elif isinstance(pdu, p.Cancel):
+                    await session.slots.acquire()
+                    self._spawn(self._cancel(session, seq, pdu))
+                elif isinstance(pdu, p.Query):
+                    await session.slots.acquire()
+                    self._spawn(self._query(session, seq, pdu))
                 elif isinstance(pdu, p.ActiveTest):
                     session.send(p.ActiveTestResp(), seq)
                 elif isinstance(pdu, p.Terminate):
@@ -227,7 +204,7 @@ class CmppServer:
             pass
         finally:
             if session is not None:
-                self.sessions.get(session.account.sp_id, []).remove(session)
+                self._closed(session)
             writer.close()
 
     def _connect(self, seq: int, pdu: p.Connect, writer: asyncio.StreamWriter) -> _Session | None:
@@ -240,7 +217,7 @@ class CmppServer:
             status = p.CONNECT_STATUS_VERSION
         elif pdu.authenticator != p.authenticator_source(pdu.source_addr, account.secret, f"{pdu.timestamp:010d}"):
             status = 3
-        elif len(self.sessions.get(account.sp_id, [])) >= account.max_connections:
+        elif self._at_limit(account):
             status = CONNECT_STATUS_TOO_MANY
         secret = account.secret if account is not None and status != 3 else ""
         auth = p.authenticator_ismg(status, pdu.authenticator, secret, version)
@@ -248,12 +225,12 @@ class CmppServer:
         if status != 0 or account is None:
             return None
         session = _Session(account, writer, version, asyncio.Semaphore(account.window))
-        self.sessions.setdefault(account.sp_id, []).append(session)
+        self._opened(session)
         return session
 
     async def _submit(self, session: _Session, seq: int, pdu: p.Submit) -> None:
         try:
-            if not self._buckets[session.account.sp_id].take():
+            if self._throttled(session.account.sp_id):
                 session.send(p.SubmitResp(0, RESULT_FLOW_CONTROL), seq)
                 return
             msg_id = self._msg_id()
@@ -264,8 +241,8 @@ class CmppServer:
                 if whole is not None:
                     decision = await self.handler.on_submit(whole)
                     if decision != "accepted":
-                        for part_id in whole.msg_ids:
-                            self.report(session.account.sp_id, part_id, whole.phones[0], "REJECTD", whole.src_id)
+                        await self._refused(whole, lambda part_id: self.report(
+                            session.account.sp_id, part_id, whole.phones[0], "REJECTD", whole.src_id))
                 return
             text = decode_text(pdu.msg_fmt, raw)
             submit = CustomerSubmit(session.account, (msg_id,), tuple(pdu.dest_terminal_ids), text, pdu.src_id,
@@ -279,16 +256,43 @@ class CmppServer:
         finally:
             session.slots.release()
 
+    async def _cancel(self, session: _Session, seq: int, pdu: p.Cancel) -> None:
+        """CMPP_CANCEL: a message still queued here is cancelled (Success_Id 0, no report follows); anything
+        else (unknown Msg_Id, handed to a carrier, final, being released right now) is 1."""
+        try:
+            cancel = getattr(self.handler, "on_cancel", None)
+            outcome = "too_late" if cancel is None else await cancel(session.account, pdu.msg_id, "cmpp")
+            session.send(p.CancelResp(0 if outcome == "cancelled" else 1), seq)
+        except Exception:
+            log.exception("CMPP CANCEL from %s failed", session.account.sp_id)
+            session.send(p.CancelResp(1), seq)
+        finally:
+            session.slots.release()
+
+    async def _query(self, session: _Session, seq: int, pdu: p.Query) -> None:
+        """CMPP_QUERY: the account's counts for one day (the handler's ``on_stats``); zeros for a day that does not
+        parse, for Query_Type 1 (per Service_Id, which we do not record), or with a handler that keeps none."""
+        try:
+            counts: tuple[int, ...] = (0,) * 8
+            stats = getattr(self.handler, "on_stats", None)
+            with contextlib.suppress(ValueError):
+                day = dt.datetime.strptime(pdu.time, "%Y%m%d").date()
+                if stats is not None and pdu.query_type == 0:
+                    counts = await stats(session.account, day)
+            session.send(p.QueryResp(pdu.time, pdu.query_type, pdu.query_code, counts), seq)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("CMPP QUERY from %s failed", session.account.sp_id)
+            session.send(p.QueryResp(pdu.time, pdu.query_type, pdu.query_code, (0,) * 8), seq)  # type: ignore[arg-type]
+        finally:
+            session.slots.release()
+
     def _join(self, session: _Session, pdu: p.Submit, part: tuple[int, int, int], msg_id: int,
               raw: bytes) -> CustomerSubmit | None:
         ref, total, number = part
-        key = (session.account.sp_id, tuple(pdu.dest_terminal_ids), ref, total)
-        parts = self._parts.setdefault(key, {})
-        parts.setdefault(number, (msg_id, raw))
-        if len(parts) < total:
+        ordered = self._collect((session.account.sp_id, tuple(pdu.dest_terminal_ids), ref, total), number, total,
+                                msg_id, raw)
+        if ordered is None:
             return None
-        del self._parts[key]
-        ordered = [parts[n] for n in sorted(parts)]
         text = decode_text(pdu.msg_fmt, b"".join(chunk for _, chunk in ordered))
         return CustomerSubmit(session.account, tuple(i for i, _ in ordered), tuple(pdu.dest_terminal_ids), text,
                               pdu.src_id, pdu.registered_delivery)

@@ -2,7 +2,8 @@
 
 Written from "Short Message Peer to Peer Protocol Specification v3.4" (SMPP Developers Forum, 12 October
 1999, issue 1.2): §2.2 the bind types, §3.2 the PDU header, §4.1 bind_transmitter / bind_receiver /
-bind_transceiver, §4.4 submit_sm, §4.6 deliver_sm, §4.11 enquire_link, §4.2 unbind, §5.1.3 command_status,
+bind_transceiver, §4.4 submit_sm, §4.6 deliver_sm, §4.7 data_sm, §4.8 query_sm, §4.9 cancel_sm, §4.11 enquire_link,
+§4.2 unbind, §5.1.3 command_status, §5.2.28 message_state,
 §5.3.2 the TLVs (sar_*, message_payload, receipted_message_id, message_state) and Appendix B (the delivery
 receipt's text). What a submit_sm becomes is the same :class:`SubmitHandler`'s business as for the CMPP
 server (screening, opt-outs, caps, budget, channels); the accounts are the same access accounts
@@ -10,8 +11,20 @@ server (screening, opt-outs, caps, budget, channels); the accounts are the same 
 
 A bind is checked as §4.1 says: an unknown system_id is ESME_RINVSYSID, a wrong password ESME_RINVPASWD,
 more binds than the account's connection limit ESME_RBINDFAIL. Per account a window (submit_sm answered
-concurrently: reading stops while it is full) and a throughput (more is ESME_RTHROTTLED). A submit_sm on a
-receiver bind is ESME_RINVBNDSTS; deliver_sm (receipts, MO) go only to receiver and transceiver binds.
+concurrently: reading stops while it is full) and a throughput (more is ESME_RTHROTTLED). A submit_sm, data_sm,
+query_sm or cancel_sm on a receiver bind is ESME_RINVBNDSTS; deliver_sm (receipts, MO) go only to receiver and
+transceiver binds. A bind idle for ``enquire_link_every`` seconds gets our enquire_link and is dropped if nothing
+comes back within ``enquire_link_timeout`` seconds (so a dead ESME does not hold a connection slot).
+
+data_sm is screened and sent as a submit_sm (the text in message_payload; a long one's parts in sar_* TLVs or a
+UDH), answered data_sm_resp with the same command_status table. query_sm answers from our records (the account's
+own messages only; any part's message_id of a long message): message_state ENROUTE (1) while queued here or
+submitted to a carrier, DELIVERED (2), EXPIRED (3), DELETED (4, cancelled), UNDELIVERABLE (5), UNKNOWN (7),
+REJECTED (8: a reviewer, screening, an opt-out, a cap, the anti-pumping guard); final_date once final; an id the
+account never got is ESME_RQUERYFAIL. cancel_sm takes back a message still queued here (held for review,
+scheduled, quiet hours, not yet released): ESME_ROK and no receipt follows; one handed to a carrier, final, or in
+the middle of its release is ESME_RCANCELFAIL, an id the account never got ESME_RINVMSGID. The form without a
+message_id (every message to destination_addr) is not supported: ESME_RCANCELFAIL.
 
 command_status of submit_sm_resp (0x0000-0x00FF are §5.1.3's; 0x0400-0x04FF is the range §5.1.3 reserves for
 the SMSC vendor, ours documented here for customers):
@@ -31,7 +44,8 @@ the SMSC vendor, ours documented here for customers):
 
 A long message (UDH in short_message with esm_class 0x40, or the sar_* TLVs) is screened whole once all its
 parts are in: each part is answered ESME_ROK with its own message_id on arrival; if the whole is refused, each
-part's receipt says REJECTD. A message_payload TLV is one whole message.
+part's receipt says REJECTD (kept in SQL until a receiving bind, when the handler has ``on_refused``). A
+message_payload TLV is one whole message.
 """
 
 from __future__ import annotations
@@ -44,12 +58,11 @@ import hmac
 import itertools
 import logging
 import struct
-from collections.abc import Hashable
 from typing import Any
 
 from smsguard.core import SmsguardError
-from smsguard.sending._cmpp_protocol import make_msg_id
-from smsguard.sending._cmpp_server import CmppAccount, CustomerSubmit, SubmitHandler, _Bucket
+from smsguard.sending._access import AccessServer, Liveness
+from smsguard.sending._cmpp_server import CmppAccount, CustomerSubmit, SubmitHandler
 from smsguard.sending._corked import CorkedWriter
 
 log = logging.getLogger(__name__)
@@ -58,11 +71,14 @@ log = logging.getLogger(__name__)
 GENERIC_NACK = 0x80000000
 BIND_RECEIVER = 0x00000001
 BIND_TRANSMITTER = 0x00000002
+QUERY_SM = 0x00000003
 SUBMIT_SM = 0x00000004
 DELIVER_SM = 0x00000005
 UNBIND = 0x00000006
+CANCEL_SM = 0x00000008
 BIND_TRANSCEIVER = 0x00000009
 ENQUIRE_LINK = 0x00000015
+DATA_SM = 0x00000103
 RESP = 0x80000000
 BINDS = {BIND_RECEIVER: "receiver", BIND_TRANSMITTER: "transmitter", BIND_TRANSCEIVER: "transceiver"}
 
@@ -75,10 +91,13 @@ ESME_RINVBNDSTS = 0x04
 ESME_RALYBND = 0x05
 ESME_RSYSERR = 0x08
 ESME_RINVDSTADR = 0x0B
+ESME_RINVMSGID = 0x0C
 ESME_RBINDFAIL = 0x0D
 ESME_RINVPASWD = 0x0E
 ESME_RINVSYSID = 0x0F
+ESME_RCANCELFAIL = 0x11
 ESME_RMSGQFUL = 0x14
+ESME_RQUERYFAIL = 0x67
 ESME_RTHROTTLED = 0x58
 STATUS_BLOCKED = 0x400
 STATUS_OPTED_OUT = 0x401
@@ -101,6 +120,14 @@ TAG_RECEIPTED_MESSAGE_ID = 0x001E
 TAG_MESSAGE_STATE = 0x0427
 TAG_SC_INTERFACE_VERSION = 0x0210
 MESSAGE_STATES = {"DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5, "ACCEPTD": 6, "UNKNOWN": 7, "REJECTD": 8}
+# query_sm_resp's message_state (§5.2.28) for a recipient's status in our records
+ENROUTE, DELIVERED, EXPIRED, DELETED, UNDELIVERABLE, UNKNOWN, REJECTED = 1, 2, 3, 4, 5, 7, 8
+QUERY_STATES = {
+    "queued": ENROUTE, "deferred": ENROUTE, "submitted": ENROUTE,
+    "delivered": DELIVERED, "expired": EXPIRED, "cancelled": DELETED, "failed": UNDELIVERABLE, "unknown": UNKNOWN,
+    "rejected": REJECTED, "opted_out": REJECTED, "capped": REJECTED, "refused": REJECTED, "invalid": REJECTED,
+}
+CANCEL_STATUSES = {"cancelled": ESME_ROK, "not_found": ESME_RINVMSGID, "too_late": ESME_RCANCELFAIL}
 
 ESM_UDHI = 0x40
 ESM_RECEIPT = 0x04
@@ -209,6 +236,37 @@ def parse_submit(body: bytes) -> SubmitSm:
     return SubmitSm(source, dest, esm_class, registered, coding, message, r.tlvs())
 
 
+def parse_data_sm(body: bytes) -> SubmitSm:
+    """§4.7.1: submit_sm's addressing without the scheduling fields; the text is in message_payload (or, for a
+    long message, in the sar_* TLVs' parts)."""
+    r = _Reader(body)
+    r.cstring(6)  # service_type
+    r.byte(), r.byte()
+    source = r.cstring(65)
+    r.byte(), r.byte()
+    dest = r.cstring(65)
+    esm_class, registered, coding = r.byte(), r.byte(), r.byte()
+    tlvs = r.tlvs()
+    if esm_class & ESM_UDHI or TAG_SAR_MSG_REF_NUM in tlvs:  # a part of a long message: read like submit_sm's
+        return SubmitSm(source, dest, esm_class, registered, coding, tlvs.pop(TAG_MESSAGE_PAYLOAD, b""), tlvs)
+    return SubmitSm(source, dest, esm_class, registered, coding, b"", tlvs)
+
+
+def parse_message_id(body: bytes, *, skip_service_type: bool) -> str:
+    """query_sm's (§4.8.1) or cancel_sm's (§4.9.1, after service_type) message_id."""
+    r = _Reader(body)
+    if skip_service_type:
+        r.cstring(6)
+    return r.cstring(65)
+
+
+def smpp_time(t: dt.datetime) -> str:
+    """§7.1.1's absolute time, YYMMDDhhmmss + tenths + quarter hours from UTC + direction, in UTC."""
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC)
+    return f"{t:%y%m%d%H%M%S}000+"
+
+
 def decode_sm(coding: int, raw: bytes) -> str:
     coding &= 0x0F if coding < 0xF0 else 0xFF
     if coding == 0x08:
@@ -260,6 +318,7 @@ class _Session:
     bind: str  # transmitter / receiver / transceiver
     slots: asyncio.Semaphore
     seq: itertools.count = dataclasses.field(default_factory=lambda: itertools.count(1))
+    live: Liveness = dataclasses.field(default_factory=Liveness)
 
     @property
     def receives(self) -> bool:
@@ -270,7 +329,9 @@ class _Session:
             self.writer.write(encode(command_id, status, next(self.seq) if sequence is None else sequence, body))
 
 
-class SmppServer:
+class SmppServer(AccessServer):
+    name = "SMPP"
+
     def __init__(
         self,
         accounts: list[CmppAccount],
@@ -280,50 +341,28 @@ class SmppServer:
         port: int = 2775,
         system_id: str = "smsguard",
         gateway_code: int = 0x2346,
+        enquire_link_every: float = 30.0,
+        enquire_link_timeout: float = 10.0,
     ) -> None:
-        self.accounts = {a.sp_id: a for a in accounts}
-        self.handler = handler
-        self.host, self.port = host, port
+        """``enquire_link_every``: seconds a bind may be idle before we send enquire_link (§4.11; 0: never); one
+        that does not answer within ``enquire_link_timeout`` seconds is dropped."""
+        super().__init__(accounts, handler, host=host, port=port, gateway_code=gateway_code,
+                         keepalive=(enquire_link_every, enquire_link_timeout))
         self.system_id = system_id
-        self.gateway_code = gateway_code
         self.sessions: dict[str, list[_Session]] = {}
         # receipts / MO kept until the account has a receiving bind again: (source, dest, esm, coding, sm, tlvs)
         self.waiting: dict[str, list[tuple[str, str, int, int, bytes, dict[int, bytes]]]] = {}
-        self._buckets = {a.sp_id: _Bucket(a.rate) for a in accounts}
-        self._parts: dict[Hashable, dict[int, tuple[int, bytes]]] = {}
-        self._counter = itertools.count(1)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
-    def set_accounts(self, accounts: list[CmppAccount]) -> None:
-        self.accounts = {a.sp_id: a for a in accounts}
-        for a in accounts:
-            self._buckets.setdefault(a.sp_id, _Bucket(a.rate))
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
     async def stop(self) -> None:
-        self._stopping = True
-        if self._server is not None:
-            self._server.close()
-            for sessions in self.sessions.values():
-                for s in sessions:
-                    s.send(UNBIND, 0, None)
-                    s.writer.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        close = getattr(self.handler, "close", None)
-        if close is not None:
-            await close()
+        self._stopping = True  # submits still arriving are answered ESME_RMSGQFUL
+        await super().stop()
 
-    def _msg_id(self) -> int:
-        return make_msg_id(self.gateway_code, next(self._counter))
+    def _probe(self, session: _Session) -> None:
+        session.send(ENQUIRE_LINK, 0, None)
+
+    def _goodbye(self, session: _Session) -> None:
+        session.send(UNBIND, 0, None)
 
     def bound(self, account: str) -> bool:
         """Whether the account has a bind that receives (receipts and MO can go out now)."""
@@ -332,9 +371,11 @@ class SmppServer:
     # -- what the platform sends back to the customer -------------------------------------------------
 
     def report(
-        self, account: str, msg_id: int, phone: str, stat: str, src_id: str = "", submitted: dt.datetime | None = None
-    ) -> None:
-        """A delivery receipt (deliver_sm, esm_class 0x04) for one message_id, or kept until a receiving bind."""
+        self, account: str, msg_id: int, phone: str, stat: str, src_id: str = "", submitted: dt.datetime | None = None,
+        *, keep: bool = True,
+    ) -> bool:
+        """A delivery receipt (deliver_sm, esm_class 0x04) for one message_id: True if written to a receiving bind;
+        else kept in memory until one, or with ``keep=False`` (the caller keeps it in SQL) dropped."""
         now = dt.datetime.now()
         message_id = str(msg_id)
         text = receipt_text(message_id, stat, submitted or now, now)
@@ -342,21 +383,25 @@ class SmppServer:
             TAG_RECEIPTED_MESSAGE_ID: cstring(message_id, 65),
             TAG_MESSAGE_STATE: bytes([MESSAGE_STATES.get(stat, 7)]),
         }
-        self._deliver(account, (phone, src_id, ESM_RECEIPT, 0, text, tlvs))
+        return self._deliver(account, (phone, src_id, ESM_RECEIPT, 0, text, tlvs), keep=keep)
 
-    def mo(self, account: str, phone: str, dest_id: str, text: str) -> None:
+    def mo(self, account: str, phone: str, dest_id: str, text: str, *, keep: bool = True) -> bool:
         """A handset's message to the customer (deliver_sm); a long one goes in one message_payload TLV."""
         coding, raw = (0, text.encode("ascii")) if text.isascii() else (8, text.encode("utf-16-be"))
-        self._deliver(account, (phone, dest_id, 0, coding, raw, {}))
+        return self._deliver(account, (phone, dest_id, 0, coding, raw, {}), keep=keep)
 
-    def _deliver(self, account: str, item: tuple[str, str, int, int, bytes, dict[int, bytes]]) -> None:
+    def _deliver(
+        self, account: str, item: tuple[str, str, int, int, bytes, dict[int, bytes]], *, keep: bool = True
+    ) -> bool:
         sessions = [s for s in self.sessions.get(account, []) if s.receives and not s.writer.is_closing()]
         if not sessions:
-            self.waiting.setdefault(account, []).append(item)
-            return
+            if keep:
+                self.waiting.setdefault(account, []).append(item)
+            return False
         session = sessions[0]
         source, dest, esm, coding, raw, tlvs = item
         session.send(DELIVER_SM, 0, None, encode_deliver(source, dest, esm, coding, raw, tlvs))
+        return True
 
     # -- connections ----------------------------------------------------------------------------------
 
@@ -388,16 +433,19 @@ class SmppServer:
             if session.receives:
                 for item in self.waiting.pop(session.account.sp_id, []):
                     self._deliver(session.account.sp_id, item)
+            self._watch(session)
             while True:
                 command_id, _, sequence, body = await self._read(reader)
-                if command_id == SUBMIT_SM:
-                    if session.bind == "receiver":
-                        session.send(SUBMIT_SM | RESP, ESME_RINVBNDSTS, sequence)
+                session.live.touch()
+                if command_id in (SUBMIT_SM, DATA_SM, QUERY_SM, CANCEL_SM):
+                    if session.bind == "receiver":  # §2.2: a receiver bind only receives
+                        session.send(command_id | RESP, ESME_RINVBNDSTS, sequence)
                         continue
                     await session.slots.acquire()  # the window: stop reading while it is full
-                    task = asyncio.ensure_future(self._submit(session, sequence, body))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    if command_id in (SUBMIT_SM, DATA_SM):
+                        self._spawn(self._submit(session, sequence, body, command_id))
+                    else:
+                        self._spawn(self._query_or_cancel(session, sequence, body, command_id))
                 elif command_id == ENQUIRE_LINK:
                     session.send(ENQUIRE_LINK | RESP, 0, sequence)
                 elif command_id == UNBIND:
@@ -417,7 +465,7 @@ class SmppServer:
             pass
         finally:
             if session is not None:
-                self.sessions.get(session.account.sp_id, []).remove(session)
+                self._closed(session)
             writer.close()
 
     def _bind(self, command_id: int, sequence: int, body: bytes, writer: Any) -> _Session | None:
@@ -433,7 +481,7 @@ class SmppServer:
             status = ESME_RINVSYSID
         elif not hmac.compare_digest(bind.password.encode(), account.secret.encode()):
             status = ESME_RINVPASWD
-        elif len(self.sessions.get(account.sp_id, [])) >= account.max_connections:
+        elif self._at_limit(account):
             status = ESME_RBINDFAIL
         if status != ESME_ROK or account is None:
             log.info("SMPP bind as %r refused: status 0x%02x", bind.system_id, status)
@@ -445,35 +493,37 @@ class SmppServer:
             )
         )
         session = _Session(account, writer, BINDS[command_id], asyncio.Semaphore(account.window))
-        self.sessions.setdefault(account.sp_id, []).append(session)
+        self._opened(session)
         return session
 
-    async def _submit(self, session: _Session, sequence: int, body: bytes) -> None:
+    async def _submit(self, session: _Session, sequence: int, body: bytes, command_id: int = SUBMIT_SM) -> None:
+        """A submit_sm, or a data_sm (§4.7: the same message without scheduling), screened and sent alike."""
+        resp = command_id | RESP
         try:
             if self._stopping:
-                session.send(SUBMIT_SM | RESP, ESME_RMSGQFUL, sequence)
+                session.send(resp, ESME_RMSGQFUL, sequence)
                 return
             try:
-                pdu = parse_submit(body)
+                pdu = parse_submit(body) if command_id == SUBMIT_SM else parse_data_sm(body)
             except PduError as e:
-                session.send(SUBMIT_SM | RESP, e.status, sequence)
+                session.send(resp, e.status, sequence)
                 return
             if not pdu.destination_addr:
-                session.send(SUBMIT_SM | RESP, ESME_RINVDSTADR, sequence)
+                session.send(resp, ESME_RINVDSTADR, sequence)
                 return
-            if not self._buckets[session.account.sp_id].take():
-                session.send(SUBMIT_SM | RESP, ESME_RTHROTTLED, sequence)
+            if self._throttled(session.account.sp_id):
+                session.send(resp, ESME_RTHROTTLED, sequence)
                 return
             msg_id = self._msg_id()
             raw, part = _payload(pdu)
             if part is not None and part[1] > 1:
-                session.send(SUBMIT_SM | RESP, ESME_ROK, sequence, cstring(str(msg_id), 65))
+                session.send(resp, ESME_ROK, sequence, cstring(str(msg_id), 65))
                 whole = self._join(session, pdu, part, msg_id, raw)
                 if whole is not None:
                     decision = await self.handler.on_submit(whole)
                     if decision != "accepted":
-                        for part_id in whole.msg_ids:
-                            self.report(session.account.sp_id, part_id, whole.phones[0], "REJECTD", whole.src_id)
+                        await self._refused(whole, lambda part_id: self.report(
+                            session.account.sp_id, part_id, whole.phones[0], "REJECTD", whole.src_id))
                 return
             submit = CustomerSubmit(
                 session.account,
@@ -486,10 +536,46 @@ class SmppServer:
             )
             decision = await self.handler.on_submit(submit)
             status = STATUSES[decision]
-            session.send(SUBMIT_SM | RESP, status, sequence, cstring(str(msg_id), 65) if status == 0 else b"")
+            session.send(resp, status, sequence, cstring(str(msg_id), 65) if status == 0 else b"")
         except Exception:
-            log.exception("SMPP submit_sm from %s failed", session.account.sp_id)
-            session.send(SUBMIT_SM | RESP, ESME_RSYSERR, sequence)
+            log.exception("SMPP submit from %s failed", session.account.sp_id)
+            session.send(resp, ESME_RSYSERR, sequence)
+        finally:
+            session.slots.release()
+
+    async def _query_or_cancel(self, session: _Session, sequence: int, body: bytes, command_id: int) -> None:
+        """query_sm (§4.8): the message's state from our records; cancel_sm (§4.9): a message still queued
+        here (not handed to a carrier yet) is cancelled, no receipt follows."""
+        resp = command_id | RESP
+        try:
+            try:
+                message_id = parse_message_id(body, skip_service_type=command_id == CANCEL_SM)
+            except PduError as e:
+                session.send(resp, e.status, sequence)
+                return
+            if command_id == CANCEL_SM and not message_id:  # §4.9.1's "every message to destination_addr"
+                session.send(resp, ESME_RCANCELFAIL, sequence)
+                return
+            if not message_id.isdigit() or int(message_id) >= 1 << 64:  # ours are decimal Msg_Ids
+                session.send(resp, ESME_RINVMSGID if command_id == CANCEL_SM else ESME_RQUERYFAIL, sequence)
+                return
+            if command_id == QUERY_SM:
+                query = getattr(self.handler, "on_query", None)
+                found = None if query is None else await query(session.account, int(message_id))
+                if found is None:
+                    session.send(resp, ESME_RQUERYFAIL, sequence)
+                    return
+                status, final_at = found
+                state = QUERY_STATES.get(status, UNKNOWN)
+                final = smpp_time(final_at) if final_at is not None and state != ENROUTE else ""
+                session.send(resp, ESME_ROK, sequence, cstring(message_id, 65) + cstring(final, 17) + bytes([state, 0]))
+                return
+            cancel = getattr(self.handler, "on_cancel", None)
+            outcome = "too_late" if cancel is None else await cancel(session.account, int(message_id))
+            session.send(resp, CANCEL_STATUSES[outcome], sequence)
+        except Exception:
+            log.exception("SMPP query_sm / cancel_sm from %s failed", session.account.sp_id)
+            session.send(resp, ESME_RSYSERR, sequence)
         finally:
             session.slots.release()
 
@@ -497,13 +583,9 @@ class SmppServer:
         self, session: _Session, pdu: SubmitSm, part: tuple[int, int, int], msg_id: int, raw: bytes
     ) -> CustomerSubmit | None:
         ref, total, number = part
-        key = (session.account.sp_id, pdu.destination_addr, ref, total)
-        parts = self._parts.setdefault(key, {})
-        parts.setdefault(number, (msg_id, raw))  # the same segment twice: the first one counts
-        if len(parts) < total:
+        ordered = self._collect((session.account.sp_id, pdu.destination_addr, ref, total), number, total, msg_id, raw)
+        if ordered is None:
             return None
-        del self._parts[key]
-        ordered = [parts[n] for n in sorted(parts)]
         text = decode_sm(pdu.data_coding, b"".join(chunk for _, chunk in ordered))
         return CustomerSubmit(
             session.account,

@@ -208,22 +208,26 @@ def webhooks_role(db: Any, worker_id: str, retry: Any, *, allow_private: bool = 
     return body
 
 
-def cmpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float = 10.0) -> RoleBody:
+def cmpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float = 10.0,
+              keepalive: tuple[float, float] = (30.0, 10.0)) -> RoleBody:
     """The CMPP 2.0/3.0 server for customers (see :func:`access_role`)."""
-    return access_role(ctx, listen, "cmpp", poll=poll, reload_every=reload_every)
+    return access_role(ctx, listen, "cmpp", poll=poll, reload_every=reload_every, keepalive=keepalive)
 
 
-def smpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float = 10.0) -> RoleBody:
+def smpp_role(ctx: Any, listen: str, *, poll: float = 0.5, reload_every: float = 10.0,
+              keepalive: tuple[float, float] = (30.0, 10.0)) -> RoleBody:
     """The SMPP 3.4 server (SMSC side) for customers (see :func:`access_role`)."""
-    return access_role(ctx, listen, "smpp", poll=poll, reload_every=reload_every)
+    return access_role(ctx, listen, "smpp", poll=poll, reload_every=reload_every, keepalive=keepalive)
 
 
-def access_role(ctx: Any, listen: str, protocol: str, *, poll: float = 0.5, reload_every: float = 10.0) -> RoleBody:
+def access_role(ctx: Any, listen: str, protocol: str, *, poll: float = 0.5, reload_every: float = 10.0,
+                keepalive: tuple[float, float] = (30.0, 10.0)) -> RoleBody:
     """A server for customers' own CMPP or SMPP clients: accounts from SQL (reloaded, so new and revoked ones
     apply), SUBMITs grouped into batches, and every ``poll`` seconds the final states of bound accounts'
     messages (that came in over this protocol) sent as reports, one per part of a long message, and the MO
     for their tenants. Both are marked done only after being written to a live bind (at-least-once); an
-    account with no bind keeps them in SQL until it binds again."""
+    account with no bind keeps them in SQL until it binds again (nothing waits in the server's memory, so a
+    restart loses nothing). ``keepalive``: (idle seconds before the server probes a bind, seconds to answer)."""
 
     def body(stop: threading.Event) -> None:
         from smsguard.sending import CmppServer, SmppServer
@@ -241,10 +245,14 @@ def access_role(ctx: Any, listen: str, protocol: str, *, poll: float = 0.5, relo
 
         async def main(done: asyncio.Event) -> None:
             accounts = await asyncio.to_thread(live_accounts, ctx.db, ctx.vault)
-            server = server_class(accounts, GroupedSubmitHandler(ctx), host=host.strip("[]"), port=int(port))
+            every, timeout = keepalive
+            probe = ({"active_test_every": every, "active_test_timeout": timeout} if protocol == "cmpp"
+                     else {"enquire_link_every": every, "enquire_link_timeout": timeout})
+            server = server_class(accounts, GroupedSubmitHandler(ctx), host=host.strip("[]"), port=int(port), **probe)
             await server.start()
             log.info("%s: listening on %s:%d (%d account(s))", protocol, host, server.port, len(accounts))
             loaded = time.monotonic()
+            owners: dict[int, tuple[int, str] | None] = {}  # inbound id -> its owner account (pending_mo)
             try:
                 while not done.is_set():
                     if time.monotonic() - loaded > reload_every:
@@ -254,18 +262,17 @@ def access_role(ctx: Any, listen: str, protocol: str, *, poll: float = 0.5, relo
                     bound = [sp for sp in list(server.sessions) if server.bound(sp)]
                     reports = await asyncio.to_thread(pending_reports, ctx.db, ctx.vault, bound, protocol=protocol)
                     sent = []
-                    for r in reports:
-                        if not server.bound(r.sp_id):
-                            continue  # unbound since: stays in SQL for the next bind
-                        for msg_id in r.msg_ids:
-                            server.report(r.sp_id, msg_id, r.phone, r.stat, r.src_id)
-                        sent.append(r)
-                    mos = await asyncio.to_thread(pending_mo, ctx.db, ctx.vault, bound)
-                    delivered = []
-                    for m in mos:
-                        if server.bound(m.sp_id):
-                            server.mo(m.sp_id, m.phone, m.to, m.text)
-                            delivered.append(m)
+                    for r in reports:  # one unbound since stays in SQL for the next bind
+                        written = [server.report(r.sp_id, i, r.phone, r.stat, r.src_id, keep=False) for i in r.msg_ids]
+                        if all(written):
+                            sent.append(r)
+                    mos = await asyncio.to_thread(pending_mo, ctx.db, ctx.vault, bound, protocol=protocol,
+                                                  owners=owners)
+                    delivered = [m for m in mos if server.mo(m.sp_id, m.phone, m.to, m.text, keep=False)]
+                    for m in delivered:
+                        owners.pop(m.inbound_id, None)
+                    if len(owners) > 100_000:  # only MO still waiting are worth remembering
+                        owners.clear()
                     for sessions in list(server.sessions.values()):
                         for s in sessions:
                             with contextlib.suppress(Exception):

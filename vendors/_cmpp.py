@@ -23,11 +23,11 @@ import dataclasses
 import logging
 import secrets
 import string
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, case, func, insert, select, update
 
 from smsguard import audit, batches, billing
 from smsguard.core import NotFoundError, SmsguardError
@@ -35,7 +35,8 @@ from smsguard.phones import PhoneVault
 from smsguard.sending import CmppAccount, CustomerSubmit
 
 from ._revoke import revoke
-from ._tables import access_mo, cmpp_accounts, cmpp_messages, inbound_messages, recipients, tenants
+from ._tables import access_mo, access_reports, cmpp_accounts, cmpp_messages, inbound_messages, recipients, tenants
+from ._tables import batches as batch_rows
 
 log = logging.getLogger("smsguard.vendors.cmpp")
 
@@ -168,6 +169,25 @@ class BatchSubmitHandler:
     async def on_submit(self, submit: CustomerSubmit) -> str:
         return await asyncio.to_thread(self.submit, submit)
 
+    async def on_refused(self, submit: CustomerSubmit, stat: str = "REJECTD") -> None:
+        """A long message refused after its parts were answered 0: each part's report is owed, kept in SQL."""
+        await asyncio.to_thread(owe_reports, self.ctx.db, self.ctx.vault, self._account(submit.account.sp_id)[0],
+                                submit, stat)
+
+    async def on_query(self, account: CmppAccount, msg_id: int) -> tuple[str, datetime | None] | None:
+        """SMPP query_sm: (the recipient's status, when it became final) of one of the account's messages."""
+        return await asyncio.to_thread(query_message, self.ctx.db, self._account(account.sp_id)[0], msg_id)
+
+    async def on_cancel(self, account: CmppAccount, msg_id: int, protocol: str = "smpp") -> str:
+        """SMPP cancel_sm / CMPP_CANCEL: ``cancelled``, ``not_found`` or ``too_late`` (handed to a carrier, final,
+        or being handed over right now)."""
+        return await asyncio.to_thread(cancel_message, self.ctx, self._account(account.sp_id), msg_id,
+                                       actor=f"{protocol}:{account.sp_id}")
+
+    async def on_stats(self, account: CmppAccount, day: date) -> tuple[int, ...]:
+        """CMPP_QUERY: the account's counts for ``day`` (:func:`account_stats`)."""
+        return await asyncio.to_thread(account_stats, self.ctx.db, self._account(account.sp_id)[0], day)
+
     def _account(self, sp_id: str) -> tuple[int, int]:
         if sp_id not in self._ids:
             with self.ctx.db.connect() as conn:
@@ -295,6 +315,18 @@ class GroupedSubmitHandler:
         self._queue.append((submit, fut))
         self._wake.set()
         return await fut
+
+    async def on_refused(self, submit: CustomerSubmit, stat: str = "REJECTD") -> None:
+        await self.single.on_refused(submit, stat)
+
+    async def on_query(self, account: CmppAccount, msg_id: int) -> tuple[str, datetime | None] | None:
+        return await self.single.on_query(account, msg_id)
+
+    async def on_cancel(self, account: CmppAccount, msg_id: int, protocol: str = "smpp") -> str:
+        return await self.single.on_cancel(account, msg_id, protocol)
+
+    async def on_stats(self, account: CmppAccount, day: date) -> tuple[int, ...]:
+        return await self.single.on_stats(account, day)
 
     async def close(self) -> None:
         """Stop collecting (the servers' ``stop`` calls it): SUBMITs not written yet are answered as failed."""
@@ -509,17 +541,154 @@ class PendingReport:
     src_id: str
     part_ids: tuple[int, ...] = ()  # a long message's other parts: one report each, with the same Stat
     submitted_at: datetime | None = None
+    owed_id: int | None = None  # an access_reports row (no recipient behind it: batch_id and seq are 0)
 
     @property
     def msg_ids(self) -> tuple[int, ...]:
         return (self.msg_id, *self.part_ids)
 
 
+def owe_reports(db: Engine, vault: PhoneVault, account_id: int, submit: CustomerSubmit, stat: str) -> None:
+    """Reports owed for ``submit`` that no recipient row stands for (a long message refused after its parts were
+    answered 0): one per part and number, in SQL until a bind of the account takes them. Sent whatever
+    Registered_Delivery said: the customer was told 0 for each part and would otherwise never learn."""
+    now = datetime.now(UTC)
+    rows = [
+        {"account_id": account_id, "protocol": submit.protocol, "msg_id": str(msg_id),
+         "phone_enc": vault.encrypt(phone), "src_id": submit.src_id[:21], "stat": stat, "created_at": now}
+        for phone in submit.phones
+        for msg_id in submit.msg_ids
+    ]
+    if rows:
+        with db.begin() as conn:
+            conn.execute(insert(access_reports), rows)
+
+
+def _find_message(conn: Any, account_id: int, msg_id: int) -> Any:
+    """The account's newest message with this id (a long message's first part, or one of its other parts)."""
+    key = str(msg_id)
+    columns = (cmpp_messages.c.batch_id, cmpp_messages.c.seq, recipients.c.status, recipients.c.final_at,
+               cmpp_messages.c.part_ids)
+    base = (
+        select(*columns)
+        .join(recipients,
+              and_(recipients.c.batch_id == cmpp_messages.c.batch_id, recipients.c.seq == cmpp_messages.c.seq))
+        .where(cmpp_messages.c.account_id == account_id)
+        .order_by(cmpp_messages.c.created_at.desc())
+    )
+    row = conn.execute(base.where(cmpp_messages.c.msg_id == key).limit(1)).first()
+    if row is not None:
+        return row
+    # another part of a long message: its first part's row lists it (rare: customers query the id they got
+    # for the message, and one part's is as good as another's)
+    for r in conn.execute(base.where(cmpp_messages.c.part_ids.like(f"%{key}%")).limit(20)):
+        if key in (r.part_ids or "").split():
+            return r
+    return None
+
+
+def query_message(db: Engine, account_id: int, msg_id: int) -> tuple[str, datetime | None] | None:
+    """(status, final_at) of the account's message ``msg_id``: its recipient's, or ``rejected`` for a part of a
+    refused long message (:func:`owe_reports`); None if the account sent no such message."""
+    with db.connect() as conn:
+        row = _find_message(conn, account_id, msg_id)
+        if row is not None:
+            return row.status, row.final_at
+        owed = conn.execute(
+            select(access_reports.c.created_at)
+            .where(access_reports.c.account_id == account_id, access_reports.c.msg_id == str(msg_id))
+            .limit(1)
+        ).first()
+    return ("rejected", owed.created_at) if owed is not None else None
+
+
+CHINA = timezone(timedelta(hours=8))
+"""CMPP_QUERY's Time is a day of the ISMG's calendar: China Standard Time."""
+_WAITING = ("queued", "deferred", "submitted")
+
+
+def account_stats(db: Engine, account_id: int, day: date) -> tuple[int, ...]:
+    """CMPP_QUERY's eight counts for the account's messages recorded on ``day`` (China time): MT_TLMsg (messages
+    taken; a long message is one), MT_Tlusr (distinct numbers), MT_Scs (delivered), MT_WT (queued here or at a
+    carrier), MT_FL (any other final state: refused, rejected, opted out, failed, ...), MO_Scs (MO written to its
+    binds that day), MO_WT and MO_FL 0 (an MO belongs to an account only once it is delivered to it)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=CHINA).astimezone(UTC)
+    end = start + timedelta(days=1)
+    with db.connect() as conn:
+        mt = conn.execute(
+            select(
+                func.count(),
+                func.count(func.distinct(recipients.c.phone_hash)),
+                func.coalesce(func.sum(case((recipients.c.status == "delivered", 1), else_=0)), 0),
+                func.coalesce(func.sum(case((recipients.c.status.in_(_WAITING), 1), else_=0)), 0),
+            )
+            .select_from(cmpp_messages)
+            .join(recipients,
+                  and_(recipients.c.batch_id == cmpp_messages.c.batch_id, recipients.c.seq == cmpp_messages.c.seq))
+            .where(cmpp_messages.c.account_id == account_id, cmpp_messages.c.created_at >= start,
+                   cmpp_messages.c.created_at < end)
+        ).one()
+        mo = conn.execute(
+            select(func.count())
+            .select_from(access_mo)
+            .where(access_mo.c.account_id == account_id, access_mo.c.delivered_at >= start,
+                   access_mo.c.delivered_at < end)
+        ).scalar_one()
+    total, users, delivered, waiting = (int(v) for v in mt)
+    return total, users, delivered, waiting, total - delivered - waiting, int(mo), 0, 0
+
+
+def cancel_message(ctx: batches.Context, account: tuple[int, int], msg_id: int, *, actor: str = "cli") -> str:
+    """Cancel the account's message ``msg_id`` if it is still queued or deferred here and no release worker is
+    handing its batch over right now (what it hands over cannot be recalled). Its row is marked reported: the
+    customer asked for this, no receipt follows. The batch's release refunds it as any recipient not handed
+    over."""
+    account_id, tenant_id = account
+    with ctx.db.begin() as conn:
+        row = _find_message(conn, account_id, msg_id)
+        if row is None:
+            return "not_found"
+        if row.status not in ("queued", "deferred"):
+            return "too_late"
+        # the batch row locked (PostgreSQL): a worker taking the lease now waits for this commit, then reads the
+        # recipient as cancelled; one holding it may have read the recipient as queued already
+        lease = conn.execute(
+            select(batch_rows.c.lease_owner, batch_rows.c.lease_until)
+            .where(batch_rows.c.id == row.batch_id)
+            .with_for_update()
+        ).one()
+        leased = lease.lease_owner is not None and lease.lease_until is not None
+        if leased and _aware(lease.lease_until) > datetime.now(UTC):
+            return "too_late"
+        n = conn.execute(
+            update(recipients)
+            .where(recipients.c.batch_id == row.batch_id, recipients.c.seq == row.seq,
+                   recipients.c.status.in_(("queued", "deferred")))
+            .values(status="cancelled", detail=f"cancelled by the customer ({actor})", final_at=datetime.now(UTC))
+        ).rowcount
+        if not n:
+            return "too_late"
+        conn.execute(
+            update(cmpp_messages)
+            .where(cmpp_messages.c.batch_id == row.batch_id, cmpp_messages.c.seq == row.seq)
+            .values(reported_at=datetime.now(UTC))
+        )
+        audit.append(
+            conn,
+            event_type="cmpp.cancel",
+            actor=actor,
+            tenant_id=tenant_id,
+            subject=f"batch:{row.batch_id}",
+            payload={"batch_id": row.batch_id, "seq": row.seq, "msg_id": str(msg_id)},
+        )
+    return "cancelled"
+
+
 def pending_reports(
     db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 500, *, protocol: str = "cmpp"
 ) -> list[PendingReport]:
     """Final states of these accounts' messages that came in over ``protocol``, not reported yet, oldest
-    first."""
+    first; then the reports owed without a recipient (:func:`owe_reports`)."""
     if not sp_ids:
         return []
     with db.connect() as conn:
@@ -550,7 +719,18 @@ def pending_reports(
             .order_by(cmpp_messages.c.created_at)
             .limit(limit)
         ).all()
-    return [
+        owed = conn.execute(
+            select(access_reports, cmpp_accounts.c.sp_id)
+            .join(cmpp_accounts, cmpp_accounts.c.id == access_reports.c.account_id)
+            .where(
+                cmpp_accounts.c.sp_id.in_(sp_ids),
+                access_reports.c.protocol == protocol,
+                access_reports.c.reported_at.is_(None),
+            )
+            .order_by(access_reports.c.id)
+            .limit(max(0, limit - len(rows)))
+        ).all() if len(rows) < limit else []
+    out = [
         PendingReport(
             r.sp_id,
             int(r.msg_id),
@@ -564,6 +744,12 @@ def pending_reports(
         )
         for r in rows
     ]
+    out += [
+        PendingReport(r.sp_id, int(r.msg_id), 0, 0, vault.decrypt(r.phone_enc), r.stat, r.src_id,
+                      submitted_at=r.created_at, owed_id=r.id)
+        for r in owed
+    ]
+    return out
 
 
 def mark_reported(db: Engine, reports: list[PendingReport]) -> None:
@@ -572,6 +758,9 @@ def mark_reported(db: Engine, reports: list[PendingReport]) -> None:
     at = datetime.now(UTC)
     with db.begin() as conn:
         for r in reports:
+            if r.owed_id is not None:
+                conn.execute(update(access_reports).where(access_reports.c.id == r.owed_id).values(reported_at=at))
+                continue
             conn.execute(
                 update(cmpp_messages)
                 .where(cmpp_messages.c.batch_id == r.batch_id, cmpp_messages.c.seq == r.seq)
@@ -589,50 +778,99 @@ class PendingMo:
     text: str
 
 
-def pending_mo(db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 200) -> list[PendingMo]:
-    """Handsets' messages to the tenants of these (bound) accounts not yet written to any of their binds, oldest
-    first: one per MO, to the tenant's first account among ``sp_ids`` (an MO arrived before the tenant's
-    first account was made is not one of them)."""
+def pending_mo(
+    db: Engine, vault: PhoneVault, sp_ids: list[str], limit: int = 200, *, protocol: str | None = None, pages: int = 5,
+    owners: dict[int, tuple[int, str] | None] | None = None,
+) -> list[PendingMo]:
+    """Handsets' messages to the tenants of these (bound) accounts not yet written to any bind, oldest first, each
+    to the account it belongs to: the one that sent the tenant's last message to that number before the reply
+    came, over the protocol that message came in on (a reply or 退订 answers that message). Fallback, for a number
+    none of the tenant's access accounts sent to (or whose account is revoked since): the tenant's first live
+    account, over either protocol (an MO that arrived before that account was made is not one of them). An MO
+    whose account is not among ``sp_ids`` (or, with ``protocol``, came in over the other one) waits for it; up to
+    ``pages`` pages of ``limit`` waiting MO are looked through per call. ``owners`` (inbound id -> (account id,
+    protocol) or None), kept by the caller across calls, spares the lookup for an MO still waiting: its owner
+    never changes."""
     if not sp_ids:
         return []
     with db.connect() as conn:
-        accounts = conn.execute(
-            select(cmpp_accounts.c.id, cmpp_accounts.c.sp_id, cmpp_accounts.c.tenant_id, cmpp_accounts.c.created_at)
+        bound = conn.execute(
+            select(cmpp_accounts.c.id, cmpp_accounts.c.tenant_id)
             .where(cmpp_accounts.c.sp_id.in_(sp_ids), cmpp_accounts.c.revoked_at.is_(None))
-            .order_by(cmpp_accounts.c.id)
         ).all()
-        first: dict[int, Any] = {}
-        for a in accounts:
-            first.setdefault(a.tenant_id, a)
-        if not first:
+        if not bound:
             return []
+        bound_ids = {a.id for a in bound}
+        live = {
+            a.id: a
+            for a in conn.execute(
+                select(cmpp_accounts.c.id, cmpp_accounts.c.sp_id, cmpp_accounts.c.tenant_id,
+                       cmpp_accounts.c.created_at)
+                .where(cmpp_accounts.c.tenant_id.in_({a.tenant_id for a in bound}),
+                       cmpp_accounts.c.revoked_at.is_(None))
+                .order_by(cmpp_accounts.c.id)
+            )
+        }
+        first: dict[int, Any] = {}
+        for a in live.values():
+            first.setdefault(a.tenant_id, a)
         since = min(a.created_at for a in first.values())
-        rows = conn.execute(
-            select(
-                inbound_messages.c.id,
-                inbound_messages.c.tenant_id,
-                inbound_messages.c.phone_enc,
-                inbound_messages.c.to_number,
-                inbound_messages.c.text,
-                inbound_messages.c.created_at,
-            )
-            .outerjoin(access_mo, access_mo.c.inbound_id == inbound_messages.c.id)
-            .where(
-                inbound_messages.c.tenant_id.in_(list(first)),
-                access_mo.c.inbound_id.is_(None),
-                inbound_messages.c.phone_enc.is_not(None),
-                inbound_messages.c.created_at >= since,
-            )
-            .order_by(inbound_messages.c.id)
-            .limit(limit)
-        ).all()
-    out = []
-    for r in rows:
-        a = first[r.tenant_id]
-        if _aware(r.created_at) < _aware(a.created_at):
-            continue
-        out.append(PendingMo(r.id, a.id, a.sp_id, _terminal_id(vault.decrypt(r.phone_enc)), r.to_number or "", r.text))
-    return out
+        out: list[PendingMo] = []
+        after = 0
+        for _ in range(pages):
+            rows = conn.execute(
+                select(
+                    inbound_messages.c.id,
+                    inbound_messages.c.tenant_id,
+                    inbound_messages.c.phone_enc,
+                    inbound_messages.c.to_number,
+                    inbound_messages.c.text,
+                    inbound_messages.c.created_at,
+                )
+                .outerjoin(access_mo, access_mo.c.inbound_id == inbound_messages.c.id)
+                .where(
+                    inbound_messages.c.tenant_id.in_(list(first)),
+                    access_mo.c.inbound_id.is_(None),
+                    inbound_messages.c.phone_enc.is_not(None),
+                    inbound_messages.c.created_at >= since,
+                    inbound_messages.c.id > after,
+                )
+                .order_by(inbound_messages.c.id)
+                .limit(limit)
+            ).all()
+            for r in rows:
+                e164 = vault.decrypt(r.phone_enc)
+                if owners is not None and r.id in owners:
+                    owner = owners[r.id]
+                else:
+                    found = conn.execute(  # the tenant's last message to this number from an access account
+                        select(cmpp_messages.c.account_id, cmpp_messages.c.protocol)
+                        .join(recipients,
+                              and_(recipients.c.batch_id == cmpp_messages.c.batch_id,
+                                   recipients.c.seq == cmpp_messages.c.seq))
+                        .where(recipients.c.phone_hash == vault.hash(e164), cmpp_messages.c.tenant_id == r.tenant_id,
+                               cmpp_messages.c.created_at <= r.created_at)
+                        .order_by(cmpp_messages.c.created_at.desc())
+                        .limit(1)
+                    ).first()
+                    owner = None if found is None else (found.account_id, found.protocol)
+                    if owners is not None:
+                        owners[r.id] = owner
+                if owner is not None and owner[0] in live:
+                    account = live[owner[0]]
+                    if protocol is not None and owner[1] != protocol:
+                        continue
+                else:
+                    account = first[r.tenant_id]
+                    if _aware(r.created_at) < _aware(account.created_at):
+                        continue
+                if account.id in bound_ids:
+                    out.append(PendingMo(r.id, account.id, account.sp_id, _terminal_id(e164), r.to_number or "",
+                                         r.text))
+            if len(rows) < limit or len(out) >= limit:
+                break
+            after = rows[-1].id
+    return out[:limit]
 
 
 def mark_mo_delivered(db: Engine, delivered: list[PendingMo], protocol: str) -> None:

@@ -18,6 +18,7 @@ batches = Table(
     "batches", metadata, Column("id", Integer, primary_key=True), Column("tenant_id", Integer),
     Column("template_id", Integer), Column("content", Text), Column("state", String(12)),
     Column("created_at", DateTime(timezone=True)),
+    Column("lease_owner", String(64)), Column("lease_until", DateTime(timezone=True)),  # cancel_sm checks the lease
 )
 templates = Table(
     "sms_templates", metadata, Column("id", Integer, primary_key=True), Column("tenant_id", Integer),
@@ -136,4 +137,20 @@ access_mo = Table(
     Column("account_id", Integer, ForeignKey("cmpp_accounts.id", ondelete="CASCADE"), nullable=False),
     Column("protocol", String(4), nullable=False),
     Column("delivered_at", DateTime(timezone=True), nullable=False),
+)
+
+access_reports = Table(
+    "access_reports",
+    metadata,
+    # a report owed to an access account that belongs to no recipient row (accessreports_0001): the REJECTD of
+    # each part of a long message refused after its parts were answered 0; kept until written to a bind
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("cmpp_accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("protocol", String(4), nullable=False),
+    Column("msg_id", String(20), nullable=False, index=True),
+    Column("phone_enc", LargeBinary, nullable=False),
+    Column("src_id", String(21), nullable=False),
+    Column("stat", String(7), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=True),
 )

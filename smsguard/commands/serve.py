@@ -263,9 +263,11 @@ def _start_roles(runtime, roles, channels):
         bodies["webhooks"] = webhooks_role(runtime.db, f"{node}-webhooks", retry,
                                            allow_private=settings.webhook_allow_private)
     if "cmpp" in background:
-        bodies["cmpp"] = cmpp_role(runtime.batch_context(actor="system:cmpp"), settings.cmpp_listen)
+        bodies["cmpp"] = cmpp_role(runtime.batch_context(actor="system:cmpp"), settings.cmpp_listen,
+                                   keepalive=(settings.access_keepalive, settings.access_keepalive_timeout))
     if "smpp" in background:
-        bodies["smpp"] = smpp_role(runtime.batch_context(actor="system:smpp"), settings.smpp_listen)
+        bodies["smpp"] = smpp_role(runtime.batch_context(actor="system:smpp"), settings.smpp_listen,
+                                   keepalive=(settings.access_keepalive, settings.access_keepalive_timeout))
 
     def fatal(_: str) -> None:  # uvicorn (or _run_without_api) shuts down on SIGTERM; serve then exits 2
         os.kill(os.getpid(), signal.SIGTERM)

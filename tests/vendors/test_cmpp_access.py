@@ -3,22 +3,23 @@ the customer's software, against a real ``smsguard serve`` with the ``cmpp`` rol
 the loopback channel, relay), on SQLite and PostgreSQL.
 
 cmppy does CONNECT and SUBMIT and parses their answers; it has no DELIVER parser, so the status report that
-comes back over its bind is read from its socket and decoded here byte by byte (CMPP 3.0 DELIVER layout)."""
+comes back over its bind is read from its socket and decoded byte by byte (access_support.py, CMPP 3.0 DELIVER
+layout)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import socket
-import struct
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cmppy import Cmppy, SubmitReq
-from cmppy.response import parse_response
+from access_support import bind_cmpp as _bind
+from access_support import read_mo, read_report, submit
+from cmppy import Cmppy
 from serve_support import free_port, start, stop, wait_ready
 from sqlalchemy import text
 
@@ -88,48 +89,7 @@ def account(backend, live: Live) -> Account:
 
 
 def bind(live: Live, sp_id: str, secret: str) -> Cmppy | None:
-    client = Cmppy("127.0.0.1", live.cmpp_port, sp_id, secret)
-    client._so.settimeout(60)
-    return client if client._commence() else None
-
-
-def submit(client: Cmppy, sp_id: str, phone: str, content: str) -> tuple[int, int]:
-    client._write(SubmitReq(sp_id, content, dest_terminal_id=[phone], registered_delivery=1).message)
-    while True:
-        pdu = _read(client)
-        if struct.unpack("!L", pdu[4:8])[0] == 0x80000004:
-            res = parse_response(pdu)
-            return res.msg_id, res.result
-
-
-def _read(client: Cmppy) -> bytes:
-    head = b""
-    while len(head) < 4:
-        head += client._so.recv(4 - len(head))
-    (length,) = struct.unpack("!L", head)
-    body = b""
-    while len(body) < length - 4:
-        body += client._so.recv(length - 4 - len(body))
-    return head + body
-
-
-def read_report(client: Cmppy) -> tuple[int, str, str]:
-    """The next DELIVER that is a status report (CMPP 3.0): (Msg_Id it reports on, Stat, Dest_terminal_Id)."""
-    while True:
-        pdu = _read(client)
-        command, seq = struct.unpack("!LL", pdu[4:12])
-        if command != 0x00000005:
-            continue
-        body = pdu[12:]
-        msg_id = struct.unpack("!Q", body[:8])[0]
-        # Msg_Id 8, Dest_Id 21, Service_Id 10, TP_pid/TP_udhi/Msg_Fmt 3, Src_terminal_Id 32 + type 1
-        registered, length = body[75], body[76]
-        content = body[77 : 77 + length]
-        resp = struct.pack("!QL", msg_id, 0)  # DELIVER_RESP (3.0: Result is 4 octets)
-        client._write(struct.pack("!LLL", 12 + len(resp), 0x80000005, seq) + resp)
-        if registered == 1:
-            (reported,) = struct.unpack("!Q", content[:8])
-            return reported, content[8:15].decode(), content[15 + 20 : 15 + 20 + 32].rstrip(b"\0").decode()
+    return _bind(live.cmpp_port, sp_id, secret)
 
 
 def test_bind_with_the_wrong_secret_is_refused(live: Live, account: Account) -> None:
@@ -190,22 +150,6 @@ def test_key_cmpp_create_list_revoke_from_the_command_line(backend, migrated_db)
     assert f"{sp_id}\tconnections=2\twindow=16\trate=50/s\tlive" in cli("list", "--tenant", tenant.name)
     cli("revoke", sp_id)
     assert "revoked" in cli("list", "--tenant", tenant.name)
-
-
-def read_mo(client: Cmppy) -> tuple[str, str]:
-    """The next DELIVER that is an MO (Registered_Delivery 0, CMPP 3.0): (Src_terminal_Id, text)."""
-    while True:
-        pdu = _read(client)
-        command, seq = struct.unpack("!LL", pdu[4:8] + pdu[8:12])
-        if command != 0x00000005:
-            continue
-        body = pdu[12:]
-        msg_id = struct.unpack("!Q", body[:8])[0]
-        client._write(struct.pack("!LLL", 24, 0x80000005, seq) + struct.pack("!QL", msg_id, 0))
-        fmt, src, registered, length = body[41], body[42:74], body[75], body[76]
-        if registered == 0:
-            content = body[77 : 77 + length]
-            return src.rstrip(b"\0").decode(), content.decode("utf-16-be" if fmt == 8 else "latin-1")
 
 
 def test_a_handsets_reply_comes_back_over_the_bind(backend, live: Live, account: Account) -> None:

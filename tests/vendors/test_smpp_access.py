@@ -6,35 +6,20 @@ per part of a long message), are kept while the customer is away, and a handset'
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import queue
-import shutil
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from access_support import NpmCustomer
 from serve_support import free_port, start, stop, wait_ready
 from sqlalchemy import text
 
-SMPP_PEER_DIR = Path(__file__).resolve().parents[1] / "sending" / "smpp_peer"
 SIGN = "示例商城"
-
-
-def customer_script() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are needed for the npm smpp customer (apt-get install nodejs npm)")
-    if not (SMPP_PEER_DIR / "node_modules" / "smpp").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SMPP_PEER_DIR, check=True, timeout=300
-        )
-    return SMPP_PEER_DIR / "customer.js"
 
 
 @dataclasses.dataclass
@@ -83,69 +68,18 @@ def live(backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         stop(proc)
 
 
-class NpmCustomer:
-    def __init__(self, live: Live, password: str | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "node",
-                str(customer_script()),
-                "--port",
-                str(live.smpp_port),
-                "--system-id",
-                live.sp_id,
-                "--password",
-                live.secret if password is None else password,
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=SMPP_PEER_DIR,
-        )
-        self.events: queue.Queue[dict] = queue.Queue()
-        self.backlog: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.put(json.loads(line))
-
-    def send(self, **cmd: object) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-
-    def next(self, event: str, timeout: float = 90.0, **match: object) -> dict:
-        """The first event of this kind matching ``match``; others stay for later calls (answers may come in
-        any order: SMPP allows it, and two groups can be written at once)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, e in enumerate(self.backlog):
-                if e["event"] == event and all(e.get(k) == v for k, v in match.items()):
-                    return self.backlog.pop(i)
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {event} {match}"
-            with contextlib.suppress(queue.Empty):
-                self.backlog.append(self.events.get(timeout=left))
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.send(op="unbind")
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+def customer_of(live: Live, password: str | None = None) -> NpmCustomer:
+    return NpmCustomer(live.smpp_port, live.sp_id, live.secret if password is None else password)
 
 
 def test_a_wrong_password_is_refused(live: Live) -> None:
-    customer = NpmCustomer(live, password="wrongpw")
+    customer = customer_of(live, password="wrongpw")
     assert customer.next("bind")["status"] == 0x0E  # ESME_RINVPASWD
     customer.proc.wait(timeout=10)
 
 
 def test_submit_is_screened_and_its_receipt_comes_back_over_the_bind(live: Live) -> None:
-    customer = NpmCustomer(live)
+    customer = customer_of(live)
     assert customer.next("bind")["status"] == 0
     customer.send(op="submit", i=1, to="13800138101", text=f"【{SIGN}】您的快递已到，请及时取件。")
     customer.send(op="submit", i=2, to="13800138102", text=f"【{SIGN}】澳门赌场开业，线上博彩")
@@ -163,7 +97,7 @@ def test_receipts_and_mo_are_kept_until_the_customer_binds_again(backend, live: 
     from smsguard import batches
     from smsguard.runtime import Runtime
 
-    away = NpmCustomer(live)
+    away = customer_of(live)
     assert away.next("bind")["status"] == 0
     away.send(op="submit", i=1, to="13800138201", text=f"【{SIGN}】您的订单已发货。")
     message_id = away.next("resp", i=1)["message_id"]
@@ -192,7 +126,7 @@ def test_receipts_and_mo_are_kept_until_the_customer_binds_again(backend, live: 
         gateway="test",
         actor="test",
     )
-    back = NpmCustomer(live)
+    back = customer_of(live)
     assert back.next("bind")["status"] == 0
     receipt = back.next("deliver", esm_class=4)
     assert receipt["receipted_message_id"] == message_id and "stat:DELIVRD" in receipt["text"]
@@ -250,3 +184,19 @@ def test_each_part_of_a_long_message_gets_its_receipt(live: Live) -> None:
     assert len(seqs) >= 3 and sorted(receipts) == sorted(resps[s] for s in seqs)
     client.unbind()
     client.disconnect()
+
+
+def test_data_sm_gets_its_receipt_and_query_sm_answers_from_our_records(live: Live) -> None:
+    customer = customer_of(live)
+    assert customer.next("bind")["status"] == 0
+    customer.send(op="data", i=1, to="13800138401", text=f"【{SIGN}】您的验证码是 4321，五分钟内有效。")
+    ok = customer.next("resp", i=1)
+    assert ok["status"] == 0 and ok["message_id"]
+    receipt = customer.next("deliver", esm_class=4, receipted_message_id=ok["message_id"])
+    assert receipt["message_state"] == 2  # screened, released, delivered like a submit_sm
+    customer.send(op="query", i=2, message_id=ok["message_id"])
+    answer = customer.next("query", i=2)
+    assert (answer["status"], answer["message_state"]) == (0, 2) and answer["final_date"]
+    customer.send(op="cancel", i=3, message_id=ok["message_id"])  # delivered: too late to take back
+    assert customer.next("cancel", i=3)["status"] == 0x11  # ESME_RCANCELFAIL
+    customer.close()

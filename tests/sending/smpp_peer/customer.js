@@ -7,7 +7,12 @@
 //   {"op":"submit","i":1,"to":"13800138000","text":"..."}   -> {"event":"resp","i":1,"status":0,"message_id":"..."}
 //   {"op":"burst","n":1000,"window":64,"to_prefix":"138","text":"..."}  pipelined submits, then
 //                                              -> {"event":"burst","n":1000,"ok":...,"seconds":...}
+//   {"op":"data","i":2,"to":"...","text":"..."}  a data_sm (message_payload) -> {"event":"resp","i":2,...}
+//   {"op":"query","i":3,"message_id":"..."}   -> {"event":"query","i":3,"status":N,"message_state":N,"final_date":"..."}
+//   {"op":"cancel","i":4,"message_id":"..."}  -> {"event":"cancel","i":4,"status":N}
 //   {"op":"unbind"}                           -> {"event":"unbound"} and the process exits
+// The SMSC's enquire_link is answered (SMPP 3.4 §4.11) and printed as {"event":"enquire_link"}; with
+// --ignore-enquire-link it is printed and not answered (a hung client, for the keep-alive tests).
 // A deliver_sm (receipt or MO) is acknowledged and printed:
 //   {"event":"deliver","esm_class":4,"source":"...","dest":"...","text":"...","receipted_message_id":"...",
 //    "message_state":2}
@@ -29,6 +34,11 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const session = smpp.connect({ url: 'smpp://127.0.0.1:' + port, auto_enquire_link_period: 0 });
 session.on('error', (e) => { out({ event: 'error', message: String(e) }); process.exit(3); });
 session.on('close', () => { out({ event: 'closed' }); process.exit(0); });
+
+session.on('enquire_link', (pdu) => {
+  out({ event: 'enquire_link' });
+  if (process.argv.indexOf('--ignore-enquire-link') < 0) session.send(pdu.response());
+});
 
 session.on('deliver_sm', (pdu) => {
   session.send(pdu.response());
@@ -83,6 +93,17 @@ session[bind]({ system_id: arg('system-id', ''), password: arg('password', '') }
     if (cmd.op === 'submit') {
       submit(cmd.to, cmd.text, (pdu) => out({ event: 'resp', i: cmd.i, status: pdu.command_status,
                                               message_id: pdu.message_id || '' }));
+    } else if (cmd.op === 'data') {
+      session.data_sm({ destination_addr: cmd.to, message_payload: cmd.text, registered_delivery: 1 },
+        (pdu) => out({ event: 'resp', i: cmd.i, status: pdu.command_status, message_id: pdu.message_id || '' }));
+    } else if (cmd.op === 'query') {
+      session.query_sm({ message_id: cmd.message_id }, (pdu) => out({
+        event: 'query', i: cmd.i, status: pdu.command_status,
+        message_state: pdu.message_state === undefined ? null : pdu.message_state,
+        final_date: pdu.final_date ? String(pdu.final_date) : '' }));
+    } else if (cmd.op === 'cancel') {
+      session.cancel_sm({ message_id: cmd.message_id },
+        (pdu) => out({ event: 'cancel', i: cmd.i, status: pdu.command_status }));
     } else if (cmd.op === 'burst') {
       burst(cmd);
     } else if (cmd.op === 'unbind') {
