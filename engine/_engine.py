@@ -24,7 +24,7 @@ from ._lexicon_stage import LexiconMatches, LexiconStage
 from ._matcher import DEFAULT_MATCHER
 from ._normalize import normalizer
 from ._policy import ACTION_RANK, Policy, load_policy
-from ._rules import RULE_CODES, Rules, TextViews
+from ._rules import LIGHT_FLAGS, RULE_CODES, Rules, TextViews
 from ._verdict import ClassifierResult, Message, Reason, Verdict, Versions
 
 NO_MODEL_NOTE = "no classifier model loaded: decided by rules and lexicon only"
@@ -189,16 +189,22 @@ class Engine:
                 raise InputError("text must not be empty", where=where, code="input.empty_text")
         texts = [m.text for m in messages]
         folded, marked = self._norm.fold_many_marked(texts)  # marked: offset maps without a second pass
-        light = self._norm.light_many(texts)
+        flags = state.rules.flags_many(texts, folded)
+        # The light view (link and spaced-number rules) only for the texts whose triggers call for it, as one batch.
+        light: list[str | None] = [None] * len(texts)
+        need = [j for j, f in enumerate(flags) if f & LIGHT_FLAGS]
+        if need:
+            for j, view in zip(need, self._norm.light_many([texts[j] for j in need]), strict=True):
+                light[j] = view
         found = state.lexicon.scan_columns(texts, folded, marked)
         scores: Sequence[ClassifierResult | None] = (
             state.classifier.predict_many(texts) if state.classifier else [None] * len(texts)
         )
         lexicon_reasons, lexicon_worst = state.reason_columns.reasons(found, len(texts))
         return [
-            self._verdict(state, m, f, k, li, h, w, c, content_only)
-            for m, f, k, li, h, w, c in zip(
-                messages, folded, marked, light, lexicon_reasons, lexicon_worst, scores, strict=True
+            self._verdict(state, m, f, k, li, fl, h, w, c, content_only)
+            for m, f, k, li, fl, h, w, c in zip(
+                messages, folded, marked, light, flags, lexicon_reasons, lexicon_worst, scores, strict=True
             )
         ]
 
@@ -208,13 +214,14 @@ class Engine:
         message: Message,
         folded: str,
         marked: str,
-        light: str,
+        light: str | None,
+        flags: int,
         lexicon_reasons: list[Reason],
         lexicon_worst: tuple[int, float],
         scored: ClassifierResult | None,
         content_only: bool,
     ) -> Verdict:
-        views = TextViews(message.text, folded, light, self._norm, marked)
+        views = TextViews(message.text, folded, light, self._norm, marked, flags)
         kind = message.kind or state.rules.infer_kind(views)
         reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
         policy = state.policy
