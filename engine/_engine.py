@@ -221,13 +221,19 @@ class Engine:
         scored: ClassifierResult | None,
         content_only: bool,
     ) -> Verdict:
-        views = TextViews(message.text, folded, light, self._norm, marked, flags)
-        kind = message.kind or state.rules.infer_kind(views)
-        reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
+        views: TextViews | None = None
+        if flags == 0 and message.kind is None:  # no rule trigger (most texts): only signature and length speak
+            kind = state.rules.infer_kind_untriggered(folded)
+            reasons, length, segments = state.rules.check_untriggered(message, kind, content_only=content_only)
+        else:
+            views = TextViews(message.text, folded, light, self._norm, marked, flags)
+            kind = message.kind or state.rules.infer_kind(views)
+            reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
         policy = state.policy
         notes: list[str] = []
         warning = False
         if state.warnable and lexicon_worst[0] and CUE_CHARS.search(folded) and has_warnable(lexicon_reasons):
+            views = views or TextViews(message.text, folded, light, self._norm, marked, flags)
             quoted = quoted_in_warning(views, reasons, lexicon_reasons)
             if quoted is not None:  # an anti-fraud notice naming the scams it warns about
                 lexicon_reasons, lexicon_worst, warning = quoted, _worst(quoted), True
@@ -235,6 +241,7 @@ class Engine:
             r = classifier_reason(scored, policy.thresholds_for(message.tenant), policy, kind)
             if r is not None:
                 if r.action != "pass":
+                    views = views or TextViews(message.text, folded, light, self._norm, marked, flags)
                     r = self._classifier_in_context(r, views, reasons, lexicon_reasons, warning)
                 reasons.append(r)
         else:

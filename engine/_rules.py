@@ -354,6 +354,11 @@ class Rules:
             flags & F_OPTOUT and self._has_optout(folded)
         ):
             return "marketing"
+        return self.infer_kind_untriggered(folded)
+
+    @staticmethod
+    def infer_kind_untriggered(folded: str) -> str:
+        """``infer_kind`` of a text without a verification, marketing or opt-out trigger (flags 0)."""
         if "回" in folded and _REPLY_SOLICIT.search(folded):
             return "marketing"
         return "notification"
@@ -380,6 +385,16 @@ class Rules:
                 self._undeclared_marketing(views, kind, out)
             if kind == "verification":
                 self._verification(views, kind, links, out)
+        length, segments = self._length(msg.text, signature, kind, out)
+        return out, length, segments
+
+    def check_untriggered(self, msg: Message, kind: str, *, content_only: bool) -> tuple[list[Reason], int, int]:
+        """``check`` of a text with no trigger bit set (flags 0) and an inferred kind (``infer_kind_untriggered``):
+        no link or contact rule can match and the kind rules need no view, so no TextViews is built."""
+        out: list[Reason] = []
+        signature = self._signature(msg, None, self.policy.tenant(msg.tenant), kind, out, check=not content_only)
+        if not content_only and kind == "marketing":  # no opt-out trigger: the opt-out is missing
+            out.append(self._reason("marketing.optout_missing", kind))
         length, segments = self._length(msg.text, signature, kind, out)
         return out, length, segments
 
@@ -416,7 +431,7 @@ class Rules:
 
     # -- signature -----------------------------------------------------------------------------
     def _signature(
-        self, msg: Message, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, check: bool
+        self, msg: Message, views: TextViews | None, tenant: TenantPolicy, kind: str, out: list[Reason], *, check: bool
     ) -> str | None:
         """The signature in force: the one in the text, else the one the sender passed separately."""
         text = msg.text
