@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import repeat
 from pathlib import Path
+
+import numpy as np
 
 from smsguard.core import InputError
 
@@ -18,11 +20,11 @@ from ._classifier import Classifier, load_classifier
 from ._context import CUE_CHARS, WARNABLE, has_warnable, is_walk_in_job_advert, quoted_in_warning
 from ._fusion import SEVERITY_WEIGHT, classifier_reason, fuse
 from ._lexicon import Lexicon, Term
-from ._lexicon_stage import LexiconHit, LexiconStage
+from ._lexicon_stage import LexiconMatches, LexiconStage
 from ._matcher import DEFAULT_MATCHER
 from ._normalize import normalizer
 from ._policy import ACTION_RANK, Policy, load_policy
-from ._rules import RULE_CODES, Rules, TextViews
+from ._rules import LIGHT_FLAGS, RULE_CODES, Rules, TextViews
 from ._verdict import ClassifierResult, Message, Reason, Verdict, Versions
 
 NO_MODEL_NOTE = "no classifier model loaded: decided by rules and lexicon only"
@@ -55,60 +57,74 @@ class _Snapshot:
     warnable: bool = field(init=False)
     """Whether the lexicon holds a category a warning quotes (else the warning context never runs)."""
 
-    reasons_by_term: dict[int, tuple[tuple[object, ...], tuple[int, float]]] = field(init=False)
-    """id(term) -> the fields of the reason its hits give (all but the span) and its (action rank, severity
-    weight) for fusion. The snapshot's lexicon keeps every term alive, so an id is never reused while it exists."""
+    reason_columns: _ReasonColumns = field(init=False)
+    """Per lexicon term id: the fields of the reason its hits give, filled on a term's first hit."""
 
     def __post_init__(self) -> None:
         model = self.classifier.version if self.classifier else "none"
         object.__setattr__(
             self, "versions", Versions(policy=self.policy_version, lexicon=self.lexicon.version, model=model)
         )
-        object.__setattr__(self, "reasons_by_term", {})
+        object.__setattr__(self, "reason_columns", _ReasonColumns(self.policy, self.lexicon.terms))
         object.__setattr__(self, "warnable", any(t.category in WARNABLE for t in self.lexicon.lexicon.terms))
 
-    def _term_reason(self, term: Term) -> tuple[tuple[object, ...], tuple[int, float]]:
-        """What a hit of ``term`` reports, computed on the term's first hit in this snapshot."""
-        action = self.policy.category_actions(term.category).action(term.severity)
-        fields = (
-            f"lexicon.{term.category}",  # code
-            term.category,
-            term.severity,
-            "lexicon",  # source
-            action,
-            f"sensitive term ({term.category}, {term.mode} match)",  # message
-            term.term,
-        )
-        worst = (ACTION_RANK[action], SEVERITY_WEIGHT.get(term.severity, 0.0) if action != "pass" else 0.0)
-        found = self.reasons_by_term[id(term)] = (fields, worst)
-        return found
 
-    def lexicon_reasons(self, hits: list[list[LexiconHit]]) -> tuple[list[list[Reason]], list[tuple[int, float]]]:
-        """Every text's lexicon reasons and their worst (action rank, severity weight), for a whole batch at once:
-        the per-hit work is ``map`` over columns (Reason takes its fields positionally), which runs in C."""
-        flat = list(chain.from_iterable(hits))
-        if not flat:
-            return [[] for _ in hits], [(0, 0.0)] * len(hits)
-        terms, starts, ends = zip(*flat, strict=True)
-        known = self.reasons_by_term
-        found = list(map(known.get, map(id, terms)))
-        if None in found:
-            found = [f or self._term_reason(t) for f, t in zip(found, terms, strict=True)]
-        fields, worst = zip(*found, strict=True)
-        ranks, weights = zip(*worst, strict=True)
-        built = list(map(Reason, *zip(*fields, strict=True), starts, ends))
-        reasons: list[list[Reason]] = []
-        worsts: list[tuple[int, float]] = []
-        at = 0
-        for h in hits:
-            n = len(h)
-            if n:
-                reasons.append(built[at : at + n])
-                worsts.append((max(ranks[at : at + n]), max(weights[at : at + n])) if n > 1 else worst[at])
-                at += n
-            else:
-                reasons.append([])
-                worsts.append((0, 0.0))
+class _ReasonColumns:
+    """What a hit of each lexicon term reports, as columns indexed by term id, so a batch's lexicon reasons are
+    built straight from the stage's columns: numpy picks every hit's fields, ``map`` builds the Reasons in C
+    (Reason takes its fields positionally), and each text's worst (action rank, severity weight) is a
+    ``reduceat``. A term's fields are computed on its first hit (a lexicon of 100k terms is mostly never hit)."""
+
+    def __init__(self, policy: Policy, terms: tuple[Term, ...]) -> None:
+        self._policy = policy
+        self._terms = terms
+        n = len(terms)
+        self._known = np.zeros(n, dtype=bool)
+        # code, category, severity, action, message, term (source is always "lexicon")
+        self._fields = [np.empty(n, dtype=object) for _ in range(6)]
+        self._rank = np.zeros(n, dtype=np.int64)
+        self._weight = np.zeros(n, dtype=np.float64)
+
+    def _fill(self, tids: np.ndarray) -> None:
+        code, category, severity, action_col, message, term_col = self._fields
+        for t in np.unique(tids).tolist():
+            term = self._terms[t]
+            action = self._policy.category_actions(term.category).action(term.severity)
+            code[t] = f"lexicon.{term.category}"
+            category[t] = term.category
+            severity[t] = term.severity
+            action_col[t] = action
+            message[t] = f"sensitive term ({term.category}, {term.mode} match)"
+            term_col[t] = term.term
+            self._rank[t] = ACTION_RANK[action]
+            self._weight[t] = SEVERITY_WEIGHT.get(term.severity, 0.0) if action != "pass" else 0.0
+            self._known[t] = True  # last: a concurrent batch reads a term's fields only once they are all set
+
+    def reasons(self, found: LexiconMatches, n: int) -> tuple[list[list[Reason]], list[tuple[int, float]]]:
+        """Every text's lexicon reasons and their worst (action rank, severity weight)."""
+        tids = found.term_ids
+        if not tids.size:
+            return [[] for _ in range(n)], [(0, 0.0)] * n
+        unknown = ~self._known[tids]
+        if unknown.any():
+            self._fill(tids[unknown])
+        code, category, severity, action, message, term = (f[tids].tolist() for f in self._fields)
+        built = list(
+            map(
+                Reason, code, category, severity, repeat("lexicon"), action, message, term,
+                found.starts.tolist(), found.ends.tolist(),
+            )
+        )  # fmt: skip
+        b = found.bounds
+        reasons = [built[b[j] : b[j + 1]] for j in range(n)]
+        bounds = np.asarray(b)
+        hit = np.flatnonzero(bounds[1:] > bounds[:-1])  # texts with at least one hit
+        firsts = bounds[hit]
+        ranks = np.maximum.reduceat(self._rank[tids], firsts).tolist()
+        weights = np.maximum.reduceat(self._weight[tids], firsts).tolist()
+        worsts: list[tuple[int, float]] = [(0, 0.0)] * n
+        for j, r, w in zip(hit.tolist(), ranks, weights, strict=True):
+            worsts[j] = (r, w)
         return reasons, worsts
 
 
@@ -173,16 +189,22 @@ class Engine:
                 raise InputError("text must not be empty", where=where, code="input.empty_text")
         texts = [m.text for m in messages]
         folded, marked = self._norm.fold_many_marked(texts)  # marked: offset maps without a second pass
-        light = self._norm.light_many(texts)
-        hits = state.lexicon.scan_many(texts, folded, marked)
+        flags = state.rules.flags_many(texts, folded)
+        # The light view (link and spaced-number rules) only for the texts whose triggers call for it, as one batch.
+        light: list[str | None] = [None] * len(texts)
+        need = [j for j, f in enumerate(flags) if f & LIGHT_FLAGS]
+        if need:
+            for j, view in zip(need, self._norm.light_many([texts[j] for j in need]), strict=True):
+                light[j] = view
+        found = state.lexicon.scan_columns(texts, folded, marked)
         scores: Sequence[ClassifierResult | None] = (
             state.classifier.predict_many(texts) if state.classifier else [None] * len(texts)
         )
-        lexicon_reasons, lexicon_worst = state.lexicon_reasons(hits)
+        lexicon_reasons, lexicon_worst = state.reason_columns.reasons(found, len(texts))
         return [
-            self._verdict(state, m, f, k, li, h, w, c, content_only)
-            for m, f, k, li, h, w, c in zip(
-                messages, folded, marked, light, lexicon_reasons, lexicon_worst, scores, strict=True
+            self._verdict(state, m, f, k, li, fl, h, w, c, content_only)
+            for m, f, k, li, fl, h, w, c in zip(
+                messages, folded, marked, light, flags, lexicon_reasons, lexicon_worst, scores, strict=True
             )
         ]
 
@@ -192,19 +214,26 @@ class Engine:
         message: Message,
         folded: str,
         marked: str,
-        light: str,
+        light: str | None,
+        flags: int,
         lexicon_reasons: list[Reason],
         lexicon_worst: tuple[int, float],
         scored: ClassifierResult | None,
         content_only: bool,
     ) -> Verdict:
-        views = TextViews(message.text, folded, light, self._norm, marked)
-        kind = message.kind or state.rules.infer_kind(views)
-        reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
+        views: TextViews | None = None
+        if flags == 0 and message.kind is None:  # no rule trigger (most texts): only signature and length speak
+            kind = state.rules.infer_kind_untriggered(folded)
+            reasons, length, segments = state.rules.check_untriggered(message, kind, content_only=content_only)
+        else:
+            views = TextViews(message.text, folded, light, self._norm, marked, flags)
+            kind = message.kind or state.rules.infer_kind(views)
+            reasons, length, segments = state.rules.check(message, views, kind, content_only=content_only)
         policy = state.policy
         notes: list[str] = []
         warning = False
         if state.warnable and lexicon_worst[0] and CUE_CHARS.search(folded) and has_warnable(lexicon_reasons):
+            views = views or TextViews(message.text, folded, light, self._norm, marked, flags)
             quoted = quoted_in_warning(views, reasons, lexicon_reasons)
             if quoted is not None:  # an anti-fraud notice naming the scams it warns about
                 lexicon_reasons, lexicon_worst, warning = quoted, _worst(quoted), True
@@ -212,6 +241,7 @@ class Engine:
             r = classifier_reason(scored, policy.thresholds_for(message.tenant), policy, kind)
             if r is not None:
                 if r.action != "pass":
+                    views = views or TextViews(message.text, folded, light, self._norm, marked, flags)
                     r = self._classifier_in_context(r, views, reasons, lexicon_reasons, warning)
                 reasons.append(r)
         else:

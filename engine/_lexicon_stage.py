@@ -30,6 +30,19 @@ class LexiconHit(NamedTuple):
     end: int
 
 
+class LexiconMatches(NamedTuple):
+    """A batch's hits as columns, in ``scan_many``'s order: text ``j``'s hits are rows ``bounds[j]:bounds[j + 1]``.
+    The engine builds its reasons from these columns directly, so no per-hit object is made twice."""
+
+    term_ids: np.ndarray  # int64, index into LexiconStage.terms
+    starts: np.ndarray  # int64, in the original text
+    ends: np.ndarray
+    bounds: list[int]  # len(texts) + 1 row offsets
+
+
+_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (text slot, term id, start, end) per hit
+
+
 class LexiconStage:
     """A compiled lexicon. Immutable: a reload builds a new stage and swaps the reference."""
 
@@ -82,10 +95,21 @@ class LexiconStage:
         self._term_count = np.array(counts, dtype=np.int64)
         self._term_first = np.zeros(len(counts), dtype=np.int64)
         np.cumsum(counts[:-1], out=self._term_first[1:])
-        flat = [term for t in self._plain_terms if t is not None for term in t]
-        self._flat_terms = np.empty(len(flat), dtype=object)
-        self._flat_terms[:] = flat
         self._exact = {k: tuple(dict.fromkeys(v)) for k, v in exact.items()}
+        # Every Term object a hit can name gets an id (by identity: a hit names the very object it always did).
+        self._tid: dict[int, int] = {}
+        terms_list: list[Term] = []
+        for group in chain((t for t, _ in self._payload), self._exact.values()):
+            for term in group:
+                if id(term) not in self._tid:
+                    self._tid[id(term)] = len(terms_list)
+                    terms_list.append(term)
+        self.terms: tuple[Term, ...] = tuple(terms_list)
+        """Every term a hit can name; ``LexiconMatches.term_ids`` index it."""
+        self._term_objs = np.empty(len(terms_list), dtype=object)
+        self._term_objs[:] = terms_list
+        flat = [self._tid[id(term)] for t in self._plain_terms if t is not None for term in t]
+        self._flat_ids = np.array(flat, dtype=np.int64)
         self.keys = keys
         self.matcher = build_matcher(keys, matcher)
 
@@ -97,13 +121,25 @@ class LexiconStage:
     ) -> list[list[LexiconHit]]:
         """Hits of every text. ``folded`` / ``marked`` are ``Normalizer.fold_many_marked(texts)``
         when the caller has already folded the batch (the engine has: its rules read the same view)."""
+        m = self.scan_columns(texts, folded, marked)
+        if not m.term_ids.size:
+            return [[] for _ in texts]
+        columns = self._term_objs[m.term_ids].tolist(), m.starts.tolist(), m.ends.tolist()
+        hits = list(map(tuple.__new__, repeat(LexiconHit), zip(*columns, strict=True)))
+        b = m.bounds
+        return [hits[b[j] : b[j + 1]] for j in range(len(texts))]
+
+    def scan_columns(
+        self, texts: list[str], folded: list[str] | None = None, marked: list[str] | None = None
+    ) -> LexiconMatches:
+        """``scan_many`` as columns (see :class:`LexiconMatches`): what the engine reads."""
         if folded is None:
             folded, marked = self._norm.fold_many_marked(texts)
         if len(folded) != len(texts) or (marked is not None and len(marked) != len(texts)):
             raise ValueError(f"{len(texts)} texts but {len(folded)} folded views")
-        out: list[list[LexiconHit]] = [[] for _ in texts]
+        parts: list[_Part] = []
         if not texts:
-            return out
+            return _assemble(parts, 0)
         if marked is None:
             marked = self._norm.fold_many_marked(texts)[1]
         # Texts where a character expanded (ﬁ → fi) break the one-to-one raw/marked indexes the batch path
@@ -111,18 +147,23 @@ class LexiconStage:
         # A marked fold is never shorter than its text (deletions stay as NUL), so equal total lengths mean no
         # text expanded: two sums in C instead of a Python comparison per text.
         if sum(map(len, texts)) == sum(map(len, marked)):
-            self._scan_plain(texts, folded, marked, out, list(range(len(texts))))
-            return out
+            self._scan_plain(texts, folded, marked, parts, None)
+            return _assemble(parts, len(texts))
         plain = [j for j, (t, m) in enumerate(zip(texts, marked, strict=True)) if len(t) == len(m)]
+        rows: list[tuple[int, int, int, int]] = []
+        tid = self._tid
         for j in sorted(set(range(len(texts))) - set(plain)):
-            out[j] = self._hits(texts[j], folded[j], self.matcher.find_all(folded[j]), 0, marked[j])
+            for h in self._hits(texts[j], folded[j], self.matcher.find_all(folded[j]), 0, marked[j]):
+                rows.append((j, tid[id(h.term)], h.start, h.end))
+        if rows:
+            parts.append(_columns(rows))
         if plain:
             pick = [texts[j] for j in plain], [folded[j] for j in plain], [marked[j] for j in plain]
-            self._scan_plain(*pick, out, plain)
-        return out
+            self._scan_plain(*pick, parts, np.array(plain, dtype=np.int64))
+        return _assemble(parts, len(texts))
 
     def _scan_plain(
-        self, texts: list[str], folded: list[str], marked: list[str], out: list[list[LexiconHit]], slots: list[int]
+        self, texts: list[str], folded: list[str], marked: list[str], parts: list[_Part], slots: np.ndarray | None
     ) -> None:
         """The batch path: one automaton pass over the joined batch and vectorized offset mapping.
 
@@ -130,6 +171,7 @@ class LexiconStage:
         mapped for all hits at once: in the marked fold, deleted characters are NUL and every other
         character is one folded character, so the positions of the non-NUL characters of the joined
         marked batch ARE the original index of each folded character (nothing expanded here).
+        ``slots`` maps these texts to the caller's batch (None: the same).
         """
         joined = "\x01".join(folded)  # folding deletes \x01, so no key can match across two texts
         matches = self.matcher.find_all(joined)
@@ -163,9 +205,9 @@ class LexiconStage:
                 ):
                     allowed.setdefault(j, []).append((f_start, f_end))
                 text_allowed[text_of[is_allow]] = True
-            # Plain keys in texts without an allowlisted occurrence: every hit is final, built for all at once.
+            # Plain keys in texts without an allowlisted occurrence: every hit is final, taken for all at once.
             fast = self._is_plain[index] & ~text_allowed[text_of]
-            self._plain_hits(np.flatnonzero(fast), index, text_of, o_starts, o_ends, out, slots)
+            self._plain_hits(np.flatnonzero(fast), index, text_of, o_starts, o_ends, parts, slots)
             slow = np.flatnonzero(~fast & self._has_terms[index])
             if slow.size:
                 f_slow = f_base[slow]
@@ -185,11 +227,13 @@ class LexiconStage:
             o_end = int(kept[f0 + len(folded[j]) - 1] + 1 - raw_start[j])
             rows.append((j, self._exact[folded[j]], o_start, o_end, 0, len(folded[j])))
         bounds: dict[int, set[int]] = {}
+        tid = self._tid
+        kept_rows: list[tuple[int, int, int, int]] = []
         for j, terms, o_start, o_end, f_start, f_end in rows:
             allow = allowed.get(j)
             if allow is not None and any(a < f_end and f_start < b for a, b in allow):
                 continue
-            hits = out[slots[j]]
+            slot = j if slots is None else int(slots[j])
             for term in terms:
                 if term.mode == "word":
                     words = bounds.get(j)
@@ -197,7 +241,9 @@ class LexiconStage:
                         words = bounds[j] = self._tokenizer.boundaries(texts[j])
                     if o_start not in words or o_end not in words:
                         continue
-                hits.append(LexiconHit(term, o_start, o_end))
+                kept_rows.append((slot, tid[id(term)], o_start, o_end))
+        if kept_rows:
+            parts.append(_columns(kept_rows))
 
     def _plain_hits(
         self,
@@ -206,11 +252,11 @@ class LexiconStage:
         text_of: np.ndarray,
         o_starts: np.ndarray,
         o_ends: np.ndarray,
-        out: list[list[LexiconHit]],
-        slots: list[int],
+        parts: list[_Part],
+        slots: np.ndarray | None,
     ) -> None:
         """The hits of the matches ``picked`` (plain keys, no allowlist in their text), one per term of the key,
-        in match order, grouped by text: numpy picks the terms and spans, ``map`` builds the tuples in C."""
+        in match order: numpy picks every hit's term id and span at once."""
         if not picked.size:
             return
         keys = index[picked]
@@ -225,15 +271,9 @@ class LexiconStage:
             if not picked.size:
                 return
         texts_of = text_of[picked]
-        if texts_of.size > 1 and bool((texts_of[1:] < texts_of[:-1]).any()):  # keep match order within a text
-            order = np.argsort(texts_of, kind="stable")
-            picked, term_at, texts_of = picked[order], term_at[order], texts_of[order]
-        columns = self._flat_terms[term_at].tolist(), o_starts[picked].tolist(), o_ends[picked].tolist()
-        hits = list(map(tuple.__new__, repeat(LexiconHit), zip(*columns, strict=True)))
-        cuts = np.searchsorted(texts_of, np.arange(len(slots) + 1))
-        bounds = cuts.tolist()
-        for j in np.flatnonzero(np.diff(cuts)).tolist():  # the texts with hits
-            out[slots[j]] = hits[bounds[j] : bounds[j + 1]]
+        parts.append(
+            (texts_of if slots is None else slots[texts_of], self._flat_ids[term_at], o_starts[picked], o_ends[picked])
+        )
 
     def _hits(
         self, text: str, folded: str, found: list[tuple[int, int, int]], base: int, marked: str | None
@@ -278,3 +318,25 @@ def _starts(texts: list[str]) -> np.ndarray:
     if len(texts) > 1:
         np.cumsum(np.fromiter(map(len, texts[:-1]), dtype=np.int64, count=len(texts) - 1) + 1, out=out[1:])
     return out
+
+
+def _columns(rows: list[tuple[int, int, int, int]]) -> _Part:
+    a = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    return a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+
+
+def _assemble(parts: list[_Part], n: int) -> LexiconMatches:
+    """One column set grouped by text; a stable sort keeps each text's hits in the order the parts hold them
+    (the plain hits of a text in match order, then those that needed an allowlist, word or exact check)."""
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return LexiconMatches(empty, empty, empty, [0] * (n + 1))
+    if len(parts) == 1:
+        slot, tids, starts, ends = parts[0]
+    else:
+        slot, tids, starts, ends = (np.concatenate(c) for c in zip(*parts, strict=True))
+    if slot.size > 1 and bool((slot[1:] < slot[:-1]).any()):
+        order = np.argsort(slot, kind="stable")
+        slot, tids, starts, ends = slot[order], tids[order], starts[order], ends[order]
+    bounds = np.searchsorted(slot, np.arange(n + 1)).tolist()
+    return LexiconMatches(tids, starts, ends, bounds)

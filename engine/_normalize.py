@@ -303,6 +303,11 @@ class Normalizer:
         must fold exactly like the engine (the classifier's feature preparation derives its table from it)."""
         return self._fold.mapping
 
+    @property
+    def light_mapping(self) -> dict[int, str | None]:
+        """The light view's per-character table (code point → replacement, None = deleted)."""
+        return self._light.mapping
+
     def light(self, text: str) -> str:
         return self._light.translate(text)
 

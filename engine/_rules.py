@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from ipaddress import ip_address
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
+
+import numpy as np
 
 from ._normalize import SPOKEN_DIGITS, Normalizer, OffsetMap
 from ._policy import Policy, RuleSetting, TenantPolicy
@@ -102,16 +107,24 @@ _GSM7 = frozenset(
 
 @dataclass(slots=True)
 class TextViews:
-    """The original text and its views, with offset maps built on first use."""
+    """The original text and its views, with offset maps (and the light view, when not given) built on first use."""
 
     original: str
     folded: str
-    light: str
+    _light: str | None
     norm: Normalizer
     marked: str | None = None  # the marked fold (Normalizer.fold_many_marked), when the caller has it
+    flags: int = -1
+    """Which rule triggers the text may hold (``Rules.flags_many``); -1: all of them, every rule runs its own checks."""
     _fold_map: OffsetMap | None = None
     _light_map: OffsetMap | None = None
     _contact: tuple[str, OffsetMap] | bool | None = False  # False: not built yet
+
+    @property
+    def light(self) -> str:
+        if self._light is None:
+            self._light = self.norm.light(self.original)
+        return self._light
 
     def from_folded(self, start: int, end: int) -> tuple[int, int]:
         if self._fold_map is None:
@@ -128,6 +141,85 @@ class TextViews:
         if self._light_map is None:
             self._light_map = self.norm.light_offsets(self.original)
         return self._light_map.span(start, end)
+
+
+# Rule triggers found for a whole batch at once (Rules.flags_many): one bit each.
+F_VERIFICATION = 1  # a verification cue word (folded)
+F_MARKETING = 2  # a marketing cue word (folded)
+F_OPTOUT = 4  # a first character of an opt-out pattern (folded): a superset
+F_CUE = 8  # a first character of a WeChat / QQ cue or a spoken digit (folded): the cue trigger, exact
+F_DIGITS = 16  # ten digits or more in the text (folded): a superset of ten in a row
+F_MOBILE = 32  # a character whose light view holds "1" (a spaced mobile starts with 1[3-9]): a superset
+F_LINK = 64  # a character whose light view holds ".", a disguised dot or "d" (of " dot "): a superset
+LIGHT_FLAGS = F_MOBILE | F_LINK
+"""The triggers of the rules that read the light view (the verification rules build it themselves)."""
+
+
+def _texts_matching(pattern: re.Pattern[str], joined: str, starts: list[int]) -> list[int]:
+    """Which texts of ``joined`` (texts joined with \x01, starting at ``starts``) hold a match of ``pattern``, a
+    trigger followed by ``[^\x01]*``: the tail takes the rest of the text, so each text is one match at most."""
+    return [bisect_right(starts, m.start()) - 1 for m in pattern.finditer(joined)]
+
+
+def _batch_trigger(words: re.Pattern[str]) -> re.Pattern[str]:
+    """``words`` (an alternation of literal cue words: no ``.``, class, anchor or \x01, so a search of the joined
+    batch finds a match in a text exactly when a search of the text does) followed by the rest of its text."""
+    return re.compile(f"(?:{words.pattern})[^\x01]*")
+
+
+def _first_chars(pattern: str) -> set[str] | None:
+    """Every character a match of ``pattern`` can start with, or None when that is not a small known set (a class
+    of more than 256 characters, ``.``, a category, a negation, a pattern that can match the empty string)."""
+    try:
+        tree = sre_parse.parse(pattern)
+    except re.error:
+        return None
+    c = sre_parse
+    if tree.state.flags & re.IGNORECASE:
+        return None  # a literal would stand for its other cases too
+
+    def first(items: Any) -> tuple[set[str], bool] | None:
+        """(first characters, whether the sequence can match empty) of a parsed sequence."""
+        out: set[str] = set()
+        for op, av in items:
+            if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+                continue  # zero width: the next item starts the match
+            got: tuple[set[str], bool] | None
+            if op is c.LITERAL:
+                got = {chr(av)}, False
+            elif op is c.IN:
+                chars: set[str] = set()
+                for iop, iav in av:
+                    if iop is c.LITERAL:
+                        chars.add(chr(iav))
+                    elif iop is c.RANGE and iav[1] - iav[0] < 256:
+                        chars.update(map(chr, range(iav[0], iav[1] + 1)))
+                    else:
+                        return None
+                got = chars, False
+            elif op is c.BRANCH:
+                parts = [first(b) for b in av[1]]
+                if any(p is None for p in parts):
+                    return None
+                got = set().union(*(p[0] for p in parts)), any(p[1] for p in parts)  # type: ignore[index]
+            elif op is c.SUBPATTERN and av[1] & re.IGNORECASE:
+                return None
+            elif op is c.SUBPATTERN or op is c.ATOMIC_GROUP:
+                got = first(av[-1] if op is c.SUBPATTERN else av)
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+                inner = first(av[2])
+                got = None if inner is None else (inner[0], inner[1] or av[0] == 0)
+            else:
+                return None
+            if got is None:
+                return None
+            out |= got[0]
+            if not got[1]:
+                return out, False
+        return out, True
+
+    found = first(tree)
+    return None if found is None or found[1] else found[0]
 
 
 class Rules:
@@ -201,13 +293,72 @@ class Rules:
         self._code = re.compile(_CODE.pattern % (v.code_min, v.code_max))
         self._shorteners = {s.lower() for s in policy.links.shorteners}
 
+        # Triggers of whole rules, found once per batch (flags_many) instead of once per text and rule: most texts
+        # hold none, and their rules then cost nothing. Single characters go through a per-code-point bit table
+        # (numpy over the batch's code points, OR-reduced per text); cue words through one regex scan of the joined
+        # batch.
+        self._fold_bits = np.zeros(0x110000, dtype=np.uint8)
+        for ch in firsts:  # the cue trigger's characters: exact
+            self._fold_bits[ord(ch)] |= F_CUE
+        self._is_digit = np.zeros(0x110000, dtype=np.uint8)
+        self._is_digit[ord("0") : ord("9") + 1] = 1  # ten digits in a row need ten digits in the text
+        self._raw_bits = np.zeros(0x110000, dtype=np.uint8)
+        # The light view is built only for texts that need it, so its triggers are looked up in the original text:
+        # every character whose light view holds what the rule looks for (its preimage under the light table).
+        for bit, targets in ((F_MOBILE, "1"), (F_LINK, ".点·•・‧∙⋅丶d")):
+            for ch in _preimage(norm, targets):
+                self._raw_bits[ord(ch)] |= bit
+        self._word_triggers: list[tuple[int, re.Pattern[str]]] = [
+            (F_VERIFICATION, _batch_trigger(self._verification_cue)),
+            (F_MARKETING, _batch_trigger(self._marketing_cue)),
+        ]
+        # An opt-out instruction can only start with one of its patterns' first characters (a superset: the rules
+        # still search the pattern where the bit is set); a pattern whose first characters are unknown sets the
+        # bit for every text.
+        self._always = 0
+        for pattern in policy.optout_patterns:
+            starts = _first_chars(pattern)
+            if starts is None:
+                self._always |= F_OPTOUT
+                break
+            for ch in starts:
+                self._fold_bits[ord(ch)] |= F_OPTOUT
+
+    def flags_many(self, texts: list[str], folded: list[str]) -> list[int]:
+        """Each text's rule triggers (the F_* bits) for a batch."""
+        if not texts:
+            return []
+        f_joined = "\x01".join(folded)
+        # A trailing separator: every text's stretch, an empty fold included, is non-empty for reduceat.
+        f_codes = np.frombuffer((f_joined + "\x01").encode("utf-32-le"), dtype=np.uint32)
+        f_starts = _starts(folded)
+        flags = np.bitwise_or.reduceat(self._fold_bits[f_codes], f_starts).astype(np.int64)
+        flags[np.add.reduceat(self._is_digit[f_codes], f_starts, dtype=np.int64) >= 10] |= F_DIGITS
+        r_codes = np.frombuffer(("\x01".join(texts) + "\x01").encode("utf-32-le"), dtype=np.uint32)
+        flags |= np.bitwise_or.reduceat(self._raw_bits[r_codes], _starts(texts))
+        if self._always:
+            flags |= self._always
+        out = flags.tolist()
+        starts = f_starts.tolist()
+        for bit, pattern in self._word_triggers:
+            for j in _texts_matching(pattern, f_joined, starts):
+                out[j] |= bit
+        return out
+
     # -- kind ----------------------------------------------------------------------------------
     def infer_kind(self, views: TextViews) -> str:
-        folded = views.folded
-        if self._verification_cue.search(folded):
+        folded, flags = views.folded, views.flags
+        if flags & F_VERIFICATION and self._verification_cue.search(folded):
             return "verification"
-        if self._marketing_cue.search(folded) or self._has_optout(folded):
+        if (flags & F_MARKETING and self._marketing_cue.search(folded)) or (
+            flags & F_OPTOUT and self._has_optout(folded)
+        ):
             return "marketing"
+        return self.infer_kind_untriggered(folded)
+
+    @staticmethod
+    def infer_kind_untriggered(folded: str) -> str:
+        """``infer_kind`` of a text without a verification, marketing or opt-out trigger (flags 0)."""
         if "回" in folded and _REPLY_SOLICIT.search(folded):
             return "marketing"
         return "notification"
@@ -223,15 +374,27 @@ class Rules:
         out: list[Reason] = []
         tenant = self.policy.tenant(msg.tenant)
         signature = self._signature(msg, views, tenant, kind, out, check=not content_only)
-        links = self._links(views, tenant, kind, out, form=not content_only)
-        self._contacts(views, tenant, kind, out)
+        flags = views.flags
+        links = self._links(views, tenant, kind, out, form=not content_only) if flags & F_LINK else []
+        if flags & (F_CUE | F_DIGITS | F_MOBILE):
+            self._contacts(views, tenant, kind, out)
         if not content_only:
-            if kind == "marketing" and not self._has_optout(views.folded):
+            if kind == "marketing" and not (flags & F_OPTOUT and self._has_optout(views.folded)):
                 out.append(self._reason("marketing.optout_missing", kind))
             elif kind == "notification" and msg.kind is not None:  # an inferred notification has no advert cue
                 self._undeclared_marketing(views, kind, out)
             if kind == "verification":
                 self._verification(views, kind, links, out)
+        length, segments = self._length(msg.text, signature, kind, out)
+        return out, length, segments
+
+    def check_untriggered(self, msg: Message, kind: str, *, content_only: bool) -> tuple[list[Reason], int, int]:
+        """``check`` of a text with no trigger bit set (flags 0) and an inferred kind (``infer_kind_untriggered``):
+        no link or contact rule can match and the kind rules need no view, so no TextViews is built."""
+        out: list[Reason] = []
+        signature = self._signature(msg, None, self.policy.tenant(msg.tenant), kind, out, check=not content_only)
+        if not content_only and kind == "marketing":  # no opt-out trigger: the opt-out is missing
+            out.append(self._reason("marketing.optout_missing", kind))
         length, segments = self._length(msg.text, signature, kind, out)
         return out, length, segments
 
@@ -268,7 +431,7 @@ class Rules:
 
     # -- signature -----------------------------------------------------------------------------
     def _signature(
-        self, msg: Message, views: TextViews, tenant: TenantPolicy, kind: str, out: list[Reason], *, check: bool
+        self, msg: Message, views: TextViews | None, tenant: TenantPolicy, kind: str, out: list[Reason], *, check: bool
     ) -> str | None:
         """The signature in force: the one in the text, else the one the sender passed separately."""
         text = msg.text
@@ -378,9 +541,10 @@ class Rules:
         # Trigger checks (one C scan each) before any per-pattern work: a cue character for WeChat / QQ (or a
         # spoken digit, 洞两拐勾么, which the contact view may read), ten digits in a row for the mobile (11) and
         # landline (>= 10) patterns, "1[3-9]" for a spaced mobile.
-        cues = self._cue_trigger.search(folded) is not None
-        numbers = _TEN_DIGITS.search(folded) is not None
-        spaced = "1" in views.light and _MOBILE_START.search(views.light) is not None
+        flags = views.flags
+        cues = bool(flags & F_CUE) and self._cue_trigger.search(folded) is not None
+        numbers = bool(flags & F_DIGITS) and _TEN_DIGITS.search(folded) is not None
+        spaced = bool(flags & F_MOBILE) and "1" in views.light and _MOBILE_START.search(views.light) is not None
         if not (cues or numbers or spaced):
             return
         # A heart matters only after a WeChat cue letter, and a spoken digit is in the cue trigger: the contact view
@@ -517,3 +681,18 @@ _NOT_GSM7 = re.compile(f"[^{''.join(map(re.escape, sorted(_GSM7)))}]")
 
 def _is_gsm7(text: str) -> bool:
     return _NOT_GSM7.search(text) is None  # one C scan instead of a Python loop per character
+
+
+def _preimage(norm: Normalizer, targets: str) -> set[str]:
+    """Every character whose light view holds one of ``targets``."""
+    mapping = norm.light_mapping
+    chars = {t for t in targets if ord(t) not in mapping}
+    return chars | {chr(cp) for cp, out in mapping.items() if out and any(t in out for t in targets)}
+
+
+def _starts(texts: list[str]) -> np.ndarray:
+    """Where each text starts in ``"\x01".join(texts)``."""
+    out = np.zeros(len(texts), dtype=np.int64)
+    if len(texts) > 1:
+        np.cumsum(np.fromiter(map(len, texts[:-1]), dtype=np.int64, count=len(texts) - 1) + 1, out=out[1:])
+    return out
