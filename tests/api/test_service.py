@@ -333,6 +333,7 @@ def test_requests_of_one_loop_turn_share_a_commit_and_a_redis_pipeline(client: T
                                          for x, i in zip(texts, ids, strict=True)))
         return [a for [a] in answers]
 
+    client.post("/v1/screen", json={"text": HAM}, headers=t.headers)  # leases rate-limit tokens for what follows
     commits = service.writer.batches
     first = [msgspec.json.decode(a) for a in client.blocking_portal.call(together, ["a0", "a1", "a2", "a3", "a4"])]
     assert service.writer.batches == commits + 1
