@@ -182,7 +182,6 @@ def _serve_one(runtime, sock: socket.socket) -> None:
 
 
 def _serve_many(settings: Settings, sock: socket.socket) -> None:
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     config = _uvicorn_config("smsguard.api:create_app", settings, factory=True, workers=settings.workers)
