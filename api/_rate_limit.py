@@ -68,6 +68,15 @@ class RateLimiter:
         self._redis = redis
         self._script = redis.register_script(_LIMIT_AND_LOOKUP)
 
+    def take(self, key: KeyInfo, cost: int) -> bool:
+        """Spend ``cost`` from this process's lease without awaiting anything; False when the lease cannot pay it
+        now (then ``admit`` leases more, or refuses). The common case of a request: no Redis, no await."""
+        lease = self._leases.get(key.tenant_id)
+        if lease is None or lease.tokens < cost or lease.window != int(time.time() // self.window):
+            return False
+        lease.tokens -= cost
+        return True
+
     async def admit(self, key: KeyInfo, cost: int, lookups: list[str]) -> list[bytes | None]:
         """Spend ``cost`` of the tenant's rate limit (raise RateLimited when over it) and GET the verdict keys
         ``lookups``. Tokens come from a local lease when it has enough; otherwise one Redis round trip leases a

@@ -12,6 +12,7 @@ walks the OpenAPI document so a new route cannot ship without a row here.
 
 from __future__ import annotations
 
+import functools
 import re
 
 CLIENT, ADMIN, AUDITOR, AUDITOR_FULL = "client", "admin", "auditor", "auditor_full"
@@ -108,11 +109,13 @@ there. They only send as a ``client`` key would (templates, batches, status read
 _PARAM_TYPE = re.compile(r"\{(\w+):\w+\}")
 
 
+@functools.cache  # a handful of routes, asked on every request: the regex once per route, not per request
 def route_key(method: str, path_template: str) -> tuple[str, str]:
     """``("GET", "/v1/batches/{batch_id}")`` for litestar's ``/v1/batches/{batch_id:int}``: the OpenAPI path."""
     return method.upper(), _PARAM_TYPE.sub(r"{\1}", path_template)
 
 
+@functools.cache
 def roles_for(method: str, path_template: str) -> frozenset[str]:
     """The roles allowed on a route; empty (nobody) for a route the table does not know."""
     return ROUTE_ROLES.get(route_key(method, path_template), frozenset())

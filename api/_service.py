@@ -1,9 +1,10 @@
 """What the handlers call: screening (with the verdict cache and rate limits), stored verdicts, readiness,
 reloads and the audit log.
 
-A screened message goes: rate limit and cache lookup (``_rate_limit``: one Redis round trip does both when the
-process's lease or LRU, ``_verdict_cache``, cannot answer), the engine for what was not cached, then every
-answer waits for its share of one group-committed SQL INSERT (the audit row). API keys: ``_auth``.
+A screened message goes: rate limit (``_rate_limit``: from the process's lease, else one Redis round trip that
+also does the cache lookups) and cache lookup (``_verdict_cache``: the process's LRU, else one Redis pipeline per
+turn of the event loop), the engine for what was not cached (one call per turn), then every answer waits for its
+share of one group-committed SQL INSERT (the audit row; handed to the writer once per turn). API keys: ``_auth``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Service:
         self._tasks: set[asyncio.Task] = set()
         self._screen_limiter: anyio.CapacityLimiter | None = None  # screening threads (see _screen_many)
         self._pending_screens: dict[bool, list[tuple[list[Message], asyncio.Future]]] = {}  # _screen_together
+        self._pending_rows: list[tuple[list[tuple], str, asyncio.Future[None]]] = []  # _write_together
         s = self.settings
         ns = s.redis_namespace
         self.keys = KeyCheck(s.key_cache_ttl)
@@ -171,7 +173,10 @@ class Service:
             if e is not None:
                 entries[h] = e
         lookups = [h for h in unique if h not in entries]
-        found = await self.limits.admit(key, len(messages), [cache.prefix + h for h in lookups])
+        if self.limits.take(key, len(messages)):  # paid from this process's lease: no Redis, no await
+            found = await cache.fetch(lookups) if lookups else []
+        else:  # one round trip leases more tokens (or refuses) and does the lookups
+            found = await self.limits.admit(key, len(messages), [cache.prefix + h for h in lookups])
         # admitted: from here on every hash is answered and counted
         for h, raw in zip(lookups, found, strict=True):
             if raw is not None:
@@ -218,14 +223,58 @@ class Service:
             )
             metrics.observe_decision(e.decision, e.category)
         try:
-            await self.writer.write(rows, actor=f"key:{key.prefix}")
+            await self._write_together(rows, f"key:{key.prefix}")
         except Exception as e:
             log.exception("audit write failed")
             raise Unavailable(
                 f"could not store the verdicts: {type(e).__name__}", code="unavailable.database"
             ) from None
-        metrics.AUDIT_ROWS.inc(len(rows))
         return out
+
+    async def _write_together(self, rows: list[tuple], actor: str) -> None:
+        """Return once ``rows`` are committed (raise what the commit raised), handing them to the verdict writer
+        together with the rows of every request that reaches this point in the same turn of the event loop: one
+        hand-over to the writer thread (queue put, thread wake-up, loop wake-up) per turn instead of per request."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending_rows.append((rows, actor, future))
+        if len(self._pending_rows) == 1:
+            loop.call_soon(self._flush_rows)
+        await future
+
+    def _flush_rows(self) -> None:
+        group, self._pending_rows = self._pending_rows, []
+        by_actor: dict[str, list[tuple[list[tuple], asyncio.Future[None]]]] = {}
+        for rows, actor, future in group:
+            by_actor.setdefault(actor, []).append((rows, future))
+        for actor, items in by_actor.items():
+            task = asyncio.create_task(self._write_group(items, actor))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write_group(self, items: list[tuple[list[tuple], asyncio.Future[None]]], actor: str) -> None:
+        try:
+            await self.writer.write([row for rows, _ in items for row in rows], actor=actor)
+        except Exception as e:
+            if len(items) == 1:
+                if not items[0][1].done():
+                    items[0][1].set_exception(e)
+                return
+            for rows, future in items:  # one request's bad row must not fail the others: each alone
+                try:
+                    await self.writer.write(rows, actor=actor)
+                except Exception as each:
+                    if not future.done():
+                        future.set_exception(each)
+                else:
+                    metrics.AUDIT_ROWS.inc(len(rows))
+                    if not future.done():
+                        future.set_result(None)
+            return
+        metrics.AUDIT_ROWS.inc(sum(len(rows) for rows, _ in items))  # once per commit, not per request
+        for _, future in items:
+            if not future.done():
+                future.set_result(None)
 
     async def _screen_together(self, todo: list[Message], content_only: bool) -> list[Verdict]:
         """Screen ``todo`` in one engine call with the other requests that reach this point in the same turn of the

@@ -1,9 +1,10 @@
 """The verdict cache: a small per-process LRU in front of Redis, and answers spliced from cached JSON.
 
 A repeated message is usually answered without any Redis round trip: each process keeps the most recent
-verdicts in an LRU (same content-hash key as Redis, so tenant and versions are part of it). A freshly screened
-verdict is stored in Redis without making the request wait: the SETs of one turn of the event loop go out as
-one pipeline.
+verdicts in an LRU (same content-hash key as Redis, so tenant and versions are part of it). What the LRU does not
+hold is looked up in Redis together with every other request's lookups of the same turn of the event loop: one
+pipeline per turn carries one MGET for all of them and the SETs of the verdicts screened since the last one. A
+freshly screened verdict is stored in Redis without making the request wait.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import redis.asyncio as aioredis
 
 from smsguard.engine import Verdict, Versions
 
+from ._rate_limit import Unavailable
 from ._schemas import ScreenVerdict
 
 log = logging.getLogger("smsguard.api")
 
 LOCAL_VERDICTS = 4096  # per-process LRU of recent verdicts in front of Redis
+SET_DELAY = 0.002  # seconds a fresh verdict's SET waits for a lookup pipeline to ride along with
 
 _encode = msgspec.json.Encoder().encode
 _decode_verdict = msgspec.json.Decoder(Verdict).decode
@@ -103,6 +106,7 @@ class VerdictCache:
         self._redis: aioredis.Redis | None = None
         self._local: OrderedDict[str, Cached] = OrderedDict()  # content hash -> verdict, most recent last
         self._pending_sets: list[tuple[str, bytes]] = []
+        self._pending_gets: list[tuple[list[str], asyncio.Future[list[bytes | None]]]] = []
         self._tasks: set[asyncio.Task] = set()
 
     def bind(self, redis: aioredis.Redis) -> None:
@@ -127,20 +131,72 @@ class VerdictCache:
         self._cache_later(self.prefix + h, raw)
         return self.remember(h, Cached.from_json(raw, verdict))
 
+    async def fetch(self, hashes: list[str]) -> list[bytes | None]:
+        """The Redis values of content hashes ``hashes`` (None where absent), fetched in one pipeline with the
+        lookups of every request that asks in the same turn of the event loop (and the SETs queued by then).
+        Raises ``unavailable.redis`` when Redis cannot be reached."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bytes | None]] = loop.create_future()
+        self._pending_gets.append((hashes, future))
+        if len(self._pending_gets) == 1:
+            loop.call_soon(self._flush_gets)
+        return await future
+
+    def _flush_gets(self) -> None:
+        gets, self._pending_gets = self._pending_gets, []
+        sets, self._pending_sets = self._pending_sets, []  # ride along: one round trip for both
+        if gets or sets:
+            self._track(asyncio.create_task(self._send_gets(gets, sets)))
+
+    async def _send_gets(
+        self, gets: list[tuple[list[str], asyncio.Future[list[bytes | None]]]], sets: list[tuple[str, bytes]]
+    ) -> None:
+        keys = list(dict.fromkeys(self.prefix + h for hashes, _ in gets for h in hashes))
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for k, v in sets:
+                    pipe.set(k, v, ex=self.ttl)
+                if keys:
+                    pipe.mget(keys)
+                results = await pipe.execute(raise_on_error=False)
+        except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
+            error = Unavailable(f"redis: {e}", code="unavailable.redis")
+            for _, future in gets:
+                if not future.done():
+                    future.set_exception(error)
+            if sets:
+                log.warning("verdict cache write failed: %s", e)
+            return
+        if sets and any(isinstance(r, Exception) for r in results[: len(sets)]):
+            log.warning("verdict cache write failed: %s", next(r for r in results if isinstance(r, Exception)))
+        found = results[-1] if keys else []
+        if isinstance(found, Exception):
+            for _, future in gets:
+                if not future.done():
+                    future.set_exception(Unavailable(f"redis: {found}", code="unavailable.redis"))
+            return
+        by_key = dict(zip(keys, found, strict=True))
+        for hashes, future in gets:
+            if not future.done():
+                future.set_result([by_key[self.prefix + h] for h in hashes])
+
+    def _track(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _cache_later(self, key: str, value: bytes) -> None:
-        """Store a fresh verdict in Redis without making the request wait: all SETs queued during one turn
-        of the event loop go out as one pipeline. (A repeat arriving in that same instant is screened again,
-        which costs time, not correctness.)"""
+        """Store a fresh verdict in Redis without making the request wait: the SETs queued go out with the next
+        turn's lookups (``fetch``), in the same pipeline, or on their own after SET_DELAY when no lookup comes.
+        (A repeat arriving at another process in that instant is screened again there, which costs time, not
+        correctness; this process's LRU has it at once.)"""
         self._pending_sets.append((key, value))
         if len(self._pending_sets) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_cache_sets)
+            asyncio.get_running_loop().call_later(SET_DELAY, self._flush_cache_sets)
 
     def _flush_cache_sets(self) -> None:
         pending, self._pending_sets = self._pending_sets, []
         if pending:
-            task = asyncio.create_task(self._send_sets(pending))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._track(asyncio.create_task(self._send_sets(pending)))
 
     async def _send_sets(self, pending: list[tuple[str, bytes]]) -> None:
         try:
@@ -153,6 +209,7 @@ class VerdictCache:
 
     async def aclose(self) -> None:
         """Send what is queued and wait for the writes in flight."""
+        self._flush_gets()
         self._flush_cache_sets()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

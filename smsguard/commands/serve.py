@@ -182,12 +182,10 @@ def _serve_one(runtime, sock: socket.socket) -> None:
 
 
 def _serve_many(settings: Settings, sock: socket.socket) -> None:
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     config = _uvicorn_config("smsguard.api:create_app", settings, factory=True, workers=settings.workers)
-    server = uvicorn.Server(config)
-    Multiprocess(config, target=server.run, sockets=[sock]).run()
+    Multiprocess(config, sockets=[sock]).run()  # uvicorn 0.54: each worker process builds its own Server
 
 
 def _startup_checkpoint(runtime) -> None:

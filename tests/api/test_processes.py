@@ -84,3 +84,24 @@ def test_two_processes_share_cache_rate_limits_and_data(backend, tmp_path, free_
 def _hits(metrics: str) -> float:
     m = re.search(r'^smsguard_verdict_cache_total\{result="hit"\} (\S+)$', metrics, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers_answers_and_stores_on_embedded_defaults(tmp_path, free_port) -> None:
+    """``smsguard serve --workers 2`` (``SMSGUARD_WORKERS``) starts its workers and they screen and store: the call to
+    uvicorn's supervisor once crashed every multi-worker start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "DATABASE_URL", "REDIS_URL"))}
+    env["SMSGUARD_DATA_DIR"] = str(tmp_path / "var")
+    env["SMSGUARD_WORKERS"] = "2"
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with serve(env, port, log) as proc:
+        wait_ready(port, proc, log, timeout=240)  # each worker imports, migrates and builds its engine anew
+        key = re.findall(r"sg_[A-Za-z0-9_-]{43}", log.read_text())[0]
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+            answers = [http.post("/v1/screen", json={"text": f"【示例商城】您的订单{i}已发货"}) for i in range(20)]
+            assert [r.status_code for r in answers] == [200] * 20
+            for r in answers:  # whichever worker answers, every verdict is in the shared database
+                assert http.get(f"/v1/verdicts/{r.json()['verdict_id']}").status_code == 200
+        assert "2 worker(s)" in log.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -313,3 +314,59 @@ def test_leased_rate_limit_tokens_never_admit_more_than_the_limit(client: TestCl
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
     # a refused request counts too: the window is spent for every process
     assert client.post("/v1/screen", json={"text": HAM}, headers=u.headers).status_code == 429
+
+
+def test_requests_of_one_loop_turn_share_a_commit_and_a_redis_pipeline(client: TestClient, make_tenant) -> None:
+    """Requests reaching the service in one turn of the event loop: one SQL commit, one lookup pipeline, and the
+    SETs of fresh verdicts ride along with the next lookups; each answer is still its own committed row."""
+    import asyncio
+
+    from smsguard.engine import Message
+
+    service = client.app.state.service
+    t = make_tenant(rate_limit=100_000)
+    texts = [f"{HAM} turn {time.time_ns()} {i}" for i in range(5)]
+
+    async def together(ids: list[str]) -> list[bytes]:
+        key = await service.authenticate(f"Bearer {t.key}", None)
+        answers = await asyncio.gather(*(service.screen(key, [Message(text=x, id=i)], content_only=False, paths=["$"])
+                                         for x, i in zip(texts, ids, strict=True)))
+        return [a for [a] in answers]
+
+    client.post("/v1/screen", json={"text": HAM}, headers=t.headers)  # leases rate-limit tokens for what follows
+    commits = service.writer.batches
+    first = [msgspec.json.decode(a) for a in client.blocking_portal.call(together, ["a0", "a1", "a2", "a3", "a4"])]
+    assert service.writer.batches == commits + 1
+    assert [v["id"] for v in first] == ["a0", "a1", "a2", "a3", "a4"] and not any(v["cached"] for v in first)
+    service.cache._local.clear()  # as another process would: only Redis knows these verdicts now
+    again = [msgspec.json.decode(a) for a in client.blocking_portal.call(together, ["b0", "b1", "b2", "b3", "b4"])]
+    assert all(v["cached"] for v in again)
+    assert [v["decision"] for v in again] == [v["decision"] for v in first]
+    for v in [*first, *again]:
+        stored = client.get(f"/v1/verdicts/{v['verdict_id']}", headers=t.headers).json()
+        assert stored["id"] == v["id"] and stored["cached"] == v["cached"]
+
+
+def test_a_bad_row_fails_only_its_own_request_in_a_shared_commit(client: TestClient, make_tenant) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from smsguard.api._service import new_verdict_id
+
+    service = client.app.state.service
+    t = make_tenant()
+    body = client.post("/v1/screen", json={"text": f"{HAM} {time.time_ns()}"}, headers=t.headers).json()
+
+    def row(verdict_id: str) -> tuple:
+        return (verdict_id, t.tenant_id, datetime.now(UTC), None, "0" * 64, "pass", 0.0, "p", "l", "m", False,
+                HAM, msgspec.json.encode({**body, "verdict_id": verdict_id}).decode())
+
+    good, taken = new_verdict_id(), body["verdict_id"]  # a verdict id already stored: its INSERT fails
+
+    async def together() -> list[BaseException | None]:
+        return await asyncio.gather(service._write_together([row(good)], "key:test"),
+                                    service._write_together([row(taken)], "key:test"), return_exceptions=True)
+
+    ok, failed = client.blocking_portal.call(together)
+    assert ok is None and isinstance(failed, Exception)
+    assert client.get(f"/v1/verdicts/{good}", headers=t.headers).status_code == 200
