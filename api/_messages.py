@@ -85,7 +85,9 @@ class VerifySettingsIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     signature: Signature | None = None
 
 
-class Delivery(_Out):
+class DeliveryReport(_Out):
+    """Where the message went and what the carrier answered."""
+
     gateway: str | None
     carrier_status: str | None  # the carrier's receipt code
     submitted_at: Time | None
@@ -109,7 +111,7 @@ class MessageSummary(_Out):
     review: str | None
     detail: str | None
     carrier: str | None
-    delivery: Delivery
+    delivery: DeliveryReport
     segments: int | None
     cost: Money
     currency: str
