@@ -164,6 +164,31 @@ class ContactListOut(_Out):
     rejected: list[Rejected]
 
 
+class MergedListOut(ContactListOut):
+    sources: list[int]  # the lists merged, in the order given
+    opted_out: int  # numbers of the new list opted out now (kept: skipped at release)
+
+
+class ContactOut(_Out):
+    seq: int
+    line: int  # of the uploaded CSV
+    phone: Masked
+    carrier: str | None
+    values: list[str]  # the variable columns, in the order of ``columns``
+
+
+class ContactPreview(_Out):
+    list_id: int
+    columns: list[str]
+    valid: int
+    contacts: list[ContactOut]
+
+
+class DeletedOut(_Out):
+    id: int
+    deleted: bool
+
+
 class Hold(_Out):
     """Why a batch waits, and until when."""
 

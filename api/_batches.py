@@ -44,8 +44,11 @@ from ._batch_schemas import (
     ComplaintIn,
     ComplaintOut,
     ContactListOut,
+    ContactPreview,
+    DeletedOut,
     InboundIn,
     InboundOut,
+    MergedListOut,
     MergeIn,
     OptedIn,
     OptedOut,
@@ -236,8 +239,8 @@ class BatchApi:
         @get("/v1/contact-lists/{list_id:int}/contacts", summary="The list's first contacts, numbers masked",
              responses=errors(400, 401, 404), **common)
         async def list_preview(request: Request, list_id: Id,
-                               limit: Annotated[int, QueryParameter(ge=1, le=200)] = 20) -> dict[str, Any]:
-            return await api.call(batches.preview_contacts, tid(request), list_id, limit=limit)
+                               limit: Annotated[int, QueryParameter(ge=1, le=200)] = 20) -> ContactPreview:
+            return _as(ContactPreview, await api.call(batches.preview_contacts, tid(request), list_id, limit=limit))
 
         @get("/v1/contact-lists/{list_id:int}/export.csv",
              summary="The whole list as CSV (phone, then its variable columns); numbers masked for auditor keys",
@@ -252,15 +255,16 @@ class BatchApi:
         @post("/v1/contact-lists/merge", status_code=201,
               summary="Merge lists into a new one, one contact per number (opted-out numbers stay: skipped at release)",
               responses=errors(400, 401, 404, 409, 503), **common)
-        async def merge_lists(request: Request, data: JSONBody[MergeIn]) -> dict[str, Any]:
-            return await api.call(batches.merge_lists, tid(request), data.list_ids, data.name, actor=actor(request))
+        async def merge_lists(request: Request, data: JSONBody[MergeIn]) -> MergedListOut:
+            return _as(MergedListOut, await api.call(batches.merge_lists, tid(request), data.list_ids, data.name,
+                                                     actor=actor(request)))
 
         @delete("/v1/contact-lists/{list_id:int}", status_code=200,
                 summary="Delete a list with its contacts and error report (not one a batch was sent to)",
                 responses=errors(400, 401, 404, 409), **common)
-        async def delete_list(request: Request, list_id: Id) -> dict[str, Any]:
+        async def delete_list(request: Request, list_id: Id) -> DeletedOut:
             await api.call(batches.delete_list, tid(request), list_id, actor=actor(request))
-            return {"id": list_id, "deleted": True}
+            return DeletedOut(id=list_id, deleted=True)
 
         @post("/v1/batches", status_code=201, summary="Create (and unless draft, submit) a batch",
               responses=errors(400, 401, 402, 403, 404, 409, 503), **common)

@@ -13,12 +13,50 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, get
 from litestar.params import QueryParameter
 
 from smsguard.core import ForbiddenError
 
-from ._batches import errors
+from ._batch_schemas import Masked, Time, _Out
+from ._batches import _as, errors
+
+
+class Unsettled(_Out):
+    """A recipient handed to a gateway without a final state yet, and what Redis knows of its message."""
+
+    batch_id: int
+    seq: int
+    phone: Masked
+    channel: str | None
+    send_state: str | None
+    parts: int | None
+    parts_reported: int
+    submitted_at: Time | None
+    age_seconds: float | None
+
+
+class Reconciliation(_Out):
+    total: int
+    items: list[Unsettled]
+
+
+class ChannelRow(_Out):
+    channel: str
+    protocol: str
+    state: Annotated[str, msgspec.Meta(description="connected | down | no gateway")]
+    processes: Annotated[str, msgspec.Meta(description="Gateway processes connected / seen, e.g. 2/2")]
+    circuit: str
+    throughput: float  # messages per second, summed over the processes
+    rate_limit: float  # messages per second the channel is throttled to (0: none)
+    outstanding_receipts: int
+
+
+class Channels(_Out):
+    gateways: int  # gateway processes alive now
+    outbox: int  # messages not yet acknowledged by a gateway
+    channels: list[ChannelRow]
 
 
 def _specs(settings: Any) -> Any:
@@ -62,19 +100,20 @@ def handlers(batch_api: Any, guard: Any, security: Any) -> list[Any]:
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         after_batch: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
         after_seq: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
-    ) -> dict[str, Any]:
+    ) -> Reconciliation:
         from smsguard.batches._settle import reconciliation as view
 
         key = request.state.key
-        return await batch_api.call(view, tenant_id=None if key.admin else key.tenant_id, older_than=older_than,
-                                    limit=limit, after=(after_batch, after_seq))
+        return _as(Reconciliation, await batch_api.call(
+            view, tenant_id=None if key.admin else key.tenant_id, older_than=older_than, limit=limit,
+            after=(after_batch, after_seq)))
 
     @get("/v1/channels", summary="Channels: state, circuit, throughput, receipts outstanding (admin key)",
          responses=errors(401, 403, 503), **common)
-    async def channels(request: Request) -> dict[str, Any]:
+    async def channels(request: Request) -> Channels:
         if not request.state.key.admin:
             raise ForbiddenError("the channels view needs an admin key", where="header Authorization",
                                  code="auth.forbidden")
-        return await batch_api.call(channels_view, batch_api.service.settings)
+        return _as(Channels, await batch_api.call(channels_view, batch_api.service.settings))
 
     return [reconciliation, channels]

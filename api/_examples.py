@@ -303,7 +303,7 @@ EXAMPLES: dict[tuple[str, str], Examples] = {
     ("POST", "/v1/verify/check"): Examples(
         "Check the code the user typed", request=_json({"to": "13912345678", "code": "482913"}),
         response=_json(_VERIFICATION | {"status": "verified", "attempts": 1, "attempts_left": 4,
-                                        "verified_at": "2026-12-03T11:37:02.514220+00:00"})),
+                                        "verified_at": "2026-12-03T11:37:02.514220+00:00", "verified": True})),
     ("GET", "/v1/verify/{verification_id}"): Examples("A verification's state", response=_json(_VERIFICATION)),
     ("GET", "/v1/verify/stats"): Examples(
         "Conversion per signature and number prefix",

@@ -30,7 +30,8 @@ from smsguard import messages
 from smsguard.core import InputError, NotFoundError, SmsguardError
 from smsguard.pumping import Decision, PumpingGuard
 
-from ._batches import errors
+from ._batch_schemas import Time, _Out
+from ._batches import _as, errors
 from ._service import Service
 
 Scope = Literal["number", "prefix", "tenant", "ip"]
@@ -49,6 +50,31 @@ class LiftIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     value: Value | None = None
     rule_id: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
     allow_too: bool = False
+
+
+class RuleOut(_Out):
+    """An allow-list entry or block (the subject's keyed hash is not shown: ``label`` says what it is)."""
+
+    id: int
+    scope: Scope
+    label: str
+    action: Literal["allow", "block"]  # pumping.ACTIONS
+    code: str
+    source: str  # who made it: an operator, or one of the guard's automatic rules
+    tenant_id: int | None
+    note: str | None
+    actor: str
+    created_at: Time
+    expires_at: Time | None
+    lifted_at: Time | None
+
+
+class RuleList(_Out):
+    rules: list[RuleOut]
+
+
+class Lifted(_Out):
+    lifted: list[RuleOut]
 
 
 def refusal(decision: Decision, *, phone_where: str = "$.to") -> Response[dict[str, Any]]:
@@ -133,41 +159,41 @@ class PumpingApi:
         async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
             return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
-        async def add_rule(request: Request, data: RuleIn, add: Any) -> dict[str, Any]:
+        async def add_rule(request: Request, data: RuleIn, add: Any) -> RuleOut:
             """``add`` (the guard's allow or block) for the body's subject, as the admin key's actor."""
             own_tenant(request, data.scope, data.value, "$.value")
             rule = await run(_named(add), data.scope, data.value, actor=actor(request), note=data.note,
                              seconds=data.seconds)
-            return rule.to_dict()
+            return _as(RuleOut, rule.to_dict())
 
         @get("/v1/admin/pumping/rules", summary="Anti-pumping allow-list entries and blocks in force (admin key)",
              responses=errors(400, 401, 403, 503), **common)
         async def rules(request: Request,
                         rule_scope: Annotated[Scope | None, QueryParameter(query="scope")] = None,
                         action: FromQuery[Literal["allow", "block"] | None] = None,
-                        include_lifted: FromQuery[bool] = False) -> dict[str, Any]:
+                        include_lifted: FromQuery[bool] = False) -> RuleList:
             found = await run(api._guard().rules, scope=rule_scope, action=action, include_lifted=include_lifted)
-            return {"rules": [r.to_dict() for r in found]}
+            return _as(RuleList, {"rules": [r.to_dict() for r in found]})
 
         @post("/v1/admin/pumping/allow", status_code=201, summary="Allow-list a number, prefix, tenant or IP",
               responses=errors(400, 401, 403, 404, 503), **common)
-        async def allow(request: Request, data: JSONBody[RuleIn]) -> dict[str, Any]:
+        async def allow(request: Request, data: JSONBody[RuleIn]) -> RuleOut:
             return await add_rule(request, data, api._guard().allow)
 
         @post("/v1/admin/pumping/block", status_code=201, summary="Block a number, prefix, tenant or IP (429)",
               responses=errors(400, 401, 403, 404, 503), **common)
-        async def block(request: Request, data: JSONBody[RuleIn]) -> dict[str, Any]:
+        async def block(request: Request, data: JSONBody[RuleIn]) -> RuleOut:
             return await add_rule(request, data, api._guard().block)
 
         @post("/v1/admin/pumping/lift", status_code=200, summary="Lift the blocks on a subject, or one rule by id",
               responses=errors(400, 401, 403, 404, 503), **common)
-        async def lift(request: Request, data: JSONBody[LiftIn]) -> dict[str, Any]:
+        async def lift(request: Request, data: JSONBody[LiftIn]) -> Lifted:
             if data.rule_id is None and (data.scope is None or data.value is None):
                 raise InputError("give scope and value, or rule_id", where="$", code="pumping.lift")
             own_tenant(request, data.scope, data.value, "$.value")
             lifted = await run(_named(api._guard().lift), data.scope, data.value, rule_id=data.rule_id,
                                actor=actor(request), allow_too=data.allow_too)
-            return {"lifted": [r.to_dict() for r in lifted]}
+            return _as(Lifted, {"lifted": [r.to_dict() for r in lifted]})
 
         return [rules, allow, block, lift]
 

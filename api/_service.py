@@ -462,7 +462,7 @@ class Service:
         """Sign the chain head when due (policy.yaml ``audit.checkpoint_minutes`` / ``checkpoint_events``, judged
         from the newest checkpoint in SQL, so a restart does not reset the clock) and anchor it outside SQL."""
         while True:
-            schedule = schedule_of(self.engine.policy.audit)
+            schedule = schedule_of(self.runtime.policy.audit)
             await asyncio.sleep(min(30.0, schedule.every_minutes * 60))
             try:
                 await anyio.to_thread.run_sync(

@@ -20,11 +20,44 @@ from litestar.params import FromQuery
 from smsguard import filing
 from smsguard.core import InputError
 
-from ._batches import Id, errors
+from ._batch_schemas import Time, _Out
+from ._batches import Id, _as, errors
 from ._service import Service
 
 Status = Literal["pending", "approved", "rejected"]
 MAX_UPLOAD = filing.MAX_DOCUMENT_BYTES * 5 + 64 * 1024  # five documents and the form fields
+
+
+class DocumentOut(_Out):
+    """A qualification document as stored (its bytes: ``GET .../documents/{id}``)."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class ChannelStatus(_Out):
+    """The signature's registration with one channel (carrier gateway)."""
+
+    channel: str
+    status: str
+    note: str | None
+
+
+class SignatureOut(_Out):
+    id: int
+    tenant_id: int
+    name: str
+    type: str  # filing.KINDS
+    use: Literal["self", "others"]
+    status: Status
+    reason: str | None  # the reviewer's, on a rejection
+    created_at: Time
+    decided_at: Time | None
+    documents: list[DocumentOut]
+    channels: list[ChannelStatus]
 
 
 async def _files(request: Request) -> tuple[Any, list[tuple[str, bytes]]]:
@@ -86,39 +119,43 @@ class SignatureApi:
         async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
             return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
+        async def view(fn: Any, *args: Any, **kwargs: Any) -> SignatureOut:
+            return _as(SignatureOut, await run(fn, *args, **kwargs))
+
         @post("/v1/signatures", status_code=201, summary="Apply for a signature (multipart, with documents)",
               request_max_body_size=MAX_UPLOAD, responses=errors(400, 401, 409, 413),
               operation_class=ApplyOperation, **common)
-        async def apply(request: Request) -> dict[str, Any]:
+        async def apply(request: Request) -> SignatureOut:
             form, files = await _files(request)
             fields = {k: form.get(k) for k in ("name", "type", "use")}
             for k, v in fields.items():
                 if not isinstance(v, str) or "\x00" in v:
                     raise InputError(f"{k} is required (a text field)", where=f"$.{k}", code="signature.form")
-            return await run(filing.apply, rt().db, vault(), request.state.key.tenant_id, name=fields["name"],
-                             kind=fields["type"], use=fields["use"], files=files,
-                             actor=f"key:{request.state.key.prefix}")
+            return await view(filing.apply, rt().db, vault(), request.state.key.tenant_id, name=fields["name"],
+                              kind=fields["type"], use=fields["use"], files=files,
+                              actor=f"key:{request.state.key.prefix}")
 
         @get("/v1/signatures", summary="The tenant's signatures and their status", responses=errors(400, 401),
              **common)
-        async def list_all(request: Request, status: FromQuery[Status | None] = None) -> list[dict[str, Any]]:
-            return await run(filing.list_signatures, rt().db, request.state.key.tenant_id, status=status)
+        async def list_all(request: Request, status: FromQuery[Status | None] = None) -> list[SignatureOut]:
+            return _as(list[SignatureOut], await run(filing.list_signatures, rt().db, request.state.key.tenant_id,
+                                                     status=status))
 
         @get("/v1/signatures/{signature_id:int}", summary="A signature: status, reviewer's reason, channels",
              responses=errors(400, 401, 404), **common)
-        async def one(request: Request, signature_id: Id) -> dict[str, Any]:
-            return await run(filing.get, rt().db, request.state.key.tenant_id, signature_id)
+        async def one(request: Request, signature_id: Id) -> SignatureOut:
+            return await view(filing.get, rt().db, request.state.key.tenant_id, signature_id)
 
         @post("/v1/signatures/{signature_id:int}/resubmit", status_code=200,
               summary="Resubmit a rejected signature (optionally with more documents)",
               request_max_body_size=MAX_UPLOAD, responses=errors(400, 401, 404, 409, 413),
               operation_class=ResubmitOperation, **common)
-        async def resubmit(request: Request, signature_id: Id) -> dict[str, Any]:
+        async def resubmit(request: Request, signature_id: Id) -> SignatureOut:
             files: list[tuple[str, bytes]] = []
             if request.content_type[0].startswith("multipart/form-data"):
                 _, files = await _files(request)
-            return await run(filing.resubmit, rt().db, vault(), request.state.key.tenant_id, signature_id,
-                             files=files, actor=f"key:{request.state.key.prefix}")
+            return await view(filing.resubmit, rt().db, vault(), request.state.key.tenant_id, signature_id,
+                              files=files, actor=f"key:{request.state.key.prefix}")
 
         @get("/v1/signatures/{signature_id:int}/documents/{document_id:int}", summary="A qualification document",
              media_type="application/octet-stream", responses=errors(400, 401, 404), **common)

@@ -58,6 +58,7 @@ from ._archive import ArchiveResult, archive, verify_archive
 from ._chain import AuditError, AuditEvent, append, append_many, event_hash, lock_head, ts_text
 from ._export import COLUMNS, EventFilter, mask_payload, neutralize, record_export, stream_events
 from ._mac import chain_key, use_signing_key
+from ._policy import AuditPolicy, audit_policy
 from ._replay import ReplayResult, replay
 from ._shadow import DiffReport, shadow_diff
 from ._signing import Checkpoint, checkpoint, key_id, load_signing_key, public_pem
@@ -75,6 +76,7 @@ __all__ = [
     "ArchiveResult",
     "AuditError",
     "AuditEvent",
+    "AuditPolicy",
     "AuditWriter",
     "Checkpoint",
     "DiffReport",
@@ -87,6 +89,7 @@ __all__ = [
     "append",
     "append_many",
     "archive",
+    "audit_policy",
     "chain_key",
     "checkpoint",
     "event_hash",

@@ -28,9 +28,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Engine, select
 
-from smsguard.engine._policy import AuditPolicy
-
 from ._chain import AuditError, lock_head
+from ._policy import AuditPolicy
 from ._signing import Checkpoint, sign_checkpoint
 from ._tables import checkpoints
 

@@ -28,6 +28,7 @@ from ._decisions import on_content_decision
 from ._list_tools import MAX_MERGE, export_contacts, merge_lists, preview_contacts
 from ._optouts import classify, handle_mo, opt_in, opt_out, opted_out_among, rebuild_sets, record_complaint
 from ._optouts import status as optout_status
+from ._policy import BatchesPolicy, CapRules, FrequencyCap, PolicySections, QuietHours, batches_policy
 from ._reading import get_batch, list_recipients, report_csv
 from ._release import ReleaseWorker, in_quiet_hours, message_id, parse_message_id
 from ._rotation import RotationReport, rotate_phone_keys
@@ -67,11 +68,16 @@ __all__ = [
     "MESSAGE_STATES",
     "RECORD_STATES",
     "BatchError",
+    "BatchesPolicy",
     "BudgetExceeded",
+    "CapRules",
     "Context",
+    "FrequencyCap",
     "InvalidPhone",
     "Phone",
     "PhoneVault",
+    "PolicySections",
+    "QuietHours",
     "ReleaseWorker",
     "RotationReport",
     "SqlEventSink",
@@ -79,6 +85,7 @@ __all__ = [
     "Template",
     "apply_inbound",
     "apply_report",
+    "batches_policy",
     "cancel_batch",
     "classify",
     "create_batch",

@@ -127,7 +127,7 @@ def create_batch(
                     "give signature, or start content with 【signature】", where="$.signature", code="batch.signature"
                 )
             signature = signature.strip("【】")
-            p = ctx.policy.signature
+            p = ctx.policy.screening.signature
             if not p.min_len <= len(signature) <= p.max_len:
                 raise BatchError(
                     f"signature must be {p.min_len}-{p.max_len} characters", where="$.signature", code="batch.signature"

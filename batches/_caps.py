@@ -40,7 +40,7 @@ def specs(ctx: Context, tenant_id: int, signature: str, kind: str, at: float | N
     """The counters a hand-over of (tenant, signature, kind) at ``at`` checks and increments."""
     at = time.time() if at is None else at
     out = []
-    for cap in ctx.policy.caps.for_kind(kind):
+    for cap in ctx.policy.batches.caps.for_kind(kind):
         bucket = int(at // cap.per)
         ttl = int((bucket + 1) * cap.per - at) + 60  # the window's rest, plus a margin for clock skew
         out.append(CapSpec(bucket_key(ctx.namespace, tenant_id, signature, kind, cap.per, bucket), cap.max, ttl))
@@ -53,7 +53,8 @@ def rebuild(ctx: Context, *, force: bool = False) -> int:
     if not force and ctx.redis.exists(marker):
         return 0
     longest = max(
-        (c.per for k in ("verification", "notification", "marketing") for c in ctx.policy.caps.for_kind(k)), default=0
+        (c.per for k in ("verification", "notification", "marketing") for c in ctx.policy.batches.caps.for_kind(k)),
+        default=0,
     )
     if not longest:
         ctx.redis.set(marker, "1")
@@ -77,7 +78,7 @@ def rebuild(ctx: Context, *, force: bool = False) -> int:
         for part in result.partitions():
             for tenant_id, signature, kind, h, at in part:
                 ts = aware(at).timestamp()  # type: ignore[union-attr]
-                for cap in ctx.policy.caps.for_kind(kind):
+                for cap in ctx.policy.batches.caps.for_kind(kind):
                     bucket = int(ts // cap.per)
                     if (bucket + 1) * cap.per <= now_ts:
                         continue  # that window is over

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, select
 
 from smsguard.core import NotFoundError, QuotaError, Settings, SmsguardError
-from smsguard.engine import RULE_CODES, Policy, default_config, load_policy
 from smsguard.engine import Engine as ScreeningEngine
+from smsguard.engine import default_config
 from smsguard.phones import PhoneVault
 
+from ._policy import PolicySections, read_sections
 from ._tables import tenants
 
 if TYPE_CHECKING:  # the Runtime builds Contexts; importing it here at run time would be an upward arrow
@@ -54,19 +56,29 @@ class Context:
     vault: PhoneVault
     namespace: str = "smsguard"
     screening: ScreeningEngine | None = None
-    policy_override: Policy | None = None
+    policy_override: PolicySections | None = None
     actor: str = "system:batches"
     settings: Settings | None = None
     """Where the policy and the engine come from (None: the process's settings)."""
+    policy_source: Callable[[], PolicySections] | None = None
+    """The policy document in force (the Runtime's, which follows reloads); None: read the file once."""
+    _read: PolicySections | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property
-    def policy(self) -> Policy:
+    def policy(self) -> PolicySections:
+        """The policy sections this feature reads: ``screening`` (signature, length), ``batches`` (caps, quiet
+        hours, MO reply words) and ``prices``."""
         if self.policy_override is not None:
             return self.policy_override
-        if self.screening is not None:
-            return self.screening.policy
-        self.policy_override = _default_policy(self.settings)
-        return self.policy_override
+        if self.policy_source is not None:
+            return self.policy_source()
+        read = self._read
+        if self.screening is None:
+            if read is None:
+                read = self._read = read_sections(default_config(self.settings).policy_path)
+        elif read is None or read.screening is not self.screening.policy:  # first use, or the engine reloaded
+            read = self._read = read_sections(self.screening.config.policy_path, screening=self.screening.policy)
+        return read
 
     @property
     def send_namespace(self) -> str:
@@ -78,17 +90,12 @@ class Context:
         """The Context on ``runtime``'s SQL, Redis, vault and (when it has built one) screening engine."""
         screening = runtime.screening if runtime.has_screening else None
         return cls(db=runtime.db, redis=runtime.redis, vault=runtime.vault, namespace=runtime.settings.redis_namespace,
-                   screening=screening, actor=actor, settings=runtime.settings)
+                   screening=screening, actor=actor, settings=runtime.settings, policy_source=lambda: runtime.policy)
 
     def require_engine(self) -> ScreeningEngine:
         if self.screening is None:
             self.screening = ScreeningEngine(default_config(self.settings))
         return self.screening
-
-
-def _default_policy(settings: Settings | None) -> Policy:
-    policy, _ = load_policy(default_config(settings).policy_path, known_rules=frozenset(RULE_CODES))
-    return policy
 
 
 def tenant_name(conn: Connection, tenant_id: int) -> str:

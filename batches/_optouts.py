@@ -28,6 +28,7 @@ from smsguard import audit, webhooks
 from smsguard.phones import Phone, parse_phone
 
 from ._common import Context, now
+from ._policy import BatchesPolicy
 from ._tables import complaints, inbound_messages, optouts, sender_codes
 
 _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -203,7 +204,7 @@ def status(ctx: Context, *, phone: Phone, tenant_id: int, signature: str = "") -
 # -- MO replies -----------------------------------------------------------------------------------------------
 
 
-def classify(policy: Any, text: str) -> str:
+def classify(policy: BatchesPolicy, text: str) -> str:
     """``opt_out`` | ``opt_in`` | ``complaint`` | ``none`` for an MO reply, per policy keywords."""
     folded = _NOISE.sub("", text).lower()
     if any(k in text or k in folded for k in policy.complaint_keywords):
@@ -269,8 +270,7 @@ def handle_mo(
     this returns (the caller acknowledges the MO only then); a repeat (same gateway + ref) changes nothing."""
     phone = parse_phone(phone_raw)
     h = ctx.vault.hash(phone.e164)
-    policy = ctx.policy
-    action = classify(policy, text)
+    action = classify(ctx.policy.batches, text)
     with ctx.db.connect() as conn:
         if tenant_id is None or (not signature and to):
             found = resolve_sender(conn, to) if to else None

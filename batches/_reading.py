@@ -38,7 +38,7 @@ def hold_of(ctx: Context, b: Any, counts: dict[str, int]) -> dict[str, Any] | No
         return {"reason": "quiet_hours", "until": _iso(b.resume_at)}
     if b.state in ("approved", "scheduled"):
         due = max(aware(b.schedule_at) or now(), now())
-        resume = in_quiet_hours(ctx.policy, b.kind, due)
+        resume = in_quiet_hours(ctx.policy.batches.quiet_hours, b.kind, due)
         if resume is not None:
             return {"reason": "quiet_hours", "until": _iso(resume)}
     return None

@@ -51,6 +51,7 @@ from smsguard.sending import Cap, EpochChanged, Handover, Outbox, Redrive, seale
 from . import _billing, _caps, _optouts, _settle
 from ._common import Context, now, tenant_name
 from ._lifecycle import SENDABLE_REVIEW, _transition, money
+from ._policy import QuietHours
 from ._submit import resume_stale_submits
 from ._tables import batch_contents, batches, budgets, handovers, recipients, tenants
 
@@ -72,9 +73,8 @@ def parse_message_id(mid: str) -> tuple[int, int] | None:
     return int(b), int(s)
 
 
-def in_quiet_hours(policy: Any, kind: str, at: datetime) -> datetime | None:
-    """When ``kind`` may be released again if ``at`` is inside the quiet hours, else None."""
-    q = policy.quiet_hours
+def in_quiet_hours(q: QuietHours, kind: str, at: datetime) -> datetime | None:
+    """When ``kind`` may be released again if ``at`` is inside the quiet hours ``q``, else None."""
     if kind not in q.kinds:
         return None
     tz = ZoneInfo(q.timezone)
@@ -434,7 +434,7 @@ class ReleaseWorker:
         cursor = b.cursor
         while stop is None or not stop.is_set():
             t = self.clock()
-            resume = in_quiet_hours(ctx.policy, b.kind, t)
+            resume = in_quiet_hours(ctx.policy.batches.quiet_hours, b.kind, t)
             if resume is not None:
                 return self._defer(b, resume)
             with ctx.db.connect() as conn:

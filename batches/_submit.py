@@ -134,7 +134,7 @@ def _screen(
     ctx: Context, batch_id: int, numbers: Iterable[str] | None, actor: str, texts: Sequence[str] | None = None
 ) -> None:
     engine = ctx.require_engine()
-    policy = ctx.policy
+    policy = ctx.policy.screening
     with ctx.db.begin() as conn:
         batch = _load(conn, None, batch_id)
         if batch.state != "screening":

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from smsguard import audit, review, webhooks
 from smsguard.core import ConflictError, NotFoundError
-from smsguard.engine import Message, Reason, Verdict
+from smsguard.engine import Message, Policy, Reason, Verdict
 
 from ._common import BatchError, Context, dumps, now, tenant_name
 from ._tables import templates
@@ -84,7 +84,7 @@ _SCHEME_OR_WWW = re.compile(r"(?i)(?:https?://|www\.)")
 _LONG_DIGITS = re.compile(r"\d{7,}")
 
 
-def variable_reasons(policy: Any, text: str, spans: Sequence[Sequence[Any]], verdict: Verdict) -> list[Reason]:
+def variable_reasons(policy: Policy, text: str, spans: Sequence[Sequence[Any]], verdict: Verdict) -> list[Reason]:
     """Reasons for links and contacts inside variable values (at least ``review``)."""
     out: list[Reason] = []
     seen: set[tuple[str, int]] = set()
@@ -178,7 +178,7 @@ def create_template(
     if kind not in KINDS:
         raise BatchError(f"kind must be one of {', '.join(KINDS)}", where="$.kind", code="template.kind")
     sig = signature.strip().strip("【】")
-    p = ctx.policy.signature
+    p = ctx.policy.screening.signature
     if not p.min_len <= len(sig) <= p.max_len:
         raise BatchError(
             f"signature must be {p.min_len}-{p.max_len} characters", where="$.signature", code="template.signature"

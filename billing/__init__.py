@@ -33,6 +33,7 @@ from ._ledger import (
     verify,
 )
 from ._money import MAX_AMOUNT, money, to_micros
+from ._policy import Prices, prices_policy
 from ._prices import ANY_KIND, CARRIERS, DEFAULT, KINDS, list_prices, price_table, set_price
 from ._tables import CHARGE_ON, ENTRY_KINDS, metadata
 
@@ -45,6 +46,7 @@ __all__ = [
     "KINDS",
     "MAX_AMOUNT",
     "InsufficientBalance",
+    "Prices",
     "adjust",
     "charge",
     "get_balance",
@@ -57,6 +59,7 @@ __all__ = [
     "money",
     "open_holds",
     "price_table",
+    "prices_policy",
     "refund",
     "remaining",
     "set_price",

@@ -133,7 +133,7 @@ def list_contact_lists(db: Any, tenant_id: int) -> list[dict[str, Any]]:
              "created_at": r.created_at} for r in rows]
 
 
-def list_batches(db: Any, tenant_id: int, limit: int = 200, *, policy: Any = None,
+def list_batches(db: Any, tenant_id: int, limit: int = 200, *, policy: batches.PolicySections | None = None,
                  tz: str = "Asia/Shanghai") -> list[dict[str, Any]]:
     with db.connect() as conn:
         rows = conn.execute(
@@ -155,7 +155,7 @@ def list_batches(db: Any, tenant_id: int, limit: int = 200, *, policy: Any = Non
             hold = {"reason": "quiet_hours", "until": _iso(r.resume_at)}
         elif r.state in ("approved", "scheduled") and policy is not None:
             due = max(_aware(r.schedule_at) or datetime.now(UTC), datetime.now(UTC))
-            resume = batches.in_quiet_hours(policy, r.kind, due)
+            resume = batches.in_quiet_hours(policy.batches.quiet_hours, r.kind, due)
             hold = {"reason": "quiet_hours", "until": _iso(resume)} if resume else None
         out.append({"id": r.id, "name": r.name, "state": r.state, "kind": r.kind, "signature": r.signature,
                     "label": state_label({"state": r.state, "hold": hold}, tz),
@@ -403,14 +403,14 @@ def parse_local(value: str | None, tz: str) -> datetime | None:
     return at.astimezone(UTC)
 
 
-def quiet_warning(policy: Any, kind: str, at: datetime | None, tz: str) -> dict[str, Any] | None:
+def quiet_warning(policy: batches.PolicySections, kind: str, at: datetime | None, tz: str) -> dict[str, Any] | None:
     """When ``kind`` sent at ``at`` (None = now) falls in the policy's quiet hours: the window and when the
     release would resume, in the tenant's zone. Quiet hours defer a batch; they never drop it."""
     when = at or datetime.now(UTC)
-    resume = batches.in_quiet_hours(policy, kind, when)
+    q = policy.batches.quiet_hours
+    resume = batches.in_quiet_hours(q, kind, when)
     if resume is None:
         return None
-    q = policy.quiet_hours
     return {"start": q.start, "end": q.end, "zone": q.timezone, "resume_at": _iso(resume),
             "resume_local": local(resume, tz), "message":
             gettext("%(kind)s messages are not released between %(start)s and %(end)s (%(zone)s); this batch "
@@ -441,7 +441,7 @@ def estimate(
     warning. Errors in the form come back in ``errors`` (field → message) rather than raising, so the form
     can show all of them at once."""
     policy = ctx.policy
-    prices = policy.prices
+    prices, length = policy.prices, policy.screening.length
     errors: dict[str, str] = {}
     carriers: dict[str, int] = {}
     rejected: list[dict[str, Any]] = []
@@ -538,9 +538,8 @@ def estimate(
         "contents_sampled": len(texts),
         "approximate": approximate,
         "encoding": "GSM-7" if verdict and verdict["length"] and _gsm_limit(policy, verdict) else "UCS-2",
-        "limits": {"single": policy.length.single, "segment": policy.length.segment,
-                   "gsm7_single": policy.length.gsm7_single, "gsm7_segment": policy.length.gsm7_segment,
-                   "max": policy.length.max},
+        "limits": {"single": length.single, "segment": length.segment,
+                   "gsm7_single": length.gsm7_single, "gsm7_segment": length.gsm7_segment, "max": length.max},
         "recipients": recipients,
         "carriers": [{"carrier": c, "label": CARRIER_LABELS.get(c, c), "count": n,
                       "price": _money(prices.for_carrier(c))} for c, n in sorted(carriers.items())],
@@ -557,10 +556,10 @@ def estimate(
     }
 
 
-def _gsm_limit(policy: Any, verdict: Mapping[str, Any]) -> bool:
+def _gsm_limit(policy: batches.PolicySections, verdict: Mapping[str, Any]) -> bool:
     """Whether the engine counted this text as GSM-7: its segment count only fits the GSM-7 limits."""
     n, segs = verdict["length"], verdict["segments"]
-    ln = policy.length
+    ln = policy.screening.length
     ucs = 1 if n <= ln.single else math.ceil(n / ln.segment)
     gsm = 1 if n <= ln.gsm7_single else math.ceil(n / ln.gsm7_segment)
     return segs == gsm and segs != ucs

@@ -220,8 +220,8 @@ async def render_compose(ui: ConsoleUI, request: Request, u: ConsoleUser, form: 
     policy = ui.ctx.policy
     fields, other = split_errors(errors)
     return ui.render(request, "compose.html", status=status, form=form, preview=preview, errors=fields,
-                     other_errors=other, tpls=tpls, lists=lists, limits=policy.length, prices=policy.prices,
-                     quiet=policy.quiet_hours, draft=draft,
+                     other_errors=other, tpls=tpls, lists=lists, limits=policy.screening.length, prices=policy.prices,
+                     quiet=policy.batches.quiet_hours, draft=draft,
                      default_name=model.default_batch_name(u.time_zone))
 
 

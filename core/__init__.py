@@ -27,6 +27,7 @@ from ._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from ._policy_file import PolicyFile, PolicySection, section_keys
 from ._secrets import (
     Secrets,
     create_once,
@@ -61,6 +62,8 @@ __all__ = [
     "NotFoundError",
     "PeerError",
     "PolicyError",
+    "PolicyFile",
+    "PolicySection",
     "ProtocolError",
     "QuotaError",
     "Secrets",
@@ -80,4 +83,5 @@ __all__ = [
     "missing_secrets",
     "named_variables",
     "parse_phone_keys",
+    "section_keys",
 ]

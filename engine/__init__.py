@@ -24,7 +24,7 @@ from ._lexicon_stage import LexiconHit, LexiconStage
 from ._matcher import DEFAULT_MATCHER, MATCHERS, Matcher, build_matcher
 from ._normalize import Normalizer, OffsetMap, normalizer
 from ._paths import PROJECT_ROOT, default_config
-from ._policy import Policy, ReviewPolicy, ReviewReason, load_policy, parse_policy
+from ._policy import Policy, load_policy, parse_policy, screening_policy
 from ._rules import RULE_CODES
 from ._verdict import ClassifierResult, Message, Reason, Verdict, Versions
 
@@ -53,8 +53,6 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Reason",
-    "ReviewPolicy",
-    "ReviewReason",
     "SmsguardError",
     "Term",
     "Verdict",
@@ -65,4 +63,5 @@ __all__ = [
     "load_policy",
     "normalizer",
     "parse_policy",
+    "screening_policy",
 ]

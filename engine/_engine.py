@@ -7,7 +7,7 @@ screening call in flight finishes on the snapshot it started with and never sees
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -44,6 +44,9 @@ class EngineConfig:
     """Aho-Corasick backend: ``ahocorasick_rs`` (default) or ``pyahocorasick``."""
     model_threads: int = 1
     """onnxruntime threads of the classifier (one core per worker process)."""
+    policy_loader: Callable[[Path], tuple[Policy, str]] | None = None
+    """How a (re)load reads ``policy_path``: ``None`` validates the screening keys only; the composition root
+    (``smsguard.runtime``) passes its document loader, so every load also validates the other packages' keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,10 @@ class Engine:
     ) -> _Snapshot:
         what = what or frozenset({"policy", "lexicon", "model"})
         if previous is None or "policy" in what:
-            policy, policy_version = load_policy(config.policy_path, known_rules=frozenset(RULE_CODES))
+            if config.policy_loader is not None:
+                policy, policy_version = config.policy_loader(config.policy_path)
+            else:
+                policy, policy_version = load_policy(config.policy_path, known_rules=frozenset(RULE_CODES))
             rules = Rules(policy, self._norm)
         else:
             policy, policy_version, rules = previous.policy, previous.policy_version, previous.rules

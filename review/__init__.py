@@ -19,6 +19,7 @@ from ._items import (
     submit_api_verdicts,
 )
 from ._labels import SqlReviewLabelSource
+from ._policy import ReviewPolicy, ReviewReason, review_policy
 from ._service import api_review_status
 from ._tables import FINAL_STATUSES, OPEN_STATUSES
 
@@ -28,11 +29,14 @@ __all__ = [
     "Decision",
     "DecisionHandler",
     "ReviewConfig",
+    "ReviewPolicy",
+    "ReviewReason",
     "SqlReviewLabelSource",
     "api_review_status",
     "content_hash",
     "load_review_config",
     "register_decision_handler",
+    "review_policy",
     "settle",
     "submit",
     "submit_api_verdicts",

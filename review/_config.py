@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from smsguard.core import Settings, get_settings
-from smsguard.engine import Policy, ReviewPolicy, ReviewReason
+from smsguard.engine import Policy
+
+from ._policy import ReviewPolicy, ReviewReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +34,16 @@ class ReviewConfig:
         return 2 if severity in self.four_eyes_severities or batch_size > self.four_eyes_batch_size else 1
 
 
-def load_review_config(settings: Settings | None = None, policy: Policy | None = None) -> ReviewConfig:
-    """Lease and four-eyes settings from ``settings`` (default: the process's); queue targets, reasons and
-    categories from ``policy``."""
+def load_review_config(
+    settings: Settings | None = None, policy: Policy | None = None, queue: ReviewPolicy | None = None
+) -> ReviewConfig:
+    """Lease and four-eyes settings from ``settings`` (default: the process's); the categories from the
+    screening ``policy``; queue targets and reasons from policy.yaml's ``review`` section (``queue``)."""
     s = settings or get_settings()
     return ReviewConfig(
         lease_seconds=s.review_lease,
         four_eyes_batch_size=s.review_four_eyes_batch,
         four_eyes_severities=s.review_four_eyes_severities,
-        queue=policy.review if policy is not None else ReviewPolicy(),
+        queue=queue if queue is not None else ReviewPolicy(),
         categories=tuple(sorted(policy.categories)) if policy is not None else (),
     )

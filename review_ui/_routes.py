@@ -113,7 +113,7 @@ class ReviewUI:
     async def start(self, app: Any) -> None:
         """After the API's start (the Runtime is open by then)."""
         rt = self.runtime
-        config = load_review_config(rt.settings, policy=rt.screening.policy)
+        config = load_review_config(rt.settings, policy=rt.screening.policy, queue=rt.policy.review)
         queue = Queue(rt.db, rt.redis, namespace=rt.settings.redis_namespace, config=config)
         self.service = ReviewService(rt.db, queue, config)
         self.auth.register_store(app)

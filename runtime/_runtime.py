@@ -7,7 +7,9 @@ own event loop's thread pool); ``close()`` releases all of it, whatever was open
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -21,13 +23,15 @@ from smsguard.audit import AuditWriter
 from smsguard.batches import Context, PhoneVault
 from smsguard.core import Secrets, Settings, UnavailableError, get_settings, load_secrets
 from smsguard.engine import Engine as ScreeningEngine
-from smsguard.engine import default_config
+from smsguard.engine import EngineConfig, Policy, default_config
 from smsguard.storage import RedisLocation, locate_redis, make_engine, migrate
+
+from ._policy import PolicyDocument
 
 
 class Runtime:
-    """SQL engine, sync and async Redis clients (one set of timeouts), phone vault, screening engine and
-    verdict writer of one process."""
+    """SQL engine, sync and async Redis clients (one set of timeouts), phone vault, policy document, screening
+    engine and verdict writer of one process."""
 
     def __init__(
         self, settings: Settings | None = None, *, screening: ScreeningEngine | None = None,
@@ -44,6 +48,8 @@ class Runtime:
         self._writer: AuditWriter | None = None
         self._lock = threading.Lock()
         self._screening_lock = threading.Lock()  # building the engine takes ~0.6 s: never hold up the clients
+        self._policy: PolicyDocument | None = None
+        self._loaded: PolicyDocument | None = None  # the document the engine's last policy load read
 
     # -- life cycle ------------------------------------------------------------------------------
     def open(self, *, migrate_db: bool = True) -> Self:
@@ -152,8 +158,35 @@ class Runtime:
         """The screening engine on the settings' policy, lexicons and model (built on first use, ~0.6 s)."""
         with self._screening_lock:
             if self._screening is None:
-                self._screening = ScreeningEngine(default_config(self.settings))
+                self._screening = ScreeningEngine(self.engine_config())
             return self._screening
+
+    def engine_config(self) -> EngineConfig:
+        """The settings' engine configuration, its policy read as the whole document: a (re)load that the
+        engine would accept but another package's section would not fails as a whole."""
+        return dataclasses.replace(default_config(self.settings), policy_loader=self._load_policy)
+
+    def _load_policy(self, path: Path) -> tuple[Policy, str]:
+        document = self._loaded = PolicyDocument.load(path)
+        return document.screening, document.version
+
+    @property
+    def policy(self) -> PolicyDocument:
+        """policy.yaml in force, each package's section typed: the document the screening engine's policy was
+        read from (so it follows ``reload``), or read on its own while this process has built no engine."""
+        engine = self._screening
+        if engine is None:
+            if self._policy is None:
+                self._policy = PolicyDocument.load(self.settings.policy_path)
+            return self._policy
+        for document in (self._loaded, self._policy):
+            if document is not None and document.screening is engine.policy:
+                self._policy = document
+                return document
+        # an engine handed in (built without this loader), or reloaded since a reload gate's candidate load
+        if self._policy is None or self._policy.version != engine.versions.policy:
+            self._policy = PolicyDocument.load(engine.config.policy_path)
+        return self._policy
 
     @property
     def has_screening(self) -> bool:

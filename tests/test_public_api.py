@@ -12,11 +12,12 @@ from smsguard import core
 PINNED: dict[str, list[str]] = {
     "smsguard.core": [
         "ConfigError", "ConflictError", "ExternalError", "ForbiddenError", "InputError", "LexiconError",
-        "LimitError", "ModelError", "NotFoundError", "PROJECT_ROOT", "PeerError", "PolicyError",
+        "LimitError", "ModelError", "NotFoundError", "PROJECT_ROOT", "PeerError", "PolicyError", "PolicyFile",
+        "PolicySection",
         "ProtocolError", "QuotaError", "Secrets", "Settings", "SettingsError", "SmsguardError",
         "UnauthenticatedError", "UnavailableError", "VARIABLES", "Variable", "create_once",
         "export_to_children", "format_phone_keys", "generate_secrets", "get_settings", "load_secrets",
-        "load_settings", "missing_secrets", "named_variables", "parse_phone_keys",
+        "load_settings", "missing_secrets", "named_variables", "parse_phone_keys", "section_keys",
     ],
     "smsguard.filing": [
         "DocumentVault", "KINDS", "MAX_DOCUMENT_BYTES", "SignatureNotApproved", "USES", "apply", "check_name",
@@ -24,15 +25,15 @@ PINNED: dict[str, list[str]] = {
         "require_approved", "resubmit", "set_channel", "sniff",
     ],
     "smsguard.runtime": [
-        "Runtime",
+        "POLICY_SECTIONS", "PolicyDocument", "Runtime",
     ],
     "smsguard.engine": [
         "Classifier", "ClassifierResult", "ConflictError", "DEFAULT_MATCHER", "Engine", "EngineConfig",
         "ForbiddenError", "InputError", "Lexicon", "LexiconError", "LexiconHit", "LexiconStage", "MATCHERS",
         "Matcher", "Message", "ModelError", "Normalizer", "NotFoundError", "OffsetMap", "PROJECT_ROOT",
-        "Policy", "PolicyError", "RULE_CODES", "Reason", "ReviewPolicy", "ReviewReason", "SmsguardError",
+        "Policy", "PolicyError", "RULE_CODES", "Reason", "SmsguardError",
         "Term", "Verdict", "Versions", "build_matcher", "content_hash", "default_config", "load_policy",
-        "normalizer", "parse_policy",
+        "normalizer", "parse_policy", "screening_policy",
     ],
     "smsguard.api": [
         "create_app",
@@ -50,9 +51,10 @@ PINNED: dict[str, list[str]] = {
         "TENANT_VELOCITY", "metadata", "pumping_rules",
     ],
     "smsguard.review": [
-        "Decision", "DecisionHandler", "FINAL_STATUSES", "OPEN_STATUSES", "ReviewConfig",
+        "Decision", "DecisionHandler", "FINAL_STATUSES", "OPEN_STATUSES", "ReviewConfig", "ReviewPolicy",
+        "ReviewReason",
         "SqlReviewLabelSource", "api_review_status", "content_hash", "load_review_config",
-        "register_decision_handler", "settle", "submit", "submit_api_verdicts",
+        "register_decision_handler", "review_policy", "settle", "submit", "submit_api_verdicts",
     ],
     "smsguard.review_ui": [
         "ReviewUI",
@@ -76,9 +78,10 @@ PINNED: dict[str, list[str]] = {
         "redis_client", "sealed_ciphertext",
     ],
     "smsguard.audit": [
-        "AlsoWrite", "Anchors", "ArchiveResult", "AuditError", "AuditEvent", "AuditWriter", "COLUMNS", "Checkpoint",
+        "AlsoWrite", "Anchors", "ArchiveResult", "AuditError", "AuditEvent", "AuditPolicy", "AuditWriter", "COLUMNS",
+        "Checkpoint",
         "DiffReport", "EventFilter", "GENESIS_HASH", "ReplayResult", "Schedule", "VerifyReport", "VersionMissing",
-        "anchors_from", "append", "append_many", "archive", "chain_key", "checkpoint", "event_hash",
+        "anchors_from", "append", "append_many", "archive", "audit_policy", "chain_key", "checkpoint", "event_hash",
         "insert_verdicts", "key_id", "load_phone_key", "load_signing_key", "lock_head", "mask_payload", "mask_phone",
         "mask_phones_in", "materialize", "neutralize", "phone_hash", "phone_subject", "public_key_of", "public_pem",
         "record_export", "record_in_force", "replay", "schedule_of", "shadow_diff", "sign_head", "stream_events",
@@ -86,14 +89,18 @@ PINNED: dict[str, list[str]] = {
     ],
     "smsguard.billing": [
         "ANY_KIND", "CARRIERS", "CHARGE_ON", "DEFAULT", "ENTRY_KINDS", "InsufficientBalance", "KINDS", "MAX_AMOUNT",
+        "Prices",
         "adjust", "charge", "get_balance", "get_hold", "hold", "hold_prices", "list_prices", "lock", "metadata",
-        "money", "open_holds", "price_table", "refund", "remaining", "set_price", "set_settings", "settle",
+        "money", "open_holds", "price_table", "prices_policy", "refund", "remaining", "set_price", "set_settings",
+        "settle",
         "statement", "to_micros", "top_up", "verify",
     ],
     "smsguard.batches": [
-        "BatchError", "BudgetExceeded", "Context", "InvalidPhone", "MAX_MERGE", "MESSAGE_STATES", "Phone",
-        "PhoneVault", "RECORD_STATES", "ReleaseWorker", "RotationReport", "SqlEventSink", "SqlSentJournal",
-        "Template", "apply_inbound", "apply_report", "cancel_batch",
+        "BatchError", "BatchesPolicy", "BudgetExceeded", "CapRules", "Context", "FrequencyCap", "InvalidPhone",
+        "MAX_MERGE", "MESSAGE_STATES", "Phone",
+        "PhoneVault", "PolicySections", "QuietHours", "RECORD_STATES", "ReleaseWorker", "RotationReport",
+        "SqlEventSink", "SqlSentJournal",
+        "Template", "apply_inbound", "apply_report", "batches_policy", "cancel_batch",
         "classify", "create_batch", "create_template", "daily_states", "decide_version", "delete_list",
         "drop_handed_secrets", "export_contacts", "failure_codes", "get_batch", "get_budget",
         "get_list", "get_template", "handle_mo", "import_contacts", "in_quiet_hours", "list_recipients", "mask",

@@ -84,7 +84,6 @@ PRIVATE_IMPORTS = {
     ("api/_channels.py", "smsguard.sending._channels"),
     ("api/_service.py", "smsguard.audit._shadow"),
     ("api/_service.py", "smsguard.audit._versions"),
-    ("audit/_anchor.py", "smsguard.engine._policy"),
     ("audit/_replay.py", "smsguard.storage._models"),
     ("audit/_shadow.py", "smsguard.storage._models"),
     ("audit/_tables.py", "smsguard.storage._models"),

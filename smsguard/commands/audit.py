@@ -207,13 +207,12 @@ def run_export(args: argparse.Namespace) -> int:
 def run_archive(args: argparse.Namespace) -> int:
     from smsguard.audit import archive
     from smsguard.core import get_settings
-    from smsguard.engine import default_config, load_policy
+    from smsguard.runtime import PolicyDocument
 
     from .tenant import open_db
 
     settings = get_settings()
-    policy, _ = load_policy(default_config().policy_path)
-    retention = policy.audit.retention_days
+    retention = PolicyDocument.load(settings.policy_path).audit.retention_days
     before = _when(args.before) if args.before else datetime.now(UTC) - timedelta(days=retention)
     if args.before and len(args.before) == 10:  # a bare date means "before that day", as the user reads it
         before = datetime.combine(date.fromisoformat(args.before), datetime.min.time(), UTC)

@@ -145,7 +145,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if not args.no_send:
             # Marketing is held in quiet hours (policy quiet_hours): at night the demo sends the notification, so
             # the report page has a delivered batch whatever the time.
-            sent = notice if in_quiet_hours(ctx.policy, "marketing", datetime.now(UTC)) else tpl
+            sent = notice if in_quiet_hours(ctx.policy.batches.quiet_hours, "marketing", datetime.now(UTC)) else tpl
             if sent["status"] == "approved":
                 batch = create_batch(
                     ctx, tid, name=f"{sent['name']} (demo)", template_id=sent["id"], list_id=lst["id"], actor=actor

@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from smsguard.engine import RULE_CODES, InputError, default_config, load_policy
+from smsguard.engine import InputError, default_config
 
 from ._times import aware_time
 
@@ -42,7 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     path = args.file or default_config().policy_path
-    policy, version = load_policy(path, known_rules=frozenset(RULE_CODES))
+    from smsguard.runtime import PolicyDocument
+
+    document = PolicyDocument.load(path)  # every section, not only the engine's keys
+    policy, version = document.screening, document.version
     print(
         f"{path}: ok (version {version}, {len(policy.categories)} categories, {len(policy.rules)} rules, "
         f"{len(policy.tenants)} tenants)"

@@ -338,11 +338,12 @@ def test_marketing_deferred_in_quiet_hours_then_released(ctx, tenant: int) -> No
     local = t0.astimezone(ZoneInfo("Asia/Shanghai"))
     q = msgspec.structs.replace
     quiet = q(
-        ctx.policy.quiet_hours,
+        ctx.policy.batches.quiet_hours,
         start=(local - timedelta(hours=1)).strftime("%H:%M"),
         end=(local + timedelta(hours=1)).strftime("%H:%M"),
     )
-    night = dataclasses.replace(ctx, policy_override=q(ctx.policy, quiet_hours=quiet))
+    sections = dataclasses.replace(ctx.policy, batches=q(ctx.policy.batches, quiet_hours=quiet))
+    night = dataclasses.replace(ctx, policy_override=sections)
     b = batches.create_batch(
         night,
         tenant,

@@ -26,9 +26,10 @@ def _night(ctx):
     """ctx with quiet hours from an hour ago to an hour from now (Asia/Shanghai)."""
     local = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai"))
     q = msgspec.structs.replace
-    quiet = q(ctx.policy.quiet_hours, start=(local - timedelta(hours=1)).strftime("%H:%M"),
+    quiet = q(ctx.policy.batches.quiet_hours, start=(local - timedelta(hours=1)).strftime("%H:%M"),
               end=(local + timedelta(hours=1)).strftime("%H:%M"), kinds=["marketing"])
-    return dataclasses.replace(ctx, policy_override=q(ctx.policy, quiet_hours=quiet))
+    sections = dataclasses.replace(ctx.policy, batches=q(ctx.policy.batches, quiet_hours=quiet))
+    return dataclasses.replace(ctx, policy_override=sections)
 
 
 def _release(ctx, clock) -> None:

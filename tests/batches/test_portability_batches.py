@@ -29,7 +29,6 @@ def _ported(portability, *lines: str) -> None:
 
 
 def test_content_batch_prices_ported_numbers(ctx, tenant: int, portability) -> None:
-    policy = ctx.screening.policy
     content = f"【{SIG}】您的快递已到驿站，请及时取件。"
     before = batches.create_batch(ctx, tenant, content=content, numbers=["15012345678", "17001234567"])
     _ported(portability, "17001234567,unicom")
@@ -39,7 +38,7 @@ def test_content_batch_prices_ported_numbers(ctx, tenant: int, portability) -> N
                                 .scalars()) for bid in (before["id"], after["id"])}
     assert carriers[before["id"]] == ["mobile", "virtual"]  # 150: China Mobile (was "other" before the block table)
     assert carriers[after["id"]] == ["mobile", "unicom"]  # the virtual number ported to Unicom
-    price = policy.prices
+    price = ctx.policy.prices
     assert float(before["estimate"]) == pytest.approx(price.for_carrier("mobile") + price.for_carrier("virtual"))
     assert float(after["estimate"]) == pytest.approx(price.for_carrier("mobile") + price.for_carrier("unicom"))
 

@@ -13,12 +13,12 @@ import pytest
 import redis
 
 from smsguard import review
-from smsguard.engine import Policy
 from smsguard.review import ReviewConfig
 from smsguard.review._queue import Queue
 from smsguard.review._service import ReviewService
 from smsguard.review._tables import review_items
 from smsguard.review._users import User, create_user
+from smsguard.runtime import PolicyDocument
 from smsguard.storage import create_tenant
 
 _counter = itertools.count()
@@ -64,13 +64,14 @@ def make_env(backend, migrated_db, unique_name) -> Iterator[Callable[..., Env]]:
     clients: list[redis.Redis] = []
 
     def make(*, lease: float = 30.0, four_eyes_batch: int = 10_000, tenant_id: int | None = None,
-             namespace: str | None = None, policy: Policy | None = None) -> Env:
+             namespace: str | None = None, policy: PolicyDocument | None = None) -> Env:
         r = redis.Redis.from_url(backend.redis_url)
         clients.append(r)
         ns = namespace or f"{backend.namespace}:{uuid.uuid4().hex[:8]}"
         config = ReviewConfig(lease_seconds=lease, four_eyes_batch_size=four_eyes_batch)
         if policy is not None:
-            config = dataclasses.replace(config, queue=policy.review, categories=tuple(sorted(policy.categories)))
+            config = dataclasses.replace(config, queue=policy.review,
+                                         categories=tuple(sorted(policy.screening.categories)))
         tid = tenant_id or create_tenant(migrated_db, unique_name("rv")).id
         queue = Queue(migrated_db, r, namespace=ns, config=config)
         return Env(migrated_db, r, ns, ReviewService(migrated_db, queue, config), tid)

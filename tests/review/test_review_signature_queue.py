@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import or_, select
 
 from smsguard import filing
-from smsguard.engine import ReviewPolicy
+from smsguard.review import ReviewPolicy
 from smsguard.review._queue import Queue
 from smsguard.review._service import Filters, ReviewError, ReviewService
 from smsguard.review._tables import review_items, review_labels

@@ -9,13 +9,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from smsguard.engine import PROJECT_ROOT, load_policy
+from smsguard.core import PROJECT_ROOT
 from smsguard.review._service import now
 from smsguard.review._stats import metrics_text, team_stats
 from smsguard.review._tables import review_actions, review_items
 from smsguard.review._users import create_user
+from smsguard.runtime import PolicyDocument
 
-POLICY, _ = load_policy(PROJECT_ROOT / "policy.yaml")
+POLICY = PolicyDocument.load(PROJECT_ROOT / "policy.yaml")
 
 
 @pytest.fixture

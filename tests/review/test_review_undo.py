@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from smsguard import review, webhooks
 from smsguard.core import ConflictError, ForbiddenError
-from smsguard.engine import ReviewPolicy
+from smsguard.review import ReviewPolicy
 from smsguard.review._queue import Queue
 from smsguard.review._service import ReviewService
 from smsguard.review._tables import review_actions, review_items, review_labels

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select, update
 
 from smsguard.audit._tables import events as audit_events
-from smsguard.core import SmsguardError
-from smsguard.engine import PROJECT_ROOT, load_policy
+from smsguard.core import PROJECT_ROOT, SmsguardError
 from smsguard.review._service import Filters, ReviewError, now
 from smsguard.review._tables import review_actions, review_items
+from smsguard.runtime import PolicyDocument
 
-POLICY, _ = load_policy(PROJECT_ROOT / "policy.yaml")
-CATEGORIES = tuple(sorted(POLICY.categories))
+POLICY = PolicyDocument.load(PROJECT_ROOT / "policy.yaml")
+CATEGORIES = tuple(sorted(POLICY.screening.categories))
 
 
 @pytest.fixture
