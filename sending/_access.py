@@ -1,24 +1,60 @@
 """What the CMPP and SMPP servers for customers share beyond their PDUs (:class:`AccessServer`): the accounts
 (reloadable), each account's connections (its limit), throughput (a token bucket) and window, the parts of long
 messages collected until whole, our Msg_Ids, the reports owed for a refused long message, and the keep-alive of
-an idle connection."""
+an idle connection.
+
+Our Msg_Ids (CMPP SUBMIT_RESP / DELIVER; the SMPP server's message_id is the same 64-bit number in decimal) are
+unique per deployment, however many ``serve`` processes on however many hosts share its SQL database, and
+across restarts. The 64 bits are the specification's: month 4, day 5, hour 5, minute 6, second 6, ISMG code 22,
+sequence 16; we split the ISMG code's 22 bits into our ``gateway_code`` (its low 10 bits, high part) and this
+server's **node number** (12 bits, low part):
+
+    month:4 day:5 hour:5 minute:6 second:6 | gateway_code:10 node:12 | sequence:16
+
+The node number is taken from SQL each time a server starts (the handler's ``take_node``: a new row of
+``access_nodes``, its id modulo 4096), so two live servers share one only if 4,096 servers started between
+them (Redis is no part of it: losing Redis data cannot hand a live node's number out again). The sequence is one
+counter per start, never reset, and at most 65,536 of them are handed out in one wall-clock second: the next
+SUBMIT in that second is answered as flow control (CMPP result 8, ESME_RTHROTTLED) rather than repeat an id.
+A restart in the same second takes a new node, so it cannot repeat its predecessor's ids either. Like any CMPP
+Msg_Id it has no year: ids repeat after a year, and a clock set back can repeat ids of the seconds it revisits
+only if exactly a multiple of 65,536 were handed out between the two visits."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
+from smsguard.core import SmsguardError
 from smsguard.sending._cmpp_protocol import make_msg_id
 
 if TYPE_CHECKING:
     from smsguard.sending._cmpp_server import CmppAccount, CustomerSubmit, SubmitHandler
 
 log = logging.getLogger(__name__)
+
+NODE_BITS = 12
+"""The low bits of the Msg_Id's 22-bit ISMG code that carry the server's node number (the module docstring)."""
+NODES = 1 << NODE_BITS
+PER_SECOND = 1 << 16
+"""Msg_Ids one server hands out per wall-clock second at most (the 16-bit sequence)."""
+
+
+class MsgIdsExhausted(SmsguardError):
+    """65,536 Msg_Ids were handed out this second: another would repeat one (answered as flow control)."""
+
+    code = "access.msg_ids_exhausted"
+
+
+def msg_id_code(gateway_code: int, node: int) -> int:
+    """The 22-bit ISMG code field of our Msg_Ids: ``gateway_code``'s low 10 bits, then ``node``'s low 12."""
+    return ((gateway_code & ((1 << (22 - NODE_BITS)) - 1)) << NODE_BITS) | (node % NODES)
 
 
 class Bucket:
@@ -48,8 +84,10 @@ class AccessServer:
 
     def __init__(
         self, accounts: list[CmppAccount], handler: SubmitHandler, *, host: str, port: int, gateway_code: int,
-        keepalive: tuple[float, float] = (30.0, 10.0),
+        keepalive: tuple[float, float] = (30.0, 10.0), node: int | None = None,
     ) -> None:
+        """``node``: this server's node number in its Msg_Ids; None takes a new one from the handler's
+        ``take_node`` at each :meth:`start` (0 with a handler that has none: one server per deployment)."""
         self.accounts = {a.sp_id: a for a in accounts}
         self.handler = handler
         self.host, self.port = host, port
@@ -59,6 +97,12 @@ class AccessServer:
         self._buckets = {a.sp_id: Bucket(a.rate) for a in accounts}
         self._parts: dict[Hashable, dict[int, tuple[int, bytes]]] = {}
         self._counter = itertools.count(1)
+        self._refs = itertools.count(1)  # long MO's UDH references: not from _counter, whose span per second is capped
+        self._fixed_node = node
+        self.node = 0 if node is None else node
+        self._code = msg_id_code(gateway_code, self.node)
+        self._second: dt.datetime | None = None
+        self._issued = 0  # Msg_Ids handed out in self._second
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -69,6 +113,11 @@ class AccessServer:
             self._buckets.setdefault(a.sp_id, Bucket(a.rate))
 
     async def start(self) -> int:
+        take = getattr(self.handler, "take_node", None)
+        if self._fixed_node is None and take is not None:
+            self.node = await take(self.name)
+            self._counter = itertools.count(1)
+            self._code = msg_id_code(self.gateway_code, self.node)
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
@@ -98,7 +147,15 @@ class AccessServer:
         """Written to a live session when the server stops (nothing by default)."""
 
     def _msg_id(self) -> int:
-        return make_msg_id(self.gateway_code, next(self._counter))
+        """A new Msg_Id (the module docstring says why it is unique); :class:`MsgIdsExhausted` after 65,536 in one
+        second."""
+        now = dt.datetime.now().replace(microsecond=0)
+        if now != self._second:
+            self._second, self._issued = now, 0
+        if self._issued >= PER_SECOND:
+            raise MsgIdsExhausted(f"{PER_SECOND} Msg_Ids handed out this second", where="msg_id")
+        self._issued += 1
+        return make_msg_id(self._code, next(self._counter), now)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)

@@ -11,11 +11,16 @@ SUBMIT becomes is the :class:`SubmitHandler`'s business (screening, opt-outs, ca
 MO for the customer go out with :meth:`CmppServer.report` / :meth:`CmppServer.mo` over one of the account's
 connections, or wait until it connects again.
 
+Our Msg_Ids (SUBMIT_RESP, DELIVER) are unique per deployment across ``serve`` processes, hosts and restarts:
+the ISMG code's 22 bits carry ``gateway_code`` (10 bits) and a node number taken from SQL at each start
+(12 bits); sending/_access.py's docstring has the layout and its limits.
+
 Result mapping (SUBMIT_RESP.Result; 0-13 are the specification's, 20+ ours, documented for customers):
 
 =========  ==========================================================================
 0          accepted (for a long message: each part; a later refusal comes as a report)
-8          flow control: the account's throughput was exceeded, send again later
+8          flow control: the account's throughput was exceeded (or this server's 65,536 Msg_Ids of the
+           second are used up, see sending/_access.py), send again later
 9          an error on our side (the SUBMIT was not taken): send again later
 20         refused by content screening (``block``); no report follows
 21         every recipient opted out; no report follows
@@ -43,7 +48,7 @@ from typing import Literal, Protocol
 
 from smsguard.core import SmsguardError
 from smsguard.sending import _cmpp_protocol as p
-from smsguard.sending._access import AccessServer, Liveness
+from smsguard.sending._access import AccessServer, Liveness, MsgIdsExhausted
 from smsguard.sending._corked import CorkedWriter
 from smsguard.sending._long_sms import decode_text, encode_text, split_content, strip_udh
 
@@ -114,7 +119,7 @@ class CmppServer(AccessServer):
 
     def __init__(
         self, accounts: list[CmppAccount], handler: SubmitHandler, *, host: str = "127.0.0.1", port: int = 7890,
-        gateway_code: int = 0x2345, max_version: int = p.V30, active_test_every: float = 30.0,
+        gateway_code: int = 0x345, max_version: int = p.V30, active_test_every: float = 30.0,
         active_test_timeout: float = 10.0,
     ) -> None:
         """``active_test_every``: seconds a connection may be idle before we send CMPP_ACTIVE_TEST (0: never);
@@ -147,7 +152,7 @@ class CmppServer(AccessServer):
         if not keep and not self.bound(account):
             return False
         fmt, content = encode_text(text)
-        for udhi, chunk in split_content(content, next(self._counter)):
+        for udhi, chunk in split_content(content, next(self._refs)):
             self._deliver(account, p.Deliver(self._msg_id(), dest_id, phone, chunk, 0, fmt, tp_udhi=udhi))
         return self.bound(account)
 
@@ -250,6 +255,8 @@ class CmppServer(AccessServer):
             decision = await self.handler.on_submit(submit)
             result = _RESULTS[decision]
             session.send(p.SubmitResp(msg_id if result == 0 else 0, result), seq)
+        except MsgIdsExhausted:
+            session.send(p.SubmitResp(0, RESULT_FLOW_CONTROL), seq)
         except Exception:
             log.exception("CMPP SUBMIT from %s failed", session.account.sp_id)
             session.send(p.SubmitResp(0, 9), seq)

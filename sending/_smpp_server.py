@@ -32,7 +32,8 @@ the SMSC vendor, ours documented here for customers):
 ==========  ======================  ==========================================================================
 0x00000000  ESME_ROK                accepted (held for review as well: its receipt says DELIVRD once approved
                                     and sent, REJECTD when a reviewer rejects it)
-0x00000058  ESME_RTHROTTLED         the account's throughput was exceeded: send again later
+0x00000058  ESME_RTHROTTLED         the account's throughput was exceeded (or this server's 65,536 message_ids
+                                    of the second are used up, sending/_access.py): send again later
 0x00000014  ESME_RMSGQFUL           the server is stopping: send again later
 0x00000008  ESME_RSYSERR            an error on our side: send again later
 0x00000400  (smsguard) blocked      refused by content screening (``block``); no receipt follows
@@ -41,6 +42,10 @@ the SMSC vendor, ours documented here for customers):
                                     (a capped message gets a REJECTD receipt; quiet hours delay it)
 0x00000403  (smsguard) no budget    the account's budget or prepaid balance is exhausted
 ==========  ======================  ==========================================================================
+
+Our message_id is a 64-bit CMPP-style Msg_Id in decimal (up to 20 digits), unique per deployment across
+``serve`` processes, hosts and restarts: its layout and the node number taken from SQL at start are in
+sending/_access.py's docstring.
 
 A long message (UDH in short_message with esm_class 0x40, or the sar_* TLVs) is screened whole once all its
 parts are in: each part is answered ESME_ROK with its own message_id on arrival; if the whole is refused, each
@@ -61,7 +66,7 @@ import struct
 from typing import Any
 
 from smsguard.core import SmsguardError
-from smsguard.sending._access import AccessServer, Liveness
+from smsguard.sending._access import AccessServer, Liveness, MsgIdsExhausted
 from smsguard.sending._cmpp_server import CmppAccount, CustomerSubmit, SubmitHandler
 from smsguard.sending._corked import CorkedWriter
 
@@ -340,7 +345,7 @@ class SmppServer(AccessServer):
         host: str = "127.0.0.1",
         port: int = 2775,
         system_id: str = "smsguard",
-        gateway_code: int = 0x2346,
+        gateway_code: int = 0x346,
         enquire_link_every: float = 30.0,
         enquire_link_timeout: float = 10.0,
     ) -> None:
@@ -537,6 +542,8 @@ class SmppServer(AccessServer):
             decision = await self.handler.on_submit(submit)
             status = STATUSES[decision]
             session.send(resp, status, sequence, cstring(str(msg_id), 65) if status == 0 else b"")
+        except MsgIdsExhausted:
+            session.send(resp, ESME_RTHROTTLED, sequence)
         except Exception:
             log.exception("SMPP submit from %s failed", session.account.sp_id)
             session.send(resp, ESME_RSYSERR, sequence)

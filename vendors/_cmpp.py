@@ -21,7 +21,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import secrets
+import socket
 import string
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -35,7 +37,16 @@ from smsguard.phones import PhoneVault
 from smsguard.sending import CmppAccount, CustomerSubmit
 
 from ._revoke import revoke
-from ._tables import access_mo, access_reports, cmpp_accounts, cmpp_messages, inbound_messages, recipients, tenants
+from ._tables import (
+    access_mo,
+    access_nodes,
+    access_reports,
+    cmpp_accounts,
+    cmpp_messages,
+    inbound_messages,
+    recipients,
+    tenants,
+)
 from ._tables import batches as batch_rows
 
 log = logging.getLogger("smsguard.vendors.cmpp")
@@ -159,6 +170,18 @@ def revoke_account(db: Engine, sp_id: str, *, actor: str = "cli") -> int:
                   subject="cmpp_account", actor=actor)
 
 
+def take_node(db: Engine, protocol: str) -> int:
+    """A new node number for a CMPP / SMPP server starting now: the id of a new ``access_nodes`` row (never
+    reused; the server folds it, modulo 4096, into its Msg_Ids: sending/_access.py)."""
+    with db.begin() as conn:
+        return int(conn.execute(
+            insert(access_nodes)
+            .values(protocol=protocol[:8], host=socket.gethostname()[:255], pid=os.getpid(),
+                    started_at=datetime.now(UTC))
+            .returning(access_nodes.c.id)
+        ).scalar_one())
+
+
 class BatchSubmitHandler:
     """A SUBMIT -> a content + numbers batch, as the HTTP API makes one; the decision maps to the result."""
 
@@ -168,6 +191,10 @@ class BatchSubmitHandler:
 
     async def on_submit(self, submit: CustomerSubmit) -> str:
         return await asyncio.to_thread(self.submit, submit)
+
+    async def take_node(self, server: str) -> int:
+        """The node number of a server starting now (:func:`take_node`)."""
+        return await asyncio.to_thread(take_node, self.ctx.db, server.lower())
 
     async def on_refused(self, submit: CustomerSubmit, stat: str = "REJECTD") -> None:
         """A long message refused after its parts were answered 0: each part's report is owed, kept in SQL."""
@@ -318,6 +345,9 @@ class GroupedSubmitHandler:
 
     async def on_refused(self, submit: CustomerSubmit, stat: str = "REJECTD") -> None:
         await self.single.on_refused(submit, stat)
+
+    async def take_node(self, server: str) -> int:
+        return await self.single.take_node(server)
 
     async def on_query(self, account: CmppAccount, msg_id: int) -> tuple[str, datetime | None] | None:
         return await self.single.on_query(account, msg_id)

@@ -154,3 +154,16 @@ access_reports = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("reported_at", DateTime(timezone=True), nullable=True),
 )
+
+access_nodes = Table(
+    "access_nodes",
+    metadata,
+    # one row per start of a CMPP / SMPP server for customers (accessnodes_0001): its id (mod 4096) is the node
+    # number in the Msg_Ids it hands out, so no two live servers of a deployment hand out the same id
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("protocol", String(8), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
