@@ -218,6 +218,8 @@ class SqlSentJournal:
 class SqlEventSink:
     """``sending.EventSink`` over SQL: plug it into ``sending.EventRelay(store, SqlEventSink(ctx))``."""
 
+    report_phones = False  # a report's row is found by its message id; webhooks show SQL's masked number
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 

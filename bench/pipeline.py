@@ -104,7 +104,8 @@ def one_run(root: Path, database: str, *, n: int, rate: float, loopback: bool, t
         if not loopback:
             peers = [cmpp_peer(journal=journals[0]).start(), smpp_peer(journal=journals[1]).start()]
         env = environment(sa_url, redis_server.url, f"bench-{uuid.uuid4().hex[:6]}", root / "channels.yaml")
-        env.update(channels_env(root, peers, rate), SMSGUARD_SECRETS_DIR=str(root / "secrets"))
+        env.update(channels_env(root, peers, rate), SMSGUARD_SECRETS_DIR=str(root / "secrets"),
+                   SMSGUARD_MAX_BODY=str(max(2 * 2**20, 32 * n)))  # the batch's numbers in one request body
         subprocess.run([sys.executable, "-m", "smsguard", "keys", "init", str(root / "secrets")], env=env,
                        check=True, capture_output=True)
         hosts = Hosts(root, env, keys, tuple(SPLIT) if split else ("a",), roles=SPLIT if split else None)

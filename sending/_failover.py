@@ -16,7 +16,7 @@ _PREFIXES: dict[str, tuple[str, ...]] = {
     "telecom": ("133", "149", "153", "162", "173", "174", "177", "180", "181", "189", "190", "191", "193", "199",
                 "1700", "1701", "1702", "1410"),
 }
-_LOOKUP = sorted(((p, c) for c, ps in _PREFIXES.items() for p in ps), key=lambda pc: -len(pc[0]))
+_BY_PREFIX = {p: c for c, ps in _PREFIXES.items() for p in ps}
 
 
 def carrier_of(phone: str) -> str:
@@ -26,10 +26,7 @@ def carrier_of(phone: str) -> str:
         digits = digits[2:]
     if len(digits) != 11 or not digits.isdigit():
         return "other"
-    for prefix, carrier in _LOOKUP:
-        if digits.startswith(prefix):
-            return carrier
-    return "other"
+    return _BY_PREFIX.get(digits[:4]) or _BY_PREFIX.get(digits[:3]) or "other"  # the 4-digit ranges first
 
 
 class Router:

@@ -66,20 +66,16 @@ class ChannelStore(MessageStore):
     def outstanding_key(self, channel: str) -> str:
         return f"{self.ns}:outstanding:{channel}"
 
-    async def record_submitted(self, result: SubmitResult) -> str:
+    def _tracking(self, result: SubmitResult) -> tuple[str, float, str]:
+        # Written by the record's own script, first: tracked before the submit is recorded (a crash in between is
+        # impossible now, the script is atomic), and a receipt that raced ahead finalises it and removes it again.
         spec = self.specs.get(result.gateway)
-        calls = []
-        if spec is not None and spec.receipts == "last_part" and len(result.gateway_ids) > 1:
-            calls.append(self.pipeliner.command("HSET", self.msg_key(result.message_id), "receipt_last",
-                                                result.gateway_ids[-1]))
-        # tracked before the submit is recorded: a crash in between leaves it to the deadline, never lost. Queued
-        # in this order in the same loop turn, they share one pipeline, which Redis runs in order: the ordering
-        # holds without a round trip of its own for the tracking.
-        calls.append(self.pipeliner.command("ZADD", self.outstanding_key(result.gateway), time.time(),
-                                            result.message_id))
-        *_, state = await asyncio.gather(*calls, super().record_submitted(result))
-        if state != "submitted":  # a receipt had raced ahead: already final
-            await self.pipeliner.command("ZREM", self.outstanding_key(result.gateway), result.message_id)
+        last = (result.gateway_ids[-1] if spec is not None and spec.receipts == "last_part"
+                and len(result.gateway_ids) > 1 else "")
+        return self.outstanding_key(result.gateway), time.time(), last
+
+    async def record_submitted(self, result: SubmitResult) -> str:
+        state = await super().record_submitted(result)
         self.submitted[result.gateway] = self.submitted.get(result.gateway, 0) + 1
         return state
 

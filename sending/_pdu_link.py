@@ -29,10 +29,12 @@ from smsguard.sending._gateway import (
     OutboundMessage,
     PermanentGatewayError,
     Receipt,
+    ResponseDeadlines,
     SubmitInDoubt,
     SubmitResult,
     TransientGatewayError,
     inbound,
+    responses,
 )
 from smsguard.sending._long_sms import Reassembler
 
@@ -68,6 +70,7 @@ class PduLink(Gateway):
         self.part_retries = 5  # a throttled part of a partly accepted long message is re-sent alone
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[Hashable, asyncio.Future[Pdu]] = {}
+        self._deadlines = ResponseDeadlines(lambda: SubmitInDoubt("no submit response in time", where=self.where))
         self._seq = itertools.count(random.randrange(1, 1 << 20))
         self._ref = itertools.count(random.randrange(256))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -273,16 +276,13 @@ class PduLink(Gateway):
             seq = self._next_seq()
             fut: asyncio.Future[Pdu] = loop.create_future()
             self._pending[seq] = fut
+            self._deadlines.add(self._pending, seq, fut, self.response_timeout)  # SubmitInDoubt when unanswered
             futures.append(fut)
             sequences.append(seq)
             self._send(writer, self._encode(seq, pdu))
         if writer.transport.get_write_buffer_size() > 64 * 1024:
             await writer.drain()
-        try:
-            resps = await asyncio.wait_for(asyncio.gather(*futures), self.response_timeout)
-        except TimeoutError:
-            raise SubmitInDoubt("no submit response in time", where=self.where) from None
-        return list(zip(sequences, resps, strict=True))
+        return list(zip(sequences, await responses(futures), strict=True))
 
     async def _submit(self, message: OutboundMessage) -> SubmitResult:
         pdus = self._submit_pdus(message)
@@ -327,6 +327,7 @@ class PduLink(Gateway):
                 await asyncio.wait_for(fut, 2.0)
         if writer is not None:
             self._lost(writer, "closed")
+        self._deadlines.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

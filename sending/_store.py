@@ -47,7 +47,7 @@ from smsguard.sending._gateway import (
     SubmitResult,
 )
 from smsguard.sending._outbox import OUTBOX_GROUP
-from smsguard.sending._pipelining import Pipeliner
+from smsguard.sending._pipelining import BatchScript, Pipeliner
 from smsguard.sending._sealing import PLAIN, PhoneSeal
 
 log = logging.getLogger(__name__)
@@ -80,69 +80,76 @@ local function apply(ns, our, gateway, gw_id, status, carrier)
 end
 """
 
-# KEYS[1] msg key. ARGV: gateway, sealed phone, ttl.
+# One item of a BatchScript (sending/_pipelining.py): msg key, gateway, sealed phone, ttl.
 # -> 'go' | 'redriven' (go, but re-driven after a Redis loss: maybe sent before) | 'done' | 'in_doubt:<gateway>'
 #    | 'hold:<ms left>'
 _BEGIN = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'sending' then return 'in_doubt:' .. (redis.call('HGET', KEYS[1], 'gateway') or '') end
-if state == 'held' then
-  local t = redis.call('TIME')
-  local left = tonumber(redis.call('HGET', KEYS[1], 'hold_until') or '0') - (tonumber(t[1]) * 1000
-    + math.floor(tonumber(t[2]) / 1000))
-  if left > 0 then return 'hold:' .. left end
-elseif state and state ~= 'queued' then return 'done' end
-redis.call('HSET', KEYS[1], 'state', 'sending', 'gateway', ARGV[1], 'phone', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-if redis.call('HEXISTS', KEYS[1], 'redriven') == 1 then return 'redriven' end
-return 'go'
+local function one(key, gateway, phone, ttl)
+  local state = redis.call('HGET', key, 'state')
+  if state == 'sending' then return 'in_doubt:' .. (redis.call('HGET', key, 'gateway') or '') end
+  if state == 'held' then
+    local t = redis.call('TIME')
+    local left = tonumber(redis.call('HGET', key, 'hold_until') or '0') - (tonumber(t[1]) * 1000
+      + math.floor(tonumber(t[2]) / 1000))
+    if left > 0 then return 'hold:' .. left end
+  elseif state and state ~= 'queued' then return 'done' end
+  redis.call('HSET', key, 'state', 'sending', 'gateway', gateway, 'phone', phone)
+  redis.call('HINCRBY', key, 'attempts', 1)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+  if redis.call('HEXISTS', key, 'redriven') == 1 then return 'redriven' end
+  return 'go'
+end
 """
 
-# ARGV: ns, our id, gateway, ttl, sent event ('1' | '0'), gateway ids...
+# One BatchScript item: ns, our id, gateway, ttl, sent event ('1' | '0'), outstanding set ('' = none), its score,
+# receipt_last ('' = none), gateway ids...
 _RECORD = _APPLY + """
-local ns, our, gateway, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local key = ns .. ':msg:' .. our
-local ids = {}
-for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
-redis.call('HSET', key, 'state', 'submitted', 'gateway', gateway, 'parts', #ids, 'gw_ids', table.concat(ids, ','))
-redis.call('EXPIRE', key, ttl)
--- SQL learns that the gateway took it: a Redis that loses this record is re-driven without a second send
--- (unless the worker writes it to SQL itself, sending/_journal.py)
-if ARGV[5] == '1' then
-  redis.call('XADD', ns .. ':events', '*', 'type', 'sent', 'message_id', our, 'gateway', gateway,
-    'gateway_ids', table.concat(ids, ','))
-end
-local result = 'submitted'
-for _, gw_id in ipairs(ids) do
-  redis.call('SET', ns .. ':gwid:' .. gateway .. ':' .. gw_id, our, 'EX', ttl)
-end
-for _, gw_id in ipairs(ids) do
-  local okey = ns .. ':orphan:' .. gateway .. ':' .. gw_id
-  local o = redis.call('HMGET', okey, 'status', 'carrier', 'phone')
-  if o[1] then
-    redis.call('DEL', okey)
-    redis.call('SREM', ns .. ':orphans:' .. gateway .. ':' .. (o[3] or ''), gw_id)
-    result = apply(ns, our, gateway, gw_id, o[1], o[2])
+local function one(ns, our, gateway, ttl, sent, outstanding, score, last, ...)
+  local key = ns .. ':msg:' .. our
+  local ids = {...}
+  -- tracked first (the channel's receipt deadline, sending/_gateway_role.py): a final outcome below removes it
+  if outstanding ~= '' then redis.call('ZADD', outstanding, score, our) end
+  if last ~= '' then redis.call('HSET', key, 'receipt_last', last) end
+  redis.call('HSET', key, 'state', 'submitted', 'gateway', gateway, 'parts', #ids, 'gw_ids', table.concat(ids, ','))
+  redis.call('EXPIRE', key, ttl)
+  -- SQL learns that the gateway took it: a Redis that loses this record is re-driven without a second send
+  -- (unless the worker writes it to SQL itself, sending/_journal.py)
+  if sent == '1' then
+    redis.call('XADD', ns .. ':events', '*', 'type', 'sent', 'message_id', our, 'gateway', gateway,
+      'gateway_ids', table.concat(ids, ','))
   end
+  local result = 'submitted'
+  for _, gw_id in ipairs(ids) do
+    redis.call('SET', ns .. ':gwid:' .. gateway .. ':' .. gw_id, our, 'EX', ttl)
+  end
+  for _, gw_id in ipairs(ids) do
+    local okey = ns .. ':orphan:' .. gateway .. ':' .. gw_id
+    local o = redis.call('HMGET', okey, 'status', 'carrier', 'phone')
+    if o[1] then
+      redis.call('DEL', okey)
+      redis.call('SREM', ns .. ':orphans:' .. gateway .. ':' .. (o[3] or ''), gw_id)
+      result = apply(ns, our, gateway, gw_id, o[1], o[2])
+    end
+  end
+  return result
 end
-return result
 """
 
-# ARGV: ns, gateway, gateway id, status, carrier code, phone tag (a keyed hash), ttl
+# One BatchScript item: ns, gateway, gateway id, status, carrier code, phone tag (a keyed hash), ttl
 _RECEIPT = _APPLY + """
-local ns, gateway, gw_id, status, carrier, phone, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local our = redis.call('GET', ns .. ':gwid:' .. gateway .. ':' .. gw_id)
-if not our then
-  local okey = ns .. ':orphan:' .. gateway .. ':' .. gw_id
-  redis.call('HSET', okey, 'status', status, 'carrier', carrier, 'phone', phone)
-  redis.call('EXPIRE', okey, ttl)
-  local skey = ns .. ':orphans:' .. gateway .. ':' .. phone
-  redis.call('SADD', skey, gw_id)
-  redis.call('EXPIRE', skey, ttl)
-  return 'orphan'
+local function one(ns, gateway, gw_id, status, carrier, phone, ttl)
+  local our = redis.call('GET', ns .. ':gwid:' .. gateway .. ':' .. gw_id)
+  if not our then
+    local okey = ns .. ':orphan:' .. gateway .. ':' .. gw_id
+    redis.call('HSET', okey, 'status', status, 'carrier', carrier, 'phone', phone)
+    redis.call('EXPIRE', okey, ttl)
+    local skey = ns .. ':orphans:' .. gateway .. ':' .. phone
+    redis.call('SADD', skey, gw_id)
+    redis.call('EXPIRE', skey, ttl)
+    return 'orphan'
+  end
+  return apply(ns, our, gateway, gw_id, status, carrier)
 end
-return apply(ns, our, gateway, gw_id, status, carrier)
 """
 
 # An in-doubt message (sent, response lost): adopt an orphan receipt for the same gateway and phone.
@@ -215,9 +222,10 @@ class MessageStore:
         self.outage = outage  # seconds a write the peer depends on is retried while Redis is unreachable
         self.outbox = f"{namespace}:outbox"
         self.events = f"{namespace}:events"
-        self._begin = redis.register_script(_BEGIN)
-        self._record = redis.register_script(_RECORD)
-        self._receipt = redis.register_script(_RECEIPT)
+        # the per-message scripts: every call of one loop turn in one EVALSHA (sending/_pipelining.py)
+        self._begin = BatchScript(redis, _BEGIN)
+        self._record = BatchScript(redis, _RECORD)
+        self._receipt = BatchScript(redis, _RECEIPT)
         self._resolve = redis.register_script(_RESOLVE)
         self._finish = redis.register_script(_FINISH)
         self.pipeliner = Pipeliner(redis)  # concurrent sends share round trips (sending/_pipelining.py)
@@ -280,9 +288,10 @@ class MessageStore:
 
     async def ack(self, entry_ids: list[Any]) -> None:
         """Done with these entries: acknowledged and deleted (the stream keeps only what is left to do)."""
-        if entry_ids:
-            await asyncio.gather(self.pipeliner.command("XACK", self.outbox, OUTBOX_GROUP, *entry_ids),
-                                 self.pipeliner.command("XDEL", self.outbox, *entry_ids))
+        if entry_ids:  # the entries acked in one loop turn go as one XACK and one XDEL
+            n = len(entry_ids)
+            await asyncio.gather(self.pipeliner.merged("XACK", self.outbox, OUTBOX_GROUP, *entry_ids, members=n),
+                                 self.pipeliner.merged("XDEL", self.outbox, *entry_ids, members=n))
 
     async def backlog(self) -> int:
         """Messages queued or claimed but not yet acknowledged."""
@@ -300,13 +309,17 @@ class MessageStore:
 
     async def begin(self, message: OutboundMessage, gateway: str) -> str:
         sealed = self.seal.seal(message.phone)
-        res = await self.pipeliner.script(self._begin, [self.msg_key(message.id)], [gateway, sealed, self.id_ttl])
+        res = await self.pipeliner.batch(self._begin, [self.msg_key(message.id), gateway, sealed, self.id_ttl])
         return res.decode() if isinstance(res, bytes) else res
+
+    def _tracking(self, result: SubmitResult) -> tuple[str, float, str]:
+        """(outstanding set, score, receipt_last) the record also writes; none here (``ChannelStore`` has them)."""
+        return "", 0.0, ""
 
     async def record_submitted(self, result: SubmitResult) -> str:
         args = [self.ns, result.message_id, result.gateway, self.id_ttl, "1" if self.sent_events else "0",
-                *result.gateway_ids]
-        res = await _until_redis_answers(lambda: self.pipeliner.script(self._record, [], args), self.outage)
+                *self._tracking(result), *result.gateway_ids]
+        res = await _until_redis_answers(lambda: self.pipeliner.batch(self._record, args), self.outage)
         return res.decode() if isinstance(res, bytes) else res
 
     async def release(self, message: OutboundMessage) -> None:
@@ -340,7 +353,7 @@ class MessageStore:
             return
         args = [self.ns, receipt.gateway, receipt.gateway_id, receipt.status, receipt.carrier_code,
                 self.seal.tag(receipt.phone), self.id_ttl]
-        await _until_redis_answers(lambda: self.pipeliner.script(self._receipt, [], args), self.outage)
+        await _until_redis_answers(lambda: self.pipeliner.batch(self._receipt, args), self.outage)
 
     async def on_inbound(self, message: InboundMessage) -> None:
         fields = {"type": "inbound", "phone": self.seal.seal(message.phone), "text": message.text,
@@ -353,10 +366,16 @@ def _decode(fields: dict[Any, Any]) -> dict[str, str]:
             for k, v in fields.items()}
 
 
-def event_from_fields(fields: dict[Any, Any], seal: PhoneSeal = PLAIN) -> DeliveryReport | InboundMessage | SentReport:
+def event_from_fields(fields: dict[Any, Any], seal: PhoneSeal = PLAIN, *,
+                      report_phones: bool = True) -> DeliveryReport | InboundMessage | SentReport:
+    """The event of one stream entry; with ``report_phones=False`` a delivery report's phone is left empty
+    instead of opened (a sink that never reads it is spared a decryption per report)."""
     f = _decode(fields)
     if "phone" in f:
-        f["phone"] = seal.open(f["phone"]) if f["phone"] else ""
+        if not report_phones and f["type"] == "report":
+            f["phone"] = ""
+        else:
+            f["phone"] = seal.open(f["phone"]) if f["phone"] else ""
     if f["type"] == "sent":
         return SentReport(f["message_id"], f["gateway"], tuple(x for x in f.get("gateway_ids", "").split(",") if x))
     if f["type"] == "inbound":
@@ -388,8 +407,10 @@ class EventRelay:
         batch = getattr(self.sink, "on_outcomes", None)  # a sink that writes many outcomes at once
         done: list[Any] = []
         outcomes: list[DeliveryReport | SentReport] = []
+        # a sink that says it never reads a report's phone (SQL keeps its own masked copy) is spared opening it
+        phones = getattr(self.sink, "report_phones", True)
         for entry_id, fields in entries:
-            event = event_from_fields(fields, self.store.seal)
+            event = event_from_fields(fields, self.store.seal, report_phones=phones)
             if isinstance(event, InboundMessage):
                 if outcomes:
                     await batch(outcomes)  # type: ignore[misc]

@@ -101,6 +101,7 @@ class GatewayWorker:
         self.stats = {"submitted": 0, "rejected": 0, "retries": 0, "failovers": 0, "in_doubt": 0,
                       "resolved": 0, "resent": 0, "skipped": 0, "restored": 0}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()  # set whenever one of the tasks ends (room for more)
         self._claimed: set[str] = set()
         self._working: dict[str, list[str]] = {}  # message id -> its entries being worked on here, oldest first
 
@@ -113,7 +114,7 @@ class GatewayWorker:
                 channel.breaker.failure(down=True)
                 task = asyncio.create_task(self._keep_starting(channel))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._task_done)
 
     async def _keep_starting(self, channel: Channel, every: float = 0.2) -> None:
         while True:
@@ -139,13 +140,19 @@ class GatewayWorker:
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
         """Work until ``stop`` is set (or, with ``until_idle``, until the outbox is drained)."""
         self._until_idle = until_idle
+        self._freed = asyncio.Event()  # of this loop (a worker may be run again under another one)
         stop = stop or asyncio.Event()
         self._spawn(await self.store.recover(self.consumer))
         last_steal = time.monotonic()
+        # Full, claim again only once a handful of tasks ended: one XREADGROUP per freed slot, each after an
+        # asyncio.wait over every task in flight, was ~8 % of the gateway thread (py-spy, bench/pipeline.py).
+        refill = max(1, min(32, self.max_in_flight // 8))
         while not stop.is_set():
             room = self.max_in_flight - len(self._tasks)
             if room <= 0:
-                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                while self.max_in_flight - len(self._tasks) < refill:
+                    self._freed.clear()
+                    await self._freed.wait()
                 continue
             steal = time.monotonic() - last_steal > self.claim_idle_ms / 2000
             if steal:
@@ -165,8 +172,11 @@ class GatewayWorker:
             if not entries:
                 if until_idle and not self._tasks and await self.store.backlog() == 0:
                     return
-                if self._tasks:
-                    await asyncio.wait(self._tasks, timeout=0.02, return_when=asyncio.FIRST_COMPLETED)
+                if self._tasks:  # until one ends, or 20 ms
+                    self._freed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.02):
+                            await self._freed.wait()
 
     def _spawn(self, entries: list[Any]) -> None:
         for entry_id, fields in entries:
@@ -189,7 +199,11 @@ class GatewayWorker:
                 continue
             task = asyncio.create_task(self._handle(key, message))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._freed.set()
 
     async def _handle(self, entry_id: str, message: OutboundMessage) -> None:
         self._working.setdefault(message.id, []).append(entry_id)

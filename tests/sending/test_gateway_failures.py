@@ -331,3 +331,31 @@ def test_a_throttled_part_of_a_long_message_is_resent_alone() -> None:
             await gw.close()
 
     run(go())
+
+
+
+def test_a_response_never_answered_is_in_doubt_after_its_timeout_and_forgotten() -> None:
+    """The adapters' response timeouts (one deadline heap per connection, no timer per PDU): an unanswered
+    request fails with the adapter's error once its own timeout passes and leaves ``pending`` (a late answer
+    matches nothing); an answered one is left alone; a shorter timeout added later still fires first."""
+    from smsguard.sending import SubmitInDoubt
+    from smsguard.sending._gateway import ResponseDeadlines, responses
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = ResponseDeadlines(lambda: SubmitInDoubt("no submit response in time"))
+        pending: dict[int, asyncio.Future[str]] = {n: loop.create_future() for n in (1, 2, 3, 4)}
+        deadlines.add(pending, 1, pending[1], 0.1)
+        deadlines.add(pending, 2, pending[2], 60.0)
+        deadlines.add(pending, 3, pending[3], 0.2)  # answered before its deadline
+        pending.pop(3).set_result("ok")
+        with pytest.raises(SubmitInDoubt):
+            await responses([pending[1], pending[2]])  # the first error, as gather gives it
+        assert 1 not in pending and 2 in pending
+        deadlines.add(pending, 4, pending[4], 0.05)  # shorter than the 60 s the sweeper sleeps on
+        with pytest.raises(SubmitInDoubt):
+            await pending[4]
+        assert set(pending) == {2}
+        deadlines.close()
+
+    run(scenario(), timeout=30)

@@ -5,6 +5,8 @@ never flushed)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -133,3 +135,31 @@ def test_gateway_side_survives_a_lost_group(outbox: Outbox, redis_url: str, name
     epoch = outbox.open_epoch()
     outbox.hand_over([Handover("after", "+8613800000013", "h13", 0)], TEXTS, epoch=epoch)
     assert [m.id for m in _claim_all(redis_url, namespace, ack=True)] == ["after"]
+
+
+def test_calls_of_one_batched_script_share_an_evalsha_and_keep_their_own_errors(redis_url: str,
+                                                                                  namespace: str) -> None:
+    """The store's per-message scripts run as one EVALSHA per loop turn (sending/_pipelining.py): every caller gets
+    its own result, an item that fails (here a WRONGTYPE) its own error, and the others are applied all the same."""
+    from redis.exceptions import ResponseError
+
+    from smsguard.sending._pipelining import BatchScript, Pipeliner
+
+    async def scenario() -> None:
+        r = aioredis.Redis.from_url(redis_url)
+        try:
+            await r.set(f"{namespace}:not-a-hash", "x")
+            script = BatchScript(r, "local function one(key, value)\n"
+                                    "  redis.call('HSET', key, 'v', value)\n  return 'set:' .. value\nend\n")
+            pipeliner = Pipeliner(r)
+            keys = [f"{namespace}:h{i}" for i in range(5)] + [f"{namespace}:not-a-hash"]
+            results = await asyncio.gather(*(pipeliner.batch(script, [k, str(i)]) for i, k in enumerate(keys)),
+                                           return_exceptions=True)
+            assert results[:5] == [f"set:{i}".encode() for i in range(5)]
+            assert isinstance(results[5], ResponseError) and "WRONGTYPE" in str(results[5])
+            assert [await r.hget(k, "v") for k in keys[:5]] == [str(i).encode() for i in range(5)]
+            assert pipeliner.round_trips == 1  # six callers, one EVALSHA (first NOSCRIPT, then loaded and re-run)
+        finally:
+            await r.aclose()
+
+    run(scenario())

@@ -136,3 +136,33 @@ def test_a_text_over_255_parts_is_a_permanent_refusal() -> None:
         assert isinstance(e, PermanentGatewayError) and not e.transient and e.code == "gateway.message_too_long"
     else:
         raise AssertionError("not refused")
+
+
+def test_smpp_submit_sm_is_byte_for_byte_what_smpplib_generates() -> None:
+    """The gateway encodes submit_sm itself (speed); smpplib, which the SMPP peers are tested against, is the
+    reference: for short, long (UDH parts), international and sender-less messages the bytes are the same."""
+    import smpplib.consts as c
+    import smpplib.gsm
+    import smpplib.smpp
+
+    from smsguard.sending._smpp import _Client, _SequenceGenerator, submit_sm_bytes
+
+    client = _Client("127.0.0.1", 1, sequence_generator=_SequenceGenerator(), allow_unknown_opt_params=True)
+    cases = [("【示例】您的订单已发货。", "+8613800138000", "106900"), ("hello", "13800138000", ""),
+             ("长" * 150, "13900000001", "10690001234567890123")]
+    for text, phone, sender in cases:
+        parts, coding, esm_class = smpplib.gsm.make_parts(text, encoding=c.SMPP_ENCODING_ISO10646)
+        for part in parts:
+            ton = c.SMPP_TON_INTL if phone.startswith("+") else c.SMPP_TON_UNK
+            pdu = smpplib.smpp.make_pdu(
+                "submit_sm", client=client, source_addr_ton=c.SMPP_TON_UNK, source_addr_npi=c.SMPP_NPI_UNK,
+                source_addr=sender, dest_addr_ton=ton, dest_addr_npi=c.SMPP_NPI_ISDN,
+                destination_addr=phone.lstrip("+"), short_message=part, data_coding=coding, esm_class=esm_class,
+                registered_delivery=c.SMPP_SMSC_DELIVERY_RECEIPT_BOTH,
+            )
+            ours = submit_sm_bytes(pdu.sequence, source_addr=sender, dest_addr_ton=ton,
+                                   destination_addr=phone.lstrip("+"), esm_class=esm_class, data_coding=coding,
+                                   short_message=part, registered_delivery=c.SMPP_SMSC_DELIVERY_RECEIPT_BOTH)
+            assert ours == pdu.generate()
+    assert submit_sm_bytes(1, source_addr="1" * 21, dest_addr_ton=0, destination_addr="1", esm_class=0,
+                           data_coding=8, short_message=b"x", registered_delivery=1) is None  # smpplib's to refuse
