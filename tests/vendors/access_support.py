@@ -5,6 +5,7 @@ CMPP 3.0 DELIVER layout)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import queue
@@ -158,3 +159,28 @@ def read_mo(client: Cmppy) -> tuple[str, str]:
         if registered == 0:
             content = body[77 : 77 + length]
             return src.rstrip(b"\0").decode(), content.decode("utf-16-be" if fmt == 8 else "latin-1")
+
+
+class Running:
+    """An access server (CmppServer / SmppServer) on its own event-loop thread, for the synchronous clients."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self.port = self.loop.run_until_complete(server.start())
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, fn, *args) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def sessions(self, sp_id: str) -> int:
+        return asyncio.run_coroutine_threadsafe(self._count(sp_id), self.loop).result(10)
+
+    async def _count(self, sp_id: str) -> int:
+        return len(self.server.sessions.get(sp_id, []))
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -8,38 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from access_support import ACTIVE_TEST, NpmCustomer, bind_cmpp, read_pdu, submit
+from access_support import ACTIVE_TEST, NpmCustomer, Running, bind_cmpp, read_pdu, submit
 from sqlalchemy import text
 
 CLEAN = "【示例商城】您的快递已到，请及时取件。"
-
-
-class Running:
-    """A server on its own event-loop thread."""
-
-    def __init__(self, server) -> None:
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self.port = self.loop.run_until_complete(server.start())
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def sessions(self, sp_id: str) -> int:
-        return asyncio.run_coroutine_threadsafe(self._count(sp_id), self.loop).result(10)
-
-    async def _count(self, sp_id: str) -> int:
-        return len(self.server.sessions.get(sp_id, []))
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,26 +16,8 @@ import smpplib.client
 import smpplib.consts as c
 import smpplib.exceptions
 import smpplib.gsm
+from access_support import Running
 from sqlalchemy import text
-
-
-class Live:
-    """An SmppServer on its own event-loop thread."""
-
-    def __init__(self, server) -> None:
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self.port = self.loop.run_until_complete(server.start())
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def call(self, fn, *args) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture
@@ -52,12 +33,12 @@ def account(access_ctx):
 
 
 @pytest.fixture
-def live(access_ctx, account) -> Iterator[Live]:
+def live(access_ctx, account) -> Iterator[Running]:
     from smsguard.sending import SmppServer
     from smsguard.vendors import GroupedSubmitHandler
 
     server = SmppServer([account[0]], GroupedSubmitHandler(access_ctx), port=0)
-    running = Live(server)
+    running = Running(server)
     yield running
     running.close()
 
@@ -118,7 +99,7 @@ class Customer:
             self.client.disconnect()
 
 
-def test_bind_checks_system_id_password_and_the_connection_limit(live: Live, account) -> None:
+def test_bind_checks_system_id_password_and_the_connection_limit(live: Running, account) -> None:
     acct = account[0]
     assert len(acct.secret) == 8  # §4.1: password is at most 8 octets (a 9-octet C-Octet String)
     assert Customer(live.port).bind(acct.sp_id, acct.secret[:-1] + "x") == c.SMPP_ESME_RINVPASWD
@@ -136,7 +117,7 @@ def test_bind_checks_system_id_password_and_the_connection_limit(live: Live, acc
         h.close()
 
 
-def test_submits_are_screened_and_answered_with_the_documented_statuses(access_ctx, live: Live, account) -> None:
+def test_submits_are_screened_and_answered_with_the_documented_statuses(access_ctx, live: Running, account) -> None:
     from smsguard import batches
     from smsguard.sending import _smpp_server as s
 
@@ -172,7 +153,7 @@ def test_throughput_over_the_account_rate_is_throttled(access_ctx, account) -> N
     from smsguard.vendors import GroupedSubmitHandler
 
     acct = dataclasses.replace(account[0], rate=1.0)  # one submit a second, a burst of one
-    live = Live(SmppServer([acct], GroupedSubmitHandler(access_ctx), port=0))
+    live = Running(SmppServer([acct], GroupedSubmitHandler(access_ctx), port=0))
     try:
         customer = Customer(live.port)
         assert customer.bind(acct.sp_id, acct.secret) == 0
@@ -184,7 +165,7 @@ def test_throughput_over_the_account_rate_is_throttled(access_ctx, account) -> N
         live.close()
 
 
-def test_long_message_is_screened_whole_and_each_part_reported(access_ctx, live: Live, account) -> None:
+def test_long_message_is_screened_whole_and_each_part_reported(access_ctx, live: Running, account) -> None:
     acct, tenant_id = account
     customer = Customer(live.port)
     assert customer.bind(acct.sp_id, acct.secret) == 0
@@ -212,7 +193,7 @@ def test_long_message_is_screened_whole_and_each_part_reported(access_ctx, live:
     customer.close()
 
 
-def test_receipts_and_mo_wait_for_a_receiving_bind(live: Live, account) -> None:
+def test_receipts_and_mo_wait_for_a_receiving_bind(live: Running, account) -> None:
     acct = account[0]
     live.call(live.server.report, acct.sp_id, 4242, "13800000021", "DELIVRD", "10690001")
     live.call(live.server.mo, acct.sp_id, "13800000021", "10690001", "TD 谢谢")
@@ -250,7 +231,7 @@ def test_the_window_stops_reading_while_it_is_full() -> None:
 
     handler = Holding()
     acct = CmppAccount("win001", "pw123456", "t", max_connections=1, window=4, rate=1000)
-    live = Live(SmppServer([acct], handler, port=0))
+    live = Running(SmppServer([acct], handler, port=0))
     try:
         customer = Customer(live.port)
         assert customer.bind(acct.sp_id, acct.secret) == 0
